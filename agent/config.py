@@ -1,0 +1,107 @@
+"""The station's TOML configuration, validated; an unknown key or a bad value names the key."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationError, model_validator
+
+from agent.errors import ConfigError
+from agent.profiles import format_validation_error
+from agent.profiles.base import StrictModel
+
+StationId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+TopicLevel = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+Port = Annotated[int, Field(ge=1, le=65_535)]
+
+
+class BrokerAddress(StrictModel):
+    host: str
+    port: Port = 1883
+
+
+class TlsConfig(StrictModel):
+    ca_file: Path
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    # Hostname verification can be turned off only for brokers addressed by IP in a lab.
+    check_hostname: bool = True
+
+
+class MqttConfig(StrictModel):
+    host: str = "127.0.0.1"
+    port: Port = 1883
+    # Further brokers (a cluster behind several addresses), tried in turn after host:port.
+    fallback: tuple[BrokerAddress, ...] = ()
+    topic_prefix: TopicLevel = "mf"
+    username: str | None = None
+    password: str | None = None
+    tls: TlsConfig | None = None
+    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 15
+    # Persistent session: the broker keeps our subscriptions and queued jobs this long.
+    session_expiry_s: Annotated[int, Field(ge=0, le=365 * 86_400)] = 7 * 86_400
+    # Largest job or command payload accepted; larger ones are rejected unread.
+    max_payload_bytes: Annotated[int, Field(ge=1024, le=256 * 1024 * 1024)] = 16 * 1024 * 1024
+    reconnect_min_s: Annotated[float, Field(gt=0, le=60)] = 0.2
+    reconnect_max_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+
+    @property
+    def brokers(self) -> tuple[BrokerAddress, ...]:
+        return (BrokerAddress(host=self.host, port=self.port), *self.fallback)
+
+
+class SerialConfig(StrictModel):
+    port: str = "/dev/ttyUSB0"
+    # None: take the profile's baud rate.
+    baud: Annotated[int, Field(ge=300, le=4_000_000)] | None = None
+    # How often to look for the device again after it went away.
+    reopen_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+
+
+class StorageConfig(StrictModel):
+    dir: Path = Path("/var/lib/station-agent")
+    # Cap on the outbox; when full telemetry goes first, lifecycle events never.
+    outbox_max_bytes: Annotated[int, Field(ge=64 * 1024, le=16 * 1024**3)] = 64 * 1024 * 1024
+
+
+class LimitsConfig(StrictModel):
+    # Jobs waiting to run; past this a new job is rejected with queue_full.
+    max_queued_jobs: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    # Program lines in one job.
+    max_program_lines: Annotated[int, Field(ge=1, le=50_000_000)] = 2_000_000
+
+
+class AgentConfig(StrictModel):
+    station_id: StationId
+    profile: str = "grbl-1.1"
+    mqtt: MqttConfig = MqttConfig()
+    serial: SerialConfig = SerialConfig()
+    storage: StorageConfig = StorageConfig()
+    limits: LimitsConfig = LimitsConfig()
+
+    @model_validator(mode="after")
+    def _check_backoff(self) -> AgentConfig:
+        if self.mqtt.reconnect_min_s > self.mqtt.reconnect_max_s:
+            raise ValueError("mqtt.reconnect_min_s must not exceed mqtt.reconnect_max_s")
+        return self
+
+
+def parse_config(data: dict[str, object], *, source: str = "<config>") -> AgentConfig:
+    try:
+        return AgentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {format_validation_error(exc)}") from None
+
+
+def load_config(path: Path) -> AgentConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, source=str(path))

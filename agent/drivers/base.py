@@ -1,0 +1,125 @@
+"""The interface every machine driver offers to the job runner."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.transport.link import ByteLink
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """What the machine said about itself during the handshake."""
+
+    firmware: str
+    version: str = ""
+    capabilities: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    """One reading of the machine's own state, published on the telemetry topic."""
+
+    state: str
+    position_mm: tuple[float, ...] | None = None
+    feed_mm_min: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"state": self.state}
+        if self.position_mm is not None:
+            out["position_mm"] = list(self.position_mm)
+        if self.feed_mm_min is not None:
+            out["feed_mm_min"] = self.feed_mm_min
+        out.update(self.extra)
+        return out
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    """A job's program ran to the end and the machine has finished moving."""
+
+    lines_done: int
+    # Lines answered with an error that the profile chose to continue past.
+    warnings: tuple[dict[str, Any], ...] = ()
+
+
+class DriverListener(abc.ABC):
+    """What a driver tells the agent outside of a running stream."""
+
+    @abc.abstractmethod
+    def on_telemetry(self, telemetry: Telemetry) -> None: ...
+
+    @abc.abstractmethod
+    def on_device_state(self, state: str, detail: dict[str, Any]) -> None:
+        """The machine's coarse state changed (for example idle, run, hold, alarm)."""
+
+    @abc.abstractmethod
+    def on_warning(self, message: str, detail: dict[str, Any]) -> None: ...
+
+
+ProgressCallback = Callable[[int], None]
+
+
+class MachineDriver(abc.ABC):
+    """One machine behind one byte link.
+
+    Lifecycle: ``await open()`` performs the handshake; ``run()`` is the driver's own task
+    (reading the link, polling status) and returns or raises ``DeviceLost`` when the link dies;
+    ``stream()`` runs one job's lines while ``run()`` is active. ``pause``/``resume``/``cancel``/
+    ``estop`` may be called while ``stream()`` runs; ``cancel`` and ``estop`` make it raise
+    :class:`~agent.errors.JobStopped`.
+    """
+
+    family: str
+
+    def __init__(self, link: ByteLink, listener: DriverListener) -> None:
+        self.link = link
+        self.listener = listener
+
+    @abc.abstractmethod
+    async def open(self) -> DeviceInfo: ...
+
+    @abc.abstractmethod
+    async def run(self) -> None: ...
+
+    @abc.abstractmethod
+    async def stream(
+        self, lines: Sequence[str], on_progress: ProgressCallback, *, start_index: int = 0
+    ) -> StreamResult:
+        """Send ``lines``; ``on_progress(n)`` is called as the machine acknowledges them.
+
+        Returns when the machine has executed every line. Raises ``DeviceError`` (with the
+        1-based ``line``) on a firmware error, ``JobStopped`` on cancel or e-stop.
+        """
+
+    @property
+    @abc.abstractmethod
+    def lines_acknowledged(self) -> int:
+        """Program lines of the current (or last) stream the machine has acknowledged."""
+
+    @abc.abstractmethod
+    async def pause(self) -> None: ...
+
+    @abc.abstractmethod
+    async def resume(self) -> None: ...
+
+    @abc.abstractmethod
+    async def cancel(self) -> None:
+        """Stop the running job safely and leave the machine ready for the next one."""
+
+    @abc.abstractmethod
+    async def estop(self) -> None:
+        """The firmware's hardest stop, sent ahead of anything queued."""
+
+    @abc.abstractmethod
+    async def reset(self) -> None:
+        """Operator-requested reset after an e-stop; never unlocks an alarm by itself."""
+
+    @property
+    @abc.abstractmethod
+    def ready_for_job(self) -> tuple[bool, str]:
+        """Whether a job may start now, and if not, why (a short code)."""

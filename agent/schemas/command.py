@@ -1,0 +1,28 @@
+"""Commands a planner or operator publishes on ``<prefix>/<station>/cmd``."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from agent.schemas.base import WireModel
+from agent.schemas.job import JobId
+
+
+class CommandName(StrEnum):
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
+    ESTOP = "estop"
+    RESET = "reset"
+
+
+class Command(WireModel):
+    v: Literal[1] = 1
+    cmd: CommandName
+    # The job the command is meant for; when given, it must match (cancel may name a queued job).
+    job_id: JobId | None = None
+    # Echoed in the event that answers the command, so a caller can match the reply.
+    request_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None

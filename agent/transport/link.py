@@ -1,0 +1,33 @@
+"""The one interface every byte transport offers to the drivers above it."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class ByteLink(Protocol):
+    """A full-duplex byte stream to one machine.
+
+    ``write`` never blocks: bytes are queued and leave as fast as the port takes them.
+    ``urgent`` bytes (realtime commands, emergency stops) jump ahead of everything still queued
+    in the agent, so they reach the wire before any program line written earlier.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    async def read(self) -> bytes:
+        """Wait for at least one byte. Raises DeviceLost when the device goes away."""
+        ...
+
+    def write(self, data: bytes, *, urgent: bool = False) -> None: ...
+
+    async def drain(self) -> None:
+        """Wait until everything written has been handed to the operating system."""
+        ...
+
+    def set_flow_paused(self, paused: bool) -> None:
+        """Hold back queued bytes (XON/XOFF from the device); urgent bytes still leave."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,175 @@
+"""A pyserial port driven by the asyncio event loop (non-blocking, reader/writer callbacks)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+from collections import deque
+
+import serial
+
+from agent.errors import DeviceLost
+
+log = logging.getLogger(__name__)
+
+_READ_CHUNK = 4096
+
+
+class SerialLink:
+    """A :class:`~agent.transport.link.ByteLink` over a real serial port or pseudo-terminal."""
+
+    def __init__(self, port: serial.Serial, name: str) -> None:
+        self._port = port
+        self._name = name
+        self._fd: int = port.fileno()
+        self._loop = asyncio.get_running_loop()
+        self._rx: deque[bytes] = deque()
+        self._rx_ready = asyncio.Event()
+        self._tx = bytearray()
+        self._tx_urgent = bytearray()
+        self._writing = False
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._flow_paused = False
+        self._error: DeviceLost | None = None
+        self._closed = False
+        self._loop.add_reader(self._fd, self._on_readable)
+
+    @classmethod
+    async def open(
+        cls, path: str, baud: int, *, rtscts: bool = False, xonxoff: bool = False
+    ) -> SerialLink:
+        try:
+            port = serial.Serial(
+                path,
+                baudrate=baud,
+                timeout=0,
+                write_timeout=0,
+                rtscts=rtscts,
+                xonxoff=xonxoff,
+                exclusive=True,
+            )
+        except (serial.SerialException, OSError) as exc:
+            raise DeviceLost(f"cannot open serial port {path}: {exc}") from None
+        return cls(port, path)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _on_readable(self) -> None:
+        try:
+            data = os.read(self._fd, _READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._fail(f"read from {self._name} failed: {exc.strerror or exc}")
+            return
+        if not data:
+            self._fail(f"{self._name} closed (end of file)")
+            return
+        self._rx.append(data)
+        self._rx_ready.set()
+
+    async def read(self) -> bytes:
+        while not self._rx:
+            if self._error is not None:
+                raise self._error
+            self._rx_ready.clear()
+            await self._rx_ready.wait()
+        if len(self._rx) == 1:
+            return self._rx.popleft()
+        data = b"".join(self._rx)
+        self._rx.clear()
+        return data
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def write(self, data: bytes, *, urgent: bool = False) -> None:
+        if self._error is not None:
+            raise self._error
+        if urgent:
+            self._tx_urgent += data
+        else:
+            self._tx += data
+        self._flush()
+
+    def set_flow_paused(self, paused: bool) -> None:
+        self._flow_paused = paused
+        if not paused:
+            self._flush()
+
+    def _pending(self) -> bytearray | None:
+        if self._tx_urgent:
+            return self._tx_urgent
+        if self._tx and not self._flow_paused:
+            return self._tx
+        return None
+
+    def _flush(self) -> None:
+        while (buf := self._pending()) is not None:
+            try:
+                n = os.write(self._fd, buf)
+            except BlockingIOError:
+                n = 0
+            except OSError as exc:
+                if exc.errno == errno.EAGAIN:
+                    n = 0
+                else:
+                    self._fail(f"write to {self._name} failed: {exc.strerror or exc}")
+                    return
+            if n == 0:
+                break
+            del buf[:n]
+        waiting = self._pending() is not None
+        if waiting and not self._writing:
+            self._loop.add_writer(self._fd, self._flush)
+            self._writing = True
+        elif not waiting and self._writing:
+            self._loop.remove_writer(self._fd)
+            self._writing = False
+        if self._tx or self._tx_urgent:
+            self._drained.clear()
+        else:
+            self._drained.set()
+
+    async def drain(self) -> None:
+        while not self._drained.is_set():
+            if self._error is not None:
+                raise self._error
+            await self._drained.wait()
+        if self._error is not None:
+            raise self._error
+
+    # -- lifetime --------------------------------------------------------------------------
+
+    def _fail(self, message: str) -> None:
+        if self._error is None:
+            log.warning("serial link lost: %s", message)
+            self._error = DeviceLost(message)
+        self._detach()
+        self._rx_ready.set()
+        self._drained.set()
+
+    def _detach(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._loop.remove_reader(self._fd)
+        if self._writing:
+            self._loop.remove_writer(self._fd)
+            self._writing = False
+        with contextlib.suppress(Exception):
+            self._port.close()
+
+    async def close(self) -> None:
+        if self._error is None:
+            self._error = DeviceLost(f"{self._name} closed by the agent")
+        self._detach()
+        self._rx_ready.set()
+        self._drained.set()
