@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from agent.profiles.strict import StrictModel
+from agent.profiles.toolpath import ToolpathSettings
 
-class StrictModel(BaseModel):
-    """A model that rejects unknown keys and never coerces silently between types."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+__all__ = ["BedSettings", "BlockedInstructions", "ProfileBase", "StrictModel"]
 
 
 PositiveMm = Annotated[float, Field(gt=0, le=100_000)]
@@ -43,3 +42,5 @@ class ProfileBase(StrictModel):
     blocked: BlockedInstructions = BlockedInstructions()
     # How long to wait for the firmware's hello after opening the port.
     hello_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
+    # How this machine turns toolpaths jobs into its own program; None: it takes none.
+    toolpath: ToolpathSettings | None = None

@@ -1,0 +1,37 @@
+"""Turn an accepted job into the program its station's machine runs (dispatch by family)."""
+
+from __future__ import annotations
+
+from agent.dialects.program import Program
+from agent.errors import ProgramError
+from agent.profiles import Profile
+from agent.schemas.job import JobKind, JobRequest
+
+
+def prepare_program(job: JobRequest, profile: Profile) -> Program:
+    """Validate and translate ``job`` for ``profile``'s machine; raises ProgramError."""
+    if job.kind is JobKind.TOOLPATHS:
+        return _compile_toolpaths(job, profile)
+    if profile.family == "grbl":
+        if job.kind is not JobKind.GCODE:
+            raise _kind_error(job, profile)
+        from agent.dialects.grbl import prepare_grbl_program
+
+        assert job.program is not None
+        return prepare_grbl_program(job.program, profile)
+    raise _kind_error(job, profile)
+
+
+def _kind_error(job: JobRequest, profile: Profile) -> ProgramError:
+    return ProgramError(
+        f"a {job.kind.value} job cannot run on a {profile.family} machine ({profile.name})",
+        code="unsupported_kind",
+    )
+
+
+def _compile_toolpaths(job: JobRequest, profile: Profile) -> Program:
+    if profile.toolpath is None:
+        raise ProgramError(
+            f"profile {profile.name} does not take toolpaths jobs", code="unsupported_kind"
+        )
+    raise ProgramError("toolpaths compilation is not available yet", code="unsupported_kind")
