@@ -16,12 +16,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--run-slow"):
-        return
     skip = pytest.mark.skip(reason="slow: run with --run-slow")
     for item in items:
-        if "slow" in item.keywords:
+        if "slow" in item.keywords and not config.getoption("--run-slow"):
             item.add_marker(skip)
+        if item.get_closest_marker("asyncio") is not None:
+            item.fixturenames.insert(0, "_no_leftover_tasks")  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
         yield b
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 async def _no_leftover_tasks() -> AsyncIterator[None]:
     """Fail any async test that leaves tasks running (aioesphomeapi does the same)."""
     before = asyncio.all_tasks()
