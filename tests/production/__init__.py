@@ -1,0 +1,1 @@
+"""Production pieces: systemd, installer, broker TLS and ACL, signed jobs, doctor."""
