@@ -14,8 +14,9 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from agent.errors import ConfigError
 from agent.profiles.grbl import GrblProfile
+from agent.profiles.hpgl import HpglProfile
 
-Profile = Annotated[GrblProfile, Field(discriminator="family")]
+Profile = Annotated[GrblProfile | HpglProfile, Field(discriminator="family")]
 
 _ADAPTER: TypeAdapter[Profile] = TypeAdapter(Profile)
 
