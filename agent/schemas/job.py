@@ -29,6 +29,13 @@ class JobRequest(WireModel):
     toolpaths: Toolpaths | None = None
     copies: Annotated[int, Field(ge=1, le=1000)] = 1
     spacing_mm: Annotated[float, Field(ge=0, le=10_000, allow_inf_nan=False)] = 10.0
+    # Toolpaths jobs: where the job's (0, 0) lands on the bed, after turning the job
+    # counter-clockwise about its (0, 0) by rotation_deg.
+    origin_mm: tuple[
+        Annotated[float, Field(ge=-100_000, le=100_000, allow_inf_nan=False)],
+        Annotated[float, Field(ge=-100_000, le=100_000, allow_inf_nan=False)],
+    ] = (0.0, 0.0)
+    rotation_deg: Annotated[float, Field(ge=-360, le=360, allow_inf_nan=False)] = 0.0
     # Hold the job until the operator presses the station's start button.
     require_operator_start: bool = False
     operator_timeout_s: Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)] | None = None
