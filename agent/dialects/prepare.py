@@ -30,8 +30,6 @@ def _kind_error(job: JobRequest, profile: Profile) -> ProgramError:
 
 
 def _compile_toolpaths(job: JobRequest, profile: Profile) -> Program:
-    if profile.toolpath is None:
-        raise ProgramError(
-            f"profile {profile.name} does not take toolpaths jobs", code="unsupported_kind"
-        )
-    raise ProgramError("toolpaths compilation is not available yet", code="unsupported_kind")
+    from agent.toolpaths import compile_toolpaths
+
+    return compile_toolpaths(job, profile)

@@ -51,22 +51,37 @@ def target_for(profile: Profile) -> MachineTarget:
             f"profile {profile.name}: [toolpath.hpgl] belongs in, and only in, HP-GL profiles",
             code=UNSUPPORTED,
         )
+    family_section = getattr(profile, dialect.value, None)
+    # The family's own limit (the HP-GL driver's [hpgl] max_coordinate) also binds the compiler.
+    family_reach = getattr(family_section, "max_coordinate", None)
     return MachineTarget(
         name=profile.name,
         dialect=dialect,
         settings=settings,
-        limits=limits_for(profile.bed.width_mm, profile.bed.height_mm, settings),
+        limits=limits_for(
+            profile.bed.width_mm,
+            profile.bed.height_mm,
+            settings,
+            family_reach if isinstance(family_reach, int) else None,
+        ),
         max_line_chars=_max_line_chars(profile, dialect),
     )
 
 
-def limits_for(width_mm: float, height_mm: float, settings: ToolpathSettings) -> BedLimits:
+def limits_for(
+    width_mm: float,
+    height_mm: float,
+    settings: ToolpathSettings,
+    max_coordinate: int | None = None,
+) -> BedLimits:
     """The bed, cut down to the largest coordinate an HP-GL device takes."""
     unit = 1.0 / settings.units_per_mm
     if settings.hpgl is not None:
-        reach = settings.hpgl.max_coordinate * unit
-        width_mm = min(width_mm, reach)
-        height_mm = min(height_mm, reach)
+        reach_units = settings.hpgl.max_coordinate
+        if max_coordinate is not None:
+            reach_units = min(reach_units, max_coordinate)
+        width_mm = min(width_mm, reach_units * unit)
+        height_mm = min(height_mm, reach_units * unit)
     return BedLimits(width_mm=width_mm, height_mm=height_mm, unit_mm=unit)
 
 
