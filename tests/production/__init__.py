@@ -1,1 +1,0 @@
-"""Production pieces: systemd, installer, broker TLS and ACL, signed jobs, doctor."""
