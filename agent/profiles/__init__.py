@@ -15,8 +15,9 @@ from pydantic import Field, TypeAdapter, ValidationError
 from agent.errors import ConfigError
 from agent.profiles.grbl import GrblProfile
 from agent.profiles.hpgl import HpglProfile
+from agent.profiles.marlin import MarlinProfile
 
-Profile = Annotated[GrblProfile | HpglProfile, Field(discriminator="family")]
+Profile = Annotated[GrblProfile | HpglProfile | MarlinProfile, Field(discriminator="family")]
 
 _ADAPTER: TypeAdapter[Profile] = TypeAdapter(Profile)
 
