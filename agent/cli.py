@@ -1,0 +1,149 @@
+"""The `station-agent` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from agent import __version__
+from agent.errors import StationAgentError
+
+EMULATORS = {"grbl": "agent.emulators.grbl", "marlin": "agent.emulators.marlin",
+             "hpgl": "agent.emulators.hpgl"}
+
+
+def _optional(module: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="station-agent", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"station-agent {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the agent for one station")
+    run.add_argument("--config", type=Path, required=True)
+
+    emulate = sub.add_parser("emulate", help="run a device emulator on a pseudo-terminal")
+    families = emulate.add_subparsers(dest="family", required=True)
+    for family, module in EMULATORS.items():
+        mod = _optional(module)
+        if mod is not None and hasattr(mod, "add_cli_arguments"):
+            p = families.add_parser(family, help=f"emulate a {family} machine")
+            mod.add_cli_arguments(p)
+
+    submit = sub.add_parser("submit", help="publish a job (JSON, or a G-code / HP-GL file)")
+    submit.add_argument("file", type=Path)
+    submit.add_argument("--station", required=True)
+    submit.add_argument("--host", default="127.0.0.1")
+    submit.add_argument("--port", type=int, default=1883)
+    submit.add_argument("--prefix", default="mf")
+    submit.add_argument("--watch", action="store_true", help="follow the job with a progress bar")
+    submit.add_argument("--timeout", type=float, default=None, help="give up after this many s")
+
+    sub.add_parser("demo", help="broker + emulated cutter + agent + a real job, live")
+
+    preview = sub.add_parser("preview", help="render what the machine will do as SVG")
+    preview.add_argument("job", type=Path)
+    preview.add_argument("--profile", required=True)
+    preview.add_argument("-o", "--output", type=Path, required=True)
+
+    doctor = sub.add_parser("doctor", help="check a station's set-up")
+    doctor.add_argument("--config", type=Path, required=True)
+
+    keys = sub.add_parser("keys", help="signing keys")
+    keys.add_argument("rest", nargs=argparse.REMAINDER)
+    sign = sub.add_parser("sign", help="sign a job file")
+    sign.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+async def _run_until_signal(config_path: Path) -> None:
+    from agent.app import run_agent
+    from agent.config import load_config
+
+    config = load_config(config_path)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await run_agent(config, stop=stop)
+
+
+async def _run_emulator(args: argparse.Namespace) -> None:
+    mod = importlib.import_module(EMULATORS[args.family])
+    task = asyncio.ensure_future(mod.run_cli(args))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return _dispatch(args)
+    except StationAgentError as exc:
+        print(f"station-agent: {exc.code}: {exc.message}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "run":
+        asyncio.run(_run_until_signal(args.config))
+        return 0
+    if args.command == "emulate":
+        asyncio.run(_run_emulator(args))
+        return 0
+    if args.command == "submit":
+        from agent.submit import load_job_file, submit
+
+        job = load_job_file(args.file)
+        return asyncio.run(submit(job, station=args.station, host=args.host, port=args.port,
+                                  prefix=args.prefix, watch=args.watch, timeout_s=args.timeout))
+    if args.command == "demo":
+        from agent.demo import main as demo_main
+
+        return demo_main()
+    if args.command == "preview":
+        from agent.profiles import load_profile
+        from agent.schemas.job import JobRequest
+        from agent.toolpaths.preview import render_preview_svg
+
+        request = JobRequest.model_validate_json(args.job.read_bytes())
+        args.output.write_text(render_preview_svg(request, load_profile(args.profile)))
+        print(f"wrote {args.output}")
+        return 0
+    if args.command == "doctor":
+        from agent.doctor import doctor_main
+
+        return int(doctor_main(["--config", str(args.config)]))
+    if args.command == "keys":
+        from agent.signing import keys_main
+
+        return int(keys_main(args.rest))
+    if args.command == "sign":
+        from agent.signing import sign_main
+
+        return int(sign_main(args.rest))
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Keeps the station's machine connected: opens the port, handshakes, reconnects when it returns."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from agent.drivers.base import DeviceInfo, DriverListener, MachineDriver, Telemetry
+from agent.drivers.factory import create_driver, serial_handshake
+from agent.errors import DeviceError, DeviceLost
+from agent.profiles import Profile
+from agent.transport.link import ByteLink
+from agent.transport.serial_port import SerialLink
+
+log = logging.getLogger(__name__)
+
+LinkOpener = Callable[[], Awaitable[ByteLink]]
+
+
+class DeviceEvents(DriverListener):
+    """What the device manager reports upward (implemented by the station)."""
+
+    def on_device_online(self, info: DeviceInfo) -> None: ...
+
+    def on_device_offline(self, reason: str) -> None: ...
+
+
+class DeviceManager:
+    def __init__(self, profile: Profile, opener: LinkOpener, events: DeviceEvents,
+                 reopen_interval_s: float = 1.0) -> None:
+        self.profile = profile
+        self._opener = opener
+        self.events = events
+        self.reopen_interval_s = reopen_interval_s
+        self.driver: MachineDriver | None = None
+        self.info: DeviceInfo | None = None
+        self.online = asyncio.Event()
+        self.last_error: str | None = None
+
+    @classmethod
+    def for_serial(cls, profile: Profile, port: str, baud: int | None, events: DeviceEvents,
+                   reopen_interval_s: float = 1.0) -> DeviceManager:
+        rtscts, xonxoff = serial_handshake(profile)
+
+        async def opener() -> ByteLink:
+            return await SerialLink.open(port, baud or profile.baud, rtscts=rtscts,
+                                         xonxoff=xonxoff)
+
+        return cls(profile, opener, events, reopen_interval_s)
+
+    async def run(self) -> None:
+        announced_missing = False
+        while True:
+            try:
+                link = await self._opener()
+            except DeviceError as exc:
+                if not announced_missing:
+                    self.last_error = exc.message
+                    self.events.on_device_offline(exc.message)
+                    announced_missing = True
+                await asyncio.sleep(self.reopen_interval_s)
+                continue
+            announced_missing = False
+            try:
+                await self._serve(link)
+            except DeviceError as exc:
+                self.last_error = exc.message
+                log.warning("machine link ended: %s", exc.message)
+            finally:
+                self.driver = None
+                self.online.clear()
+                await link.close()
+            self.events.on_device_offline(self.last_error or "device lost")
+            announced_missing = True
+            await asyncio.sleep(self.reopen_interval_s)
+
+    async def _serve(self, link: ByteLink) -> None:
+        driver = create_driver(self.profile, link, self.events)
+        info = await driver.open()
+        async with asyncio.TaskGroup() as tg:
+            running = tg.create_task(driver.run(), name=f"{driver.family}-driver")
+            identify = getattr(driver, "identify", None)
+            if identify is not None:
+                try:
+                    info = await identify()
+                except DeviceError as exc:
+                    log.warning("could not read build info: %s", exc.message)
+            self.driver = driver
+            self.info = info
+            self.online.set()
+            self.events.on_device_online(info)
+            await running
+        raise DeviceLost("driver stopped")
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"online": self.online.is_set()}
+        if self.info is not None:
+            out["firmware"] = self.info.firmware
+            if self.info.version:
+                out["version"] = self.info.version
+        if self.last_error and not self.online.is_set():
+            out["error"] = self.last_error
+        return out
+
+
+__all__ = ["DeviceEvents", "DeviceManager", "Telemetry"]

@@ -1,0 +1,503 @@
+"""GRBL 1.1 host logic: handshake, character-counting stream, realtime commands, status polling.
+
+Design notes (from grbl's interface documentation and the field reports in REFERENCE.md):
+- Every line in flight is kept in one FIFO with its byte count; each ``ok``/``error:N`` answers
+  the oldest. System commands (``$I``) go through the same FIFO so the count stays exact.
+- A job ends when a ``G4 P0`` fence after the last line is answered: GRBL answers a dwell only
+  once all motion before it has finished.
+- After an ``error:N`` the lines already buffered would still execute, so feeding stops at once
+  and the machine is held and soft-reset before the job is failed.
+- Pause is a feed hold (``!``); resume (``~``) is sent only once the hold is complete
+  (``Hold:0``): GRBL ignores ``~`` while still decelerating.
+- Cancel is feed hold, wait for ``Hold:0``, then soft reset (no alarm, position kept).
+  E-stop is feed hold and soft reset at once. An alarm is never unlocked by the agent itself;
+  only an explicit ``unlock`` command from a person sends ``$X``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.dialects.grbl import alarm_text, error_text
+from agent.drivers.base import (
+    DeviceInfo,
+    DriverListener,
+    MachineDriver,
+    ProgressCallback,
+    StreamResult,
+    Telemetry,
+)
+from agent.errors import DeviceAlarm, DeviceError, DeviceTimeout, JobStopped
+from agent.profiles.grbl import GrblProfile
+from agent.transport.grbl_flow import (
+    AlarmReply,
+    Banner,
+    CharacterCounter,
+    ErrorReply,
+    Feedback,
+    GrblReply,
+    GrblReplyParser,
+    Ok,
+    StatusReport,
+    Unknown,
+)
+from agent.transport.link import ByteLink
+
+log = logging.getLogger(__name__)
+
+FEED_HOLD = b"!"
+CYCLE_START = b"~"
+SOFT_RESET = b"\x18"
+STATUS_QUERY = b"?"
+FENCE = "G4P0"
+
+
+class _Kind(enum.Enum):
+    PROGRAM = "program"
+    FENCE = "fence"
+    COMMAND = "command"
+
+
+@dataclass
+class _InFlight:
+    kind: _Kind
+    index: int
+    done: asyncio.Future[ErrorReply | None] | None = None
+    feedback: list[str] = field(default_factory=list)
+
+
+class _StopReason(enum.Enum):
+    CANCEL = "canceled"
+    ESTOP = "estop"
+
+
+class GrblDriver(MachineDriver):
+    family = "grbl"
+
+    def __init__(self, link: ByteLink, listener: DriverListener, profile: GrblProfile) -> None:
+        super().__init__(link, listener)
+        self.profile = profile
+        self.settings = profile.grbl
+        self._parser = GrblReplyParser()
+        self._counter = CharacterCounter(self.settings.rx_buffer_bytes)
+        self._in_flight: deque[_InFlight] = deque()
+        self._wake = asyncio.Event()
+        self._status: StatusReport | None = None
+        self._status_event = asyncio.Event()
+        self._banner_event = asyncio.Event()
+        self._last_rx = time.monotonic()
+        self._last_telemetry = 0.0
+        self._device_state = "unknown"
+        self._alarm: int | None = None
+        self._estop_latched = False
+        self._streaming = False
+        self._paused = False
+        self._stop: _StopReason | None = None
+        self._failure: DeviceError | None = None
+        self._acked = 0
+        self._expect_reset = False
+        self._warnings: list[dict[str, Any]] = []
+        self._command_lock = asyncio.Lock()
+        self.info = DeviceInfo(firmware="grbl")
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def open(self) -> DeviceInfo:
+        """Wait for the banner (a fresh connection resets an Arduino) or a status report."""
+        deadline = time.monotonic() + self.profile.hello_timeout_s
+        version = ""
+        asked = False
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DeviceTimeout(
+                    f"no GRBL banner or status report on {self.link.name} within "
+                    f"{self.profile.hello_timeout_s:g} s"
+                )
+            data = await self._read_with_timeout(min(remaining, 0.5))
+            hello = False
+            for reply in self._parser.feed(data or b""):
+                if isinstance(reply, Banner):
+                    version, hello = reply.version, True
+                elif isinstance(reply, StatusReport):
+                    self._on_status(reply)
+                    hello = True
+                elif isinstance(reply, AlarmReply):
+                    self._alarm = reply.code
+            if hello:
+                break
+            if not asked:
+                # No banner yet: the board may already be running (no reset on open). Ask.
+                self.link.write(STATUS_QUERY, urgent=True)
+                asked = True
+        self._last_rx = time.monotonic()
+        return DeviceInfo(firmware="grbl", version=version)
+
+    async def identify(self) -> DeviceInfo:
+        """``$I`` build info (needs run() active); the reported buffer size tightens ours."""
+        feedback = await self.command("$I")
+        version, options = self.info.version, ""
+        for line in feedback:
+            if line.startswith("VER:"):
+                version = line[4:].split(":")[0]
+            elif line.startswith("OPT:"):
+                options = line[4:]
+        caps: dict[str, Any] = {"rx_buffer_bytes": self.settings.rx_buffer_bytes}
+        parts = options.split(",")
+        if len(parts) >= 3 and parts[1].isdigit() and parts[2].isdigit():
+            caps["planner_blocks"] = int(parts[1])
+            reported = int(parts[2])
+            if reported < self.settings.rx_buffer_bytes:
+                self._counter = CharacterCounter(reported)
+            caps["rx_buffer_bytes"] = min(reported, self.settings.rx_buffer_bytes)
+            caps["options"] = parts[0]
+        self.info = DeviceInfo(firmware="grbl", version=version, capabilities=caps)
+        return self.info
+
+    async def _read_with_timeout(self, timeout: float) -> bytes | None:
+        try:
+            return await asyncio.wait_for(self.link.read(), timeout)
+        except TimeoutError:
+            return None
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._poll_status(), name="grbl-poll")
+            await self._read_loop()
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                data = await self.link.read()
+                self._last_rx = time.monotonic()
+                for reply in self._parser.feed(data):
+                    self._handle(reply)
+        finally:
+            self._wake.set()
+
+    async def _poll_status(self) -> None:
+        interval = 1.0 / self.settings.poll_hz
+        timeout = self.settings.response_timeout_s
+        while True:
+            await asyncio.sleep(interval)
+            self.link.write(STATUS_QUERY, urgent=True)
+            silent = time.monotonic() - self._last_rx
+            if silent > timeout:
+                err = DeviceTimeout(f"GRBL silent for {silent:.1f} s (status polls unanswered)")
+                self._fail(err)
+                raise err
+
+    # -- replies ---------------------------------------------------------------------------
+
+    def _handle(self, reply: GrblReply) -> None:
+        if isinstance(reply, Ok | ErrorReply):
+            self._on_answer(reply)
+        elif isinstance(reply, StatusReport):
+            self._on_status(reply)
+        elif isinstance(reply, Feedback):
+            text = f"{reply.kind}:{reply.text}" if reply.text else reply.kind
+            if self._in_flight and self._in_flight[0].kind is _Kind.COMMAND:
+                self._in_flight[0].feedback.append(text)
+            elif reply.kind == "MSG":
+                log.info("GRBL says: %s", reply.text)
+        elif isinstance(reply, AlarmReply):
+            self._on_alarm(reply.code)
+        elif isinstance(reply, Banner):
+            self._on_banner(reply)
+        elif isinstance(reply, Unknown):
+            log.debug("ignoring unrecognised GRBL output %r", reply.text[:80])
+        self._wake.set()
+
+    def _on_answer(self, reply: Ok | ErrorReply) -> None:
+        if not self._in_flight:
+            # Nothing in flight: a stray answer. Counting it would let us overrun the buffer.
+            self.listener.on_warning("answer from GRBL with no line in flight", {"reply": str(reply)})
+            return
+        entry = self._in_flight.popleft()
+        self._counter.pop()
+        error = reply if isinstance(reply, ErrorReply) else None
+        if entry.done is not None and not entry.done.done():
+            entry.done.set_result(error)
+        if entry.kind is _Kind.PROGRAM:
+            self._acked = entry.index + 1
+            if error is not None:
+                detail = {
+                    "code": "device_error",
+                    "device_code": f"error:{error.code}",
+                    "meaning": error_text(error.code),
+                    "line_index": entry.index + 1,
+                }
+                if self.settings.on_error == "fail":
+                    self._fail(
+                        DeviceError(
+                            f"GRBL answered error:{error.code} ({error_text(error.code)})",
+                            line=entry.index + 1,
+                            device_code=f"error:{error.code}",
+                        )
+                    )
+                else:
+                    self._warnings.append(detail)
+                    self.listener.on_warning(f"GRBL error:{error.code}", detail)
+
+    def _on_status(self, report: StatusReport) -> None:
+        self._status = report
+        self._status_event.set()
+        state = report.state if report.substate is None else f"{report.state}:{report.substate}"
+        if report.state == "Alarm":
+            if self._alarm is None:
+                self._alarm = 0
+        elif self._alarm is not None and report.state != "Alarm":
+            self._alarm = None
+        if state != self._device_state:
+            self._device_state = state
+            self.listener.on_device_state(state, {"alarm": self._alarm})
+        now = time.monotonic()
+        if now - self._last_telemetry >= 1.0 / self.profile.telemetry_hz:
+            self._last_telemetry = now
+            self.listener.on_telemetry(self._telemetry(report))
+
+    def _telemetry(self, report: StatusReport) -> Telemetry:
+        position = report.wpos
+        if position is None and report.mpos is not None:
+            wco = report.wco or (self._status.wco if self._status and self._status.wco else None)
+            position = (
+                tuple(m - w for m, w in zip(report.mpos, wco, strict=False)) if wco else report.mpos
+            )
+        extra: dict[str, Any] = {}
+        if report.planner_free is not None:
+            extra["buffer"] = {"planner_free": report.planner_free, "rx_free": report.rx_free}
+        if report.spindle is not None:
+            extra["spindle"] = report.spindle
+        if report.overrides is not None:
+            extra["overrides"] = list(report.overrides)
+        if report.substate is not None:
+            extra["substate"] = report.substate
+        return Telemetry(state=report.state, position_mm=position, feed_mm_min=report.feed,
+                         extra=extra)
+
+    def _on_alarm(self, code: int) -> None:
+        self._alarm = code
+        self._drop_in_flight()
+        if self._streaming and self._stop is None:
+            self._fail(DeviceAlarm(f"ALARM:{code} {alarm_text(code)}", device_code=f"ALARM:{code}"))
+        self.listener.on_device_state("Alarm", {"alarm": code, "meaning": alarm_text(code)})
+
+    def _on_banner(self, banner: Banner) -> None:
+        self._drop_in_flight()
+        self._banner_event.set()
+        if self._streaming and self._stop is None and not self._expect_reset:
+            self._fail(DeviceError("GRBL was reset during the job", code="device_reset"))
+
+    def _drop_in_flight(self) -> None:
+        """A reset empties GRBL's buffers: nothing in flight will be answered."""
+        for entry in self._in_flight:
+            if entry.done is not None and not entry.done.done():
+                entry.done.cancel()
+        self._in_flight.clear()
+        self._counter.reset()
+
+    def _fail(self, err: DeviceError) -> None:
+        if self._failure is None and self._streaming:
+            self._failure = err
+        self._wake.set()
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def _send(self, line: str, entry: _InFlight) -> None:
+        data = line.encode("ascii") + b"\n"
+        self._counter.push(len(data))
+        self._in_flight.append(entry)
+        self.link.write(data)
+
+    async def command(self, line: str, timeout: float | None = None) -> list[str]:
+        """Send one system line and wait for its ``ok``; returns the feedback lines."""
+        async with self._command_lock:
+            size = len(line) + 1
+            while not self._counter.fits(size):
+                self._wake.clear()
+                await self._wake.wait()
+            loop = asyncio.get_running_loop()
+            entry = _InFlight(_Kind.COMMAND, -1, loop.create_future())
+            self._send(line, entry)
+            assert entry.done is not None
+            try:
+                error = await asyncio.wait_for(
+                    entry.done, timeout or self.settings.response_timeout_s
+                )
+            except TimeoutError:
+                raise DeviceTimeout(f"GRBL did not answer {line!r}") from None
+            except asyncio.CancelledError:
+                if entry.done.cancelled():
+                    raise DeviceError(f"GRBL was reset before answering {line!r}") from None
+                raise
+            if error is not None:
+                raise DeviceError(
+                    f"GRBL answered {line!r} with error:{error.code} ({error_text(error.code)})",
+                    device_code=f"error:{error.code}",
+                )
+            return entry.feedback
+
+    async def stream(
+        self, lines: Sequence[str], on_progress: ProgressCallback, *, start_index: int = 0
+    ) -> StreamResult:
+        ready, reason = self.ready_for_job
+        if not ready:
+            raise DeviceError(f"machine not ready: {reason}", code=reason)
+        self._streaming = True
+        self._paused = False
+        self._stop = None
+        self._failure = None
+        self._acked = start_index
+        self._warnings = []
+        fence_sent = False
+        fence_done = False
+        index = start_index
+        total = len(lines)
+        reported = start_index
+        try:
+            while not fence_done:
+                if self._stop is not None:
+                    raise JobStopped(f"job {self._stop.value}", code=self._stop.value)
+                if self._failure is not None:
+                    await self._abort_motion()
+                    raise self._failure
+                if not self._paused:
+                    batch = bytearray()
+                    while index < total:
+                        data = lines[index].encode("ascii") + b"\n"
+                        if not self._counter.fits(len(data)):
+                            break
+                        self._counter.push(len(data))
+                        self._in_flight.append(_InFlight(_Kind.PROGRAM, index))
+                        batch += data
+                        index += 1
+                    if index >= total and not fence_sent and self._counter.fits(len(FENCE) + 1):
+                        fence = _InFlight(_Kind.FENCE, total, asyncio.get_running_loop().create_future())
+                        self._counter.push(len(FENCE) + 1)
+                        self._in_flight.append(fence)
+                        batch += FENCE.encode() + b"\n"
+                        fence_sent = True
+                    if batch:
+                        self.link.write(bytes(batch))
+                if self._acked != reported:
+                    reported = self._acked
+                    on_progress(reported)
+                if fence_sent and not any(e.kind is _Kind.FENCE for e in self._in_flight):
+                    fence_done = self._failure is None and self._stop is None
+                    if fence_done:
+                        break
+                self._wake.clear()
+                await self._wake.wait()
+            if self._acked != reported:
+                on_progress(self._acked)
+            return StreamResult(lines_done=self._acked, warnings=tuple(self._warnings))
+        finally:
+            self._streaming = False
+            self._paused = False
+
+    async def _abort_motion(self) -> None:
+        """Hold, then soft-reset: discard what GRBL still buffers without losing position."""
+        self._expect_reset = True
+        try:
+            self.link.write(FEED_HOLD, urgent=True)
+            await self._wait_hold_complete()
+            await self._soft_reset()
+        except DeviceError as exc:
+            log.warning("could not stop GRBL cleanly after a failure: %s", exc)
+        finally:
+            self._expect_reset = False
+
+    async def _wait_hold_complete(self) -> None:
+        deadline = time.monotonic() + self.settings.hold_timeout_s
+        while True:
+            self._status_event.clear()
+            self.link.write(STATUS_QUERY, urgent=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._status_event.wait(), 0.25)
+            st = self._status
+            if st is not None and (st.hold_complete or st.state in ("Idle", "Alarm")):
+                return
+            if time.monotonic() > deadline:
+                raise DeviceTimeout("feed hold did not complete in time")
+
+    async def _soft_reset(self) -> None:
+        self._banner_event.clear()
+        self.link.write(SOFT_RESET, urgent=True)
+        try:
+            await asyncio.wait_for(self._banner_event.wait(), self.settings.response_timeout_s)
+        except TimeoutError:
+            raise DeviceTimeout("GRBL did not come back after a soft reset") from None
+        self._drop_in_flight()
+
+    # -- realtime commands -----------------------------------------------------------------
+
+    @property
+    def lines_acknowledged(self) -> int:
+        return self._acked
+
+    @property
+    def device_state(self) -> str:
+        return self._device_state
+
+    @property
+    def ready_for_job(self) -> tuple[bool, str]:
+        if self._estop_latched:
+            return False, "estop"
+        if self._alarm is not None:
+            return False, "device_alarm"
+        if self._status is not None and self._status.state == "Door":
+            return False, "door_open"
+        return True, ""
+
+    async def pause(self) -> None:
+        self._paused = True
+        self.link.write(FEED_HOLD, urgent=True)
+        self._wake.set()
+
+    async def resume(self) -> None:
+        await self._wait_hold_complete()
+        self.link.write(CYCLE_START, urgent=True)
+        self._paused = False
+        self._wake.set()
+
+    async def cancel(self) -> None:
+        self._stop = _StopReason.CANCEL
+        self._paused = True
+        self._wake.set()
+        self._expect_reset = True
+        try:
+            self.link.write(FEED_HOLD, urgent=True)
+            await self._wait_hold_complete()
+            await self._soft_reset()
+        finally:
+            self._expect_reset = False
+
+    async def estop(self) -> None:
+        # Hold and reset in one write: the reset stops the steppers at once.
+        self.link.write(FEED_HOLD + SOFT_RESET, urgent=True)
+        self._estop_latched = True
+        self._stop = _StopReason.ESTOP
+        self._paused = True
+        self._drop_in_flight()
+        self._wake.set()
+
+    async def reset(self) -> None:
+        self._expect_reset = True
+        try:
+            await self._soft_reset()
+        finally:
+            self._expect_reset = False
+        self._estop_latched = False
+
+    async def unlock(self) -> None:
+        """``$X``: only ever on an explicit request from a person at the station."""
+        await self.command("$X")
+        self._alarm = None

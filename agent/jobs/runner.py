@@ -1,0 +1,301 @@
+"""Runs accepted jobs one at a time, in arrival order, on the station's machine."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from agent.device import DeviceManager
+from agent.dialects.program import Program
+from agent.errors import DeviceError, JobStopped
+from agent.jobs.states import JobState, Trigger
+from agent.jobs.store import JobRecord, JobStore
+from agent.reporter import Reporter
+from agent.schemas.event import EventType
+from agent.schemas.job import JobRequest
+from agent.storage import Database
+
+log = logging.getLogger(__name__)
+
+PROGRESS_MIN_INTERVAL_S = 2.0
+
+
+@dataclass
+class RunningJob:
+    record: JobRecord
+    program: Program
+    request: JobRequest
+    state: JobState
+    started_at: float = 0.0
+    cancel_request_id: str | None = None
+    canceled: bool = False
+
+
+class JobRunner:
+    def __init__(self, db: Database, store: JobStore, reporter: Reporter, device: DeviceManager,
+                 *, may_start: Callable[[], str | None], on_change: Callable[[], None]) -> None:
+        self.db = db
+        self.store = store
+        self.reporter = reporter
+        self.device = device
+        # Returns None when a job may start now, else the reason it may not (estop, door...).
+        self._may_start = may_start
+        self._on_change = on_change
+        self.current: RunningJob | None = None
+        self._queue_changed = asyncio.Event()
+        self._operator_start = asyncio.Event()
+        self._operator_cancel = asyncio.Event()
+
+    # -- start-up --------------------------------------------------------------------------
+
+    def recover(self) -> list[str]:
+        """After a crash or power cut: a job that was running is interrupted, never re-run."""
+        interrupted = []
+        for rec in self.store.active():
+            with self.db.transaction():
+                self.store.transition(rec.job_id, Trigger.INTERRUPT)
+                self.reporter.event(EventType.INTERRUPTED, rec.job_id, {
+                    "lines_total": rec.lines_total,
+                    "last_line_acknowledged": rec.lines_done,
+                    "reason": "the agent stopped while the job was running; it is not re-run "
+                              "automatically",
+                })
+            interrupted.append(rec.job_id)
+        for rec in self.store.queued():
+            if rec.state is JobState.AWAITING_OPERATOR:
+                self.store.transition(rec.job_id, Trigger.INTERRUPT)  # back to queued
+        self.db.sync()
+        return interrupted
+
+    def notify_queue(self) -> None:
+        self._queue_changed.set()
+
+    def operator_start(self) -> None:
+        self._operator_start.set()
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while True:
+            queued = self.store.queued()
+            if not queued:
+                self._queue_changed.clear()
+                await self._queue_changed.wait()
+                continue
+            await self._wait_until_startable()
+            rec = self.store.get(queued[0].job_id)
+            if rec is None or rec.state is not JobState.QUEUED:
+                continue  # canceled while we waited
+            await self._run(rec)
+
+    async def _wait_until_startable(self) -> None:
+        while True:
+            driver = self.device.driver
+            if driver is not None and self._may_start() is None and driver.ready_for_job[0]:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue_changed.wait(), 0.2)
+            self._queue_changed.clear()
+
+    async def _run(self, rec: JobRecord) -> None:
+        request = JobRequest.model_validate_json(rec.request)
+        job = RunningJob(rec, self.store.program(rec.job_id), request, JobState.QUEUED)
+        self.current = job
+        try:
+            if request.require_operator_start and not await self._await_operator(job):
+                return
+            driver = self.device.driver
+            if driver is None:
+                return  # device went away: the job stays queued
+            with self.db.transaction():
+                self.store.transition(rec.job_id, Trigger.START)
+                self.reporter.event(EventType.STARTED, rec.job_id, {
+                    "lines_total": len(job.program), "kind": rec.kind,
+                    **({"meta": request.meta} if request.meta else {}),
+                })
+            # The machine must never run a job we could forget: on disk before the first line.
+            self.db.sync()
+            job.state = JobState.RUNNING
+            job.started_at = time.monotonic()
+            self._on_change()
+            await self._stream(job)
+        finally:
+            self.current = None
+            self._on_change()
+
+    async def _await_operator(self, job: RunningJob) -> bool:
+        with self.db.transaction():
+            self.store.transition(job.record.job_id, Trigger.WAIT_OPERATOR)
+            self.reporter.event(EventType.AWAITING_OPERATOR, job.record.job_id, {
+                "timeout_s": job.request.operator_timeout_s,
+            })
+        job.state = JobState.AWAITING_OPERATOR
+        self._operator_start.clear()
+        self._operator_cancel.clear()
+        self._on_change()
+        deadline = (time.monotonic() + job.request.operator_timeout_s
+                    if job.request.operator_timeout_s else None)
+        while True:
+            if self._operator_cancel.is_set():
+                with self.db.transaction():
+                    self.store.transition(job.record.job_id, Trigger.CANCEL)
+                    self.reporter.event(EventType.CANCELED, job.record.job_id,
+                                        self._request_detail(job))
+                return False
+            if self._operator_start.is_set():
+                self._operator_start.clear()
+                if self._may_start() is None and self.device.driver is not None:
+                    return True
+            if deadline is not None and time.monotonic() > deadline:
+                self._finish_failed(job, "operator_timeout",
+                                    "nobody pressed the start button in time", {})
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._operator_start.wait(), 0.2)
+
+    async def _stream(self, job: RunningJob) -> None:
+        driver = self.device.driver
+        assert driver is not None
+        total = len(job.program)
+        job_id = job.record.job_id
+        last_percent = -1
+        last_time = 0.0
+
+        def on_progress(done: int) -> None:
+            nonlocal last_percent, last_time
+            percent = (done * 100) // total if total else 100
+            now = time.monotonic()
+            if percent == last_percent and now - last_time < PROGRESS_MIN_INTERVAL_S:
+                return
+            if done == total and percent == last_percent:
+                return
+            last_percent, last_time = percent, now
+            with self.db.transaction():
+                self.store.set_progress(job_id, done)
+                self.reporter.event(EventType.PROGRESS, job_id, {
+                    "lines_total": total, "lines_done": done, "percent": percent,
+                })
+
+        try:
+            result = await driver.stream(job.program.lines, on_progress)
+        except JobStopped as exc:
+            if exc.code == "estop":
+                self._finish_failed(job, "estop", "emergency stop", {})
+            else:
+                with self.db.transaction():
+                    self.store.transition(job_id, Trigger.CANCEL,
+                                          lines_done=driver.lines_acknowledged)
+                    self.reporter.event(EventType.CANCELED, job_id, {
+                        "lines_done": driver.lines_acknowledged, "lines_total": total,
+                        **self._request_detail(job),
+                    })
+            return
+        except DeviceError as exc:
+            extra: dict[str, Any] = {}
+            if exc.line is not None and 0 < exc.line <= total:
+                extra["line"] = job.program.source_line(exc.line - 1)
+                extra["line_index"] = exc.line
+                extra["text"] = job.program.lines[exc.line - 1]
+            if exc.device_code is not None:
+                extra["device_code"] = exc.device_code
+            self._finish_failed(job, exc.code, exc.message, extra,
+                                lines_done=driver.lines_acknowledged)
+            return
+        if last_percent != 100:
+            on_progress(total)
+        with self.db.transaction():
+            self.store.transition(job_id, Trigger.SUCCEED, lines_done=result.lines_done)
+            detail: dict[str, Any] = {
+                "lines_total": total, "lines_done": result.lines_done,
+                "duration_s": round(time.monotonic() - job.started_at, 3),
+            }
+            if result.warnings:
+                detail["warnings"] = list(result.warnings)
+            self.reporter.event(EventType.SUCCEEDED, job_id, detail)
+
+    def _finish_failed(self, job: RunningJob, code: str, message: str, extra: dict[str, Any],
+                       lines_done: int | None = None) -> None:
+        with self.db.transaction():
+            self.store.transition(job.record.job_id, Trigger.FAIL, error_code=code,
+                                  error_message=message, lines_done=lines_done)
+            detail: dict[str, Any] = {"error": {"code": code, "message": message, **extra}}
+            if lines_done is not None:
+                detail["lines_done"] = lines_done
+                detail["lines_total"] = len(job.program)
+            self.reporter.event(EventType.FAILED, job.record.job_id, detail)
+
+    @staticmethod
+    def _request_detail(job: RunningJob) -> dict[str, Any]:
+        return {"request_id": job.cancel_request_id} if job.cancel_request_id else {}
+
+    # -- commands on the current job -------------------------------------------------------
+
+    async def pause(self, request_id: str | None) -> str | None:
+        job = self.current
+        if job is None or job.state is not JobState.RUNNING:
+            return "no running job to pause"
+        driver = self.device.driver
+        if driver is None:
+            return "the machine is offline"
+        await driver.pause()
+        with self.db.transaction():
+            self.store.transition(job.record.job_id, Trigger.PAUSE)
+            self.reporter.event(EventType.PAUSED, job.record.job_id, {
+                "lines_done": driver.lines_acknowledged,
+                **({"request_id": request_id} if request_id else {}),
+            })
+        job.state = JobState.PAUSED
+        self._on_change()
+        return None
+
+    async def resume(self, request_id: str | None) -> str | None:
+        job = self.current
+        if job is None or job.state is not JobState.PAUSED:
+            return "no paused job to resume"
+        driver = self.device.driver
+        if driver is None:
+            return "the machine is offline"
+        await driver.resume()
+        with self.db.transaction():
+            self.store.transition(job.record.job_id, Trigger.RESUME)
+            self.reporter.event(EventType.RESUMED, job.record.job_id,
+                                {"request_id": request_id} if request_id else {})
+        job.state = JobState.RUNNING
+        self._on_change()
+        return None
+
+    async def cancel(self, job_id: str | None, request_id: str | None) -> str | None:
+        job = self.current
+        if job is not None and (job_id is None or job_id == job.record.job_id):
+            job.cancel_request_id = request_id
+            if job.state is JobState.AWAITING_OPERATOR:
+                self._operator_cancel.set()
+                return None
+            if job.state in (JobState.RUNNING, JobState.PAUSED) and not job.canceled:
+                driver = self.device.driver
+                if driver is None:
+                    return "the machine is offline"
+                job.canceled = True
+                await driver.cancel()
+                return None
+            return "the job is already stopping"
+        if job_id is None:
+            return "no running job to cancel"
+        rec = self.store.get(job_id)
+        if rec is None:
+            return f"no job {job_id} on this station"
+        if rec.state is not JobState.QUEUED:
+            return f"job {job_id} is {rec.state.value}"
+        with self.db.transaction():
+            self.store.transition(job_id, Trigger.CANCEL)
+            self.reporter.event(EventType.CANCELED, job_id, {
+                "lines_done": 0, "lines_total": rec.lines_total,
+                **({"request_id": request_id} if request_id else {}),
+            })
+        self._queue_changed.set()
+        return None

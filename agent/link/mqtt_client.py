@@ -1,0 +1,367 @@
+"""A small asyncio adapter over paho-mqtt 2.x, owned by the agent.
+
+Why not aiomqtt: aiomqtt 2.x acknowledges a QoS 1 message as soon as it lands in its in-memory
+queue (a crash then loses the job) and does not surface MQTT 5 PUBACK reason codes. Here paho
+runs with ``manual_ack=True`` so a job is acknowledged only once it is on disk, and every QoS 1
+publish resolves with the broker's reason code. paho's socket callbacks drive the event loop
+exactly as aiomqtt does it; the blocking TCP/TLS connect runs in a worker thread.
+
+One :class:`MqttConnection` is one connection: ``async with`` connects (raising
+:class:`MqttConnectError`), ``disconnected`` completes when it ends; reconnecting is the
+caller's loop (agent.link.session), with a fresh connection each time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from agent.errors import StationAgentError
+
+log = logging.getLogger(__name__)
+
+
+class MqttError(StationAgentError):
+    code = "mqtt_error"
+
+
+class MqttConnectError(MqttError):
+    code = "mqtt_connect_failed"
+
+
+class MqttDisconnected(MqttError):
+    code = "mqtt_disconnected"
+
+
+class MqttTimeout(MqttError, TimeoutError):
+    code = "mqtt_timeout"
+
+
+class PublishRejected(MqttError):
+    """The broker answered a QoS 1 publish with a failure reason code (MQTT 5)."""
+
+    code = "publish_rejected"
+
+    def __init__(self, reason: str, value: int) -> None:
+        super().__init__(f"broker rejected the publish: {reason} (0x{value:02x})")
+        self.reason = reason
+        self.value = value
+
+
+class ConnectionState(enum.Enum):
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    CLOSING = "closing"
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    mid: int
+
+
+@dataclass(frozen=True)
+class WillMessage:
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+
+
+@dataclass(frozen=True)
+class ConnectOptions:
+    host: str
+    port: int
+    client_id: str
+    keepalive_s: int = 15
+    clean_start: bool = False
+    session_expiry_s: int = 0
+    # Unacknowledged QoS 1 messages the broker may have in flight to us (MQTT 5 Receive
+    # Maximum): bounds memory under a flood, since we acknowledge only after storing.
+    receive_maximum: int = 32
+    username: str | None = None
+    password: str | None = None
+    tls: ssl.SSLContext | None = None
+    will: WillMessage | None = None
+    connect_timeout_s: float = 10.0
+
+
+class MqttConnection:
+    def __init__(self, options: ConnectOptions,
+                 on_message: Callable[[IncomingMessage], None]) -> None:
+        self.options = options
+        self._on_message_cb = on_message
+        self._loop = asyncio.get_running_loop()
+        self.state = ConnectionState.DISCONNECTED
+        self.session_present = False
+        self._connected: asyncio.Future[None] = self._loop.create_future()
+        self.disconnected: asyncio.Future[None] = self._loop.create_future()
+        self._pending_pub: dict[int, asyncio.Future[None]] = {}
+        self._pending_sub: dict[int, asyncio.Future[list[ReasonCode]]] = {}
+        self._sock: Any = None
+        self._misc_task: asyncio.Task[None] | None = None
+        client = paho.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=options.client_id,
+            protocol=paho.MQTTv5,
+            reconnect_on_failure=False,
+            manual_ack=True,
+        )
+        client.connect_timeout = options.connect_timeout_s
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
+        client.on_socket_open = self._on_socket_open
+        client.on_socket_close = self._on_socket_close
+        client.on_socket_register_write = self._on_socket_register_write
+        client.on_socket_unregister_write = self._on_socket_unregister_write
+        client.max_inflight_messages_set(1000)
+        client.max_queued_messages_set(0)
+        if options.username is not None:
+            client.username_pw_set(options.username, options.password)
+        if options.tls is not None:
+            client.tls_set_context(options.tls)
+        if options.will is not None:
+            w = options.will
+            client.will_set(w.topic, w.payload, w.qos, w.retain)
+        self._client = client
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> MqttConnection:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        o = self.options
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = o.session_expiry_s
+        props.ReceiveMaximum = o.receive_maximum
+        self.state = ConnectionState.CONNECTING
+        try:
+            await self._loop.run_in_executor(
+                None,
+                lambda: self._client.connect(
+                    o.host, o.port, o.keepalive_s, clean_start=o.clean_start, properties=props
+                ),
+            )
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            self.state = ConnectionState.DISCONNECTED
+            self._teardown_socket()
+            raise MqttConnectError(f"cannot connect to {o.host}:{o.port}: {exc}") from None
+        try:
+            await asyncio.wait_for(asyncio.shield(self._connected), o.connect_timeout_s)
+        except TimeoutError:
+            await self.close()
+            raise MqttConnectError(f"no CONNACK from {o.host}:{o.port}") from None
+        except MqttConnectError:
+            await self.close()
+            raise
+        self.state = ConnectionState.CONNECTED
+
+    async def close(self) -> None:
+        """Disconnect cleanly if connected (the Will is then not sent) and release the socket."""
+        if self.state is ConnectionState.CONNECTED:
+            self.state = ConnectionState.CLOSING
+            self._client.disconnect()
+            with contextlib.suppress(TimeoutError, MqttError):
+                await asyncio.wait_for(asyncio.shield(self.disconnected), 2.0)
+        self._teardown_socket()
+        self._finish(MqttDisconnected("connection closed"))
+        if self._misc_task is not None:
+            self._misc_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._misc_task
+            self._misc_task = None
+        self.state = ConnectionState.DISCONNECTED
+
+    def _teardown_socket(self) -> None:
+        sock = self._sock
+        if sock is not None:
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(sock)
+                self._loop.remove_writer(sock)
+            self._sock = None
+        # paho has no public call that drops a socket whose CONNECT was never answered.
+        with contextlib.suppress(Exception):
+            self._client._sock_close()  # noqa: SLF001
+
+    def _finish(self, exc: MqttError) -> None:
+        if not self._connected.done():
+            self._connected.set_exception(exc)
+            self._connected.exception()
+        if not self.disconnected.done():
+            self.disconnected.set_exception(exc)
+            self.disconnected.exception()  # retrieved: nobody has to await it
+        for fut in list(self._pending_pub.values()) + list(self._pending_sub.values()):
+            if not fut.done():
+                fut.set_exception(exc)
+        self._pending_pub.clear()
+        self._pending_sub.clear()
+
+    # -- operations ------------------------------------------------------------------------
+
+    def publish_nowait(self, topic: str, payload: bytes, qos: int = 1,
+                       retain: bool = False) -> asyncio.Future[None]:
+        """Start a publish; the future resolves on PUBACK (QoS 1) or once written (QoS 0)."""
+        fut: asyncio.Future[None] = self._loop.create_future()
+        if self.state is not ConnectionState.CONNECTED:
+            fut.set_exception(MqttDisconnected("not connected"))
+            return fut
+        info = self._client.publish(topic, payload, qos, retain)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            fut.set_exception(MqttDisconnected(f"publish failed: {paho.error_string(info.rc)}"))
+            return fut
+        if qos == 0:
+            fut.set_result(None)
+        else:
+            self._pending_pub[info.mid] = fut
+        return fut
+
+    async def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False,
+                      timeout: float = 30.0) -> None:
+        fut = self.publish_nowait(topic, payload, qos, retain)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise MqttTimeout(f"no PUBACK for {topic} within {timeout:g} s") from None
+
+    async def subscribe(self, topics: list[tuple[str, int]], timeout: float = 10.0) -> list[int]:
+        if self.state is not ConnectionState.CONNECTED:
+            raise MqttDisconnected("not connected")
+        rc, mid = self._client.subscribe(
+            [(t, SubscribeOptions(qos=q)) for t, q in topics]
+        )
+        if rc != paho.MQTT_ERR_SUCCESS or mid is None:
+            raise MqttDisconnected(f"subscribe failed: {paho.error_string(rc)}")
+        fut: asyncio.Future[list[ReasonCode]] = self._loop.create_future()
+        self._pending_sub[mid] = fut
+        try:
+            codes = await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise MqttTimeout("no SUBACK") from None
+        return [c.value for c in codes]
+
+    def ack(self, mid: int, qos: int) -> None:
+        """Acknowledge a received message to the broker (we store before we acknowledge)."""
+        if self.state is ConnectionState.CONNECTED and qos > 0:
+            self._client.ack(mid, qos)
+
+    # -- paho callbacks (event loop thread, except socket open/write during connect) -------
+
+    def _on_connect(self, client: paho.Client, userdata: Any, flags: Any,
+                    reason_code: ReasonCode, properties: Any = None) -> None:
+        if self._connected.done():
+            return
+        if reason_code.is_failure:
+            self._connected.set_exception(MqttConnectError(f"broker refused: {reason_code}"))
+        else:
+            self.session_present = bool(getattr(flags, "session_present", False))
+            self._connected.set_result(None)
+
+    def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any,
+                       reason_code: ReasonCode, properties: Any = None) -> None:
+        if self.state is ConnectionState.CLOSING and not self.disconnected.done():
+            self.disconnected.set_result(None)
+        self._finish(MqttDisconnected(f"disconnected: {reason_code}"))
+
+    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        self._on_message_cb(
+            IncomingMessage(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain), msg.mid)
+        )
+
+    def _on_publish(self, client: paho.Client, userdata: Any, mid: int,
+                    reason_code: ReasonCode, properties: Any = None) -> None:
+        fut = self._pending_pub.pop(mid, None)
+        if fut is None or fut.done():
+            return
+        if reason_code.is_failure:
+            fut.set_exception(PublishRejected(str(reason_code), reason_code.value))
+        else:
+            fut.set_result(None)
+
+    def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int,
+                      reason_codes: list[ReasonCode], properties: Any = None) -> None:
+        fut = self._pending_sub.pop(mid, None)
+        if fut is not None and not fut.done():
+            fut.set_result(reason_codes)
+
+    def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        def register() -> None:
+            self._sock = sock
+            self._loop.add_reader(sock, self._read)
+            if self._misc_task is None:
+                self._misc_task = self._loop.create_task(self._misc_loop(), name="mqtt-misc")
+
+        self._call_in_loop(register)
+
+    def _on_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        def unregister() -> None:
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(sock)
+                self._loop.remove_writer(sock)
+            self._sock = None
+
+        self._call_in_loop(unregister)
+
+    def _on_socket_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        self._call_in_loop(lambda: self._loop.add_writer(sock, self._write))
+
+    def _on_socket_unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        def unregister() -> None:
+            with contextlib.suppress(Exception):
+                self._loop.remove_writer(sock)
+
+        self._call_in_loop(unregister)
+
+    def _call_in_loop(self, fn: Callable[[], None]) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            fn()
+        else:
+            self._loop.call_soon_threadsafe(fn)
+
+    def _read(self) -> None:
+        rc = self._client.loop_read()
+        if rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_AGAIN):
+            self._finish(MqttDisconnected(f"connection lost: {paho.error_string(rc)}"))
+
+    def _write(self) -> None:
+        rc = self._client.loop_write()
+        if rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_AGAIN):
+            self._finish(MqttDisconnected(f"connection lost: {paho.error_string(rc)}"))
+
+    async def _misc_loop(self) -> None:
+        while True:
+            rc = self._client.loop_misc()
+            if rc != paho.MQTT_ERR_SUCCESS and self.state is ConnectionState.CONNECTED:
+                self._finish(MqttDisconnected(f"connection lost: {paho.error_string(rc)}"))
+                return
+            await asyncio.sleep(1.0)

@@ -1,0 +1,209 @@
+"""The agent-owned broker connection loop: connect, subscribe, drain the outbox, reconnect.
+
+- A persistent session (fixed client id, clean start off, session expiry from the config), so
+  jobs published while the station is away are delivered when it comes back.
+- A job or command is acknowledged to the broker only after the station has handled it and the
+  database is synced: a crash before that makes the broker deliver it again, and the job_id
+  de-duplication makes the second delivery harmless.
+- The outbox is replayed from its oldest row after every reconnect, then follows new rows.
+- Reconnects back off exponentially with full jitter, capped, over the configured brokers in turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import random
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from agent.config import MqttConfig
+from agent.link.mqtt_client import (
+    ConnectOptions,
+    IncomingMessage,
+    MqttConnection,
+    MqttError,
+    PublishRejected,
+    WillMessage,
+)
+from agent.link.outbox import Outbox
+from agent.link.topics import StationTopics, TopicName
+from agent.storage import Database
+
+log = logging.getLogger(__name__)
+
+PUBLISH_WINDOW = 64
+
+
+class LinkState(enum.Enum):
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    BACKING_OFF = "backing_off"
+
+
+Handler = Callable[[TopicName, bytes], Awaitable[None]]
+
+
+@dataclass
+class LinkStats:
+    connects: int = 0
+    published: int = 0
+    rejected_by_broker: int = 0
+    received: int = 0
+    ignored_topics: int = 0
+
+
+def tls_context(config: MqttConfig) -> ssl.SSLContext | None:
+    tls = config.tls
+    if tls is None:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca_file))
+    ctx.check_hostname = tls.check_hostname
+    if tls.cert_file is not None:
+        ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
+    return ctx
+
+
+class BrokerLink:
+    def __init__(self, config: MqttConfig, station_id: str, topics: StationTopics, db: Database,
+                 outbox: Outbox, handler: Handler, will_payload: bytes,
+                 on_connected: Callable[[], None] | None = None) -> None:
+        self.config = config
+        self.client_id = f"station-agent-{station_id}"
+        self.topics = topics
+        self.db = db
+        self.outbox = outbox
+        self.handler = handler
+        self.will_payload = will_payload
+        self.on_connected = on_connected
+        self.state = LinkState.CONNECTING
+        self.connection: MqttConnection | None = None
+        self.connected = asyncio.Event()
+        self.stats = LinkStats()
+        self._tls = tls_context(config)
+
+    def publish_telemetry(self, topic: str, payload: bytes) -> bool:
+        """QoS 0, straight out while connected; False tells the caller to keep it in the outbox."""
+        conn = self.connection
+        if conn is None or not self.connected.is_set():
+            return False
+        fut = conn.publish_nowait(topic, payload, qos=0)
+        return not (fut.done() and fut.exception() is not None)
+
+    async def run(self) -> None:
+        attempt = 0
+        brokers = self.config.brokers
+        index = 0
+        while True:
+            broker = brokers[index % len(brokers)]
+            self.state = LinkState.CONNECTING
+            try:
+                await self._session(broker.host, broker.port)
+                attempt = 0
+            except (MqttError, OSError) as exc:
+                log.warning("broker %s:%d: %s", broker.host, broker.port, exc)
+                index += 1
+            finally:
+                self.connected.clear()
+                self.connection = None
+            self.state = LinkState.BACKING_OFF
+            cap = min(self.config.reconnect_max_s, self.config.reconnect_min_s * (2 ** attempt))
+            attempt = min(attempt + 1, 30)
+            await asyncio.sleep(random.uniform(self.config.reconnect_min_s, max(cap, 0.001)))
+
+    async def _session(self, host: str, port: int) -> None:
+        incoming: asyncio.Queue[IncomingMessage] = asyncio.Queue()
+        options = ConnectOptions(
+            host=host, port=port, client_id=self.client_id, keepalive_s=self.config.keepalive_s,
+            clean_start=False, session_expiry_s=self.config.session_expiry_s,
+            username=self.config.username, password=self.config.password, tls=self._tls,
+            will=WillMessage(self.topics.status, self.will_payload, qos=1, retain=True),
+        )
+        conn = MqttConnection(options, incoming.put_nowait)
+        async with conn:
+            self.connection = conn
+            self.stats.connects += 1
+            codes = await conn.subscribe([(self.topics.job, 1), (self.topics.cmd, 1)])
+            if any(c >= 0x80 for c in codes):
+                raise MqttError(f"subscription refused by the broker: {codes}")
+            self.state = LinkState.CONNECTED
+            self.connected.set()
+            log.info("connected to %s:%d (session present: %s)", host, port, conn.session_present)
+            if self.on_connected is not None:
+                self.on_connected()
+            tasks = [
+                asyncio.create_task(self._publish_outbox(conn), name="outbox-publisher"),
+                asyncio.create_task(self._consume(conn, incoming), name="mqtt-intake"),
+            ]
+            try:
+                await asyncio.wait([*tasks, conn.disconnected],
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for t in tasks:
+                    t.cancel()
+                results = await asyncio.gather(*tasks, return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException) and not isinstance(
+                    result, MqttError | asyncio.CancelledError
+                ):
+                    raise result
+            raise MqttError("connection ended")
+
+    async def _consume(self, conn: MqttConnection, incoming: asyncio.Queue[IncomingMessage]) -> None:
+        while True:
+            batch = [await incoming.get()]
+            while not incoming.empty() and len(batch) < 256:
+                batch.append(incoming.get_nowait())
+            for msg in batch:
+                self.stats.received += 1
+                name = self.topics.incoming(msg.topic)
+                if name is None:
+                    self.stats.ignored_topics += 1
+                    log.warning("ignoring message on unexpected topic %r", msg.topic[:200])
+                    continue
+                await self.handler(name, msg.payload)
+            # One fsync for the whole batch, then acknowledge: stored before acknowledged.
+            self.db.sync()
+            for msg in batch:
+                conn.ack(msg.mid, msg.qos)
+
+    async def _publish_outbox(self, conn: MqttConnection) -> None:
+        last_id = 0
+        in_flight: list[tuple[int, asyncio.Future[None]]] = []
+        while True:
+            room = PUBLISH_WINDOW - len(in_flight)
+            rows = self.outbox.pending(room, after_id=last_id) if room > 0 else []
+            if rows:
+                self.db.sync()  # nothing leaves before it is on disk
+                for row in rows:
+                    fut = conn.publish_nowait(row.topic, row.payload, row.qos, row.retain)
+                    in_flight.append((row.id, fut))
+                    last_id = row.id
+            if not in_flight:
+                self.outbox.changed.clear()
+                if not self.outbox.pending(1, after_id=last_id):
+                    await self.outbox.changed.wait()
+                continue
+            # Wait for the oldest; PUBACKs come back in order on one connection.
+            done_ids: list[int] = []
+            row_id, fut = in_flight[0]
+            try:
+                await fut
+            except PublishRejected as exc:
+                self.stats.rejected_by_broker += 1
+                log.error("broker refused outbox row %d: %s; dropping it", row_id, exc)
+            done_ids.append(row_id)
+            in_flight.pop(0)
+            while in_flight and in_flight[0][1].done():
+                rid, f = in_flight.pop(0)
+                exc2 = f.exception()
+                if isinstance(exc2, PublishRejected):
+                    self.stats.rejected_by_broker += 1
+                    log.error("broker refused outbox row %d: %s; dropping it", rid, exc2)
+                elif exc2 is not None:
+                    raise exc2
+                done_ids.append(rid)
+            self.outbox.remove(done_ids)
+            self.stats.published += len(done_ids)

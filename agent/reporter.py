@@ -1,0 +1,71 @@
+"""What the station tells the world: events (via the outbox), the retained status, telemetry."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from agent.link.outbox import Outbox, RowKind, dumps
+from agent.link.topics import StationTopics
+from agent.schemas.base import utc_now_rfc3339
+from agent.schemas.event import Event, EventType
+from agent.schemas.status import Info, StationState, Status
+
+log = logging.getLogger(__name__)
+
+TelemetrySink = Callable[[str, bytes], bool]
+
+
+class Reporter:
+    def __init__(self, outbox: Outbox, topics: StationTopics, session: int) -> None:
+        self.outbox = outbox
+        self.topics = topics
+        self.session = session
+        self.state = StationState.IDLE
+        self.job_id: str | None = None
+        self.device: dict[str, Any] = {}
+        self._last_status: tuple[StationState, str | None, tuple[tuple[str, Any], ...]] | None = None
+        # Set by the broker link while connected: publishes QoS 0 telemetry directly.
+        self.live_telemetry: TelemetrySink | None = None
+
+    def event(self, event: EventType, job_id: str | None,
+              detail: dict[str, Any] | None = None) -> Event:
+        ev = self.outbox.add_event(self.topics.events, event, job_id, detail)
+        report = self.outbox.take_pressure_report()
+        if report is not None:
+            self.outbox.add_event(self.topics.events, EventType.STORAGE_PRESSURE, None,
+                                  {"dropped": report, "outbox_bytes": self.outbox.size,
+                                   "outbox_max_bytes": self.outbox.max_bytes})
+        return ev
+
+    def status(self, state: StationState, job_id: str | None, *, force: bool = False) -> None:
+        key = (state, job_id, tuple(sorted((k, str(v)) for k, v in self.device.items())))
+        if key == self._last_status and not force:
+            return
+        self._last_status = key
+        self.state, self.job_id = state, job_id
+        st = Status(station=self.topics.station, state=state, job_id=job_id,
+                    ts=utc_now_rfc3339(), session=self.session, device=dict(self.device))
+        self.outbox.add_retained(RowKind.STATUS, self.topics.status,
+                                 dumps(st.model_dump(mode="json")))
+
+    def offline_payload(self) -> bytes:
+        """The Last Will and the clean-shutdown status."""
+        return dumps({"v": 1, "station": self.topics.station, "state": StationState.OFFLINE.value,
+                      "session": self.session, "job_id": None, "device": {}})
+
+    def info(self, info: Info) -> None:
+        self.outbox.add_retained(RowKind.INFO, self.topics.info, dumps(info.model_dump(mode="json")))
+
+    def telemetry(self, data: dict[str, Any]) -> None:
+        payload = dumps({"v": 1, "station": self.topics.station, "ts": utc_now_rfc3339(), **data})
+        sink = self.live_telemetry
+        if sink is not None and sink(self.topics.telemetry, payload):
+            return
+        self.outbox.add_telemetry(self.topics.telemetry, payload)
+        report = self.outbox.take_pressure_report()
+        if report is not None:
+            self.outbox.add_event(self.topics.events, EventType.STORAGE_PRESSURE, None,
+                                  {"dropped": report, "outbox_bytes": self.outbox.size,
+                                   "outbox_max_bytes": self.outbox.max_bytes})

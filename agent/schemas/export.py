@@ -1,0 +1,52 @@
+"""Write the JSON Schema of every wire model into a folder (``make schemas``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from agent.schemas.command import Command
+from agent.schemas.event import Event
+from agent.schemas.job import JobRequest
+from agent.schemas.status import Info, Status
+
+MODELS: dict[str, type[BaseModel]] = {
+    "job": JobRequest,
+    "cmd": Command,
+    "event": Event,
+    "status": Status,
+    "info": Info,
+}
+
+
+def schemas() -> dict[str, dict[str, Any]]:
+    out = {}
+    for name, model in MODELS.items():
+        schema = model.model_json_schema()
+        schema["$id"] = f"station-agent/v1/{name}.json"
+        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        out[name] = schema
+    return out
+
+
+def render(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+def export(folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, schema in schemas().items():
+        path = folder / f"{name}.schema.json"
+        path.write_text(render(schema))
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for path in export(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/schemas")):
+        print(path)

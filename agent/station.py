@@ -1,0 +1,258 @@
+"""The station: takes jobs and commands in, keeps the status true, and reacts to the machine.
+
+Incoming messages are handled one at a time; when :meth:`Station.handle` returns, everything it
+decided is committed to the database (the caller then syncs and acknowledges to the broker).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from agent import __version__
+from agent.config import AgentConfig
+from agent.device import DeviceEvents, DeviceManager
+from agent.drivers.base import DeviceInfo, Telemetry
+from agent.jobs.intake import AcceptedJob, Rejection, parse_command, parse_job
+from agent.jobs.runner import JobRunner
+from agent.jobs.states import JobState
+from agent.jobs.store import JobStore
+from agent.link.topics import TopicName
+from agent.profiles import Profile
+from agent.reporter import Reporter
+from agent.schemas.command import Command, CommandName
+from agent.schemas.event import EventType
+from agent.schemas.status import Info, StationState
+from agent.storage import Database
+
+log = logging.getLogger(__name__)
+
+_JOB_KINDS = {"grbl": ["gcode", "toolpaths"], "marlin": ["gcode", "toolpaths"],
+              "hpgl": ["hpgl", "toolpaths"]}
+_DIALECTS = {"grbl": "grbl-1.1", "marlin": "marlin", "hpgl": "hpgl"}
+
+
+class Station(DeviceEvents):
+    def __init__(self, config: AgentConfig, profile: Profile, db: Database, store: JobStore,
+                 reporter: Reporter) -> None:
+        self.config = config
+        self.profile = profile
+        self.db = db
+        self.store = store
+        self.reporter = reporter
+        self.estop_latched = False
+        self.estop_input_pressed = False
+        self.door_open = False
+        self.device: DeviceManager = DeviceManager.for_serial(
+            profile, config.serial.port, config.serial.baud, self,
+            config.serial.reopen_interval_s,
+        )
+        self.runner = JobRunner(db, store, reporter, self.device, may_start=self._start_blocker,
+                                on_change=self.refresh_status)
+        self._device_state = ""
+        self._alarm: Any = None
+
+    # -- state -----------------------------------------------------------------------------
+
+    def _start_blocker(self) -> str | None:
+        if self.estop_latched:
+            return "estop"
+        if self.door_open:
+            return "door_open"
+        return None
+
+    def derive_state(self) -> tuple[StationState, str | None]:
+        job = self.runner.current
+        job_id = job.record.job_id if job is not None else None
+        if self.estop_latched:
+            return StationState.ESTOP, job_id
+        if not self.device.online.is_set():
+            return StationState.DEVICE_OFFLINE, job_id
+        driver = self.device.driver
+        if driver is not None and driver.ready_for_job[1] == "device_alarm":
+            return StationState.ALARM, job_id
+        if job is not None:
+            if job.state is JobState.PAUSED:
+                return StationState.PAUSED, job_id
+            if job.state is JobState.AWAITING_OPERATOR:
+                return StationState.AWAITING_OPERATOR, job_id
+            if job.state is JobState.RUNNING:
+                return StationState.BUSY, job_id
+        return StationState.IDLE, None
+
+    def refresh_status(self) -> None:
+        state, job_id = self.derive_state()
+        self.reporter.device = self._device_summary()
+        self.reporter.status(state, job_id)
+
+    def _device_summary(self) -> dict[str, Any]:
+        out = self.device.describe()
+        out["port"] = self.config.serial.port
+        if self._device_state:
+            out["state"] = self._device_state
+        if self._alarm:
+            out["alarm"] = self._alarm
+        return out
+
+    def info(self) -> Info:
+        fw: dict[str, Any] = {}
+        if self.device.info is not None:
+            fw = {"name": self.device.info.firmware, "version": self.device.info.version,
+                  "capabilities": self.device.info.capabilities}
+        return Info(
+            station=self.config.station_id, agent_version=__version__, profile=self.profile.name,
+            family=self.profile.family, dialect=_DIALECTS.get(self.profile.family, "unknown"),
+            bed_mm=(self.profile.bed.width_mm, self.profile.bed.height_mm),
+            job_kinds=_JOB_KINDS.get(self.profile.family, []),
+            commands=[c.value for c in CommandName],
+            capabilities={"operator_start": True, "max_queued_jobs":
+                          self.config.limits.max_queued_jobs,
+                          "max_payload_bytes": self.config.mqtt.max_payload_bytes},
+            firmware=fw,
+        )
+
+    # -- incoming --------------------------------------------------------------------------
+
+    async def handle(self, name: TopicName, payload: bytes) -> None:
+        try:
+            if name is TopicName.JOB:
+                self.handle_job(payload)
+            elif name is TopicName.CMD:
+                await self.handle_command(payload)
+        except Exception as exc:
+            # A bug must not take the station down nor make the broker redeliver the message
+            # forever: it is answered like any other bad input, and logged with its traceback.
+            log.exception("handling a %s message failed", name.value)
+            self._reject(Rejection("internal_error", f"the agent failed to handle this "
+                                   f"{name.value}: {type(exc).__name__}: {exc}"))
+
+    def handle_job(self, payload: bytes) -> None:
+        result = parse_job(payload, self.profile, max_bytes=self.config.mqtt.max_payload_bytes,
+                           max_lines=self.config.limits.max_program_lines)
+        if isinstance(result, Rejection):
+            self._reject(result)
+            return
+        self._accept(result)
+
+    def _accept(self, job: AcceptedJob) -> None:
+        job_id = job.request.job_id
+        existing = self.store.get(job_id)
+        if existing is not None:
+            self.reporter.event(EventType.DUPLICATE, job_id, {
+                "state": existing.state.value, "lines_done": existing.lines_done,
+                "lines_total": existing.lines_total,
+            })
+            return
+        if self.estop_latched:
+            self._reject(Rejection("estop_active", "the station is in emergency stop: release "
+                                   "the e-stop and send reset first", job_id))
+            return
+        waiting = self.store.count_waiting()
+        if waiting >= self.config.limits.max_queued_jobs:
+            self._reject(Rejection("queue_full", f"{waiting} jobs are already waiting "
+                                   f"(limit {self.config.limits.max_queued_jobs})", job_id))
+            return
+        with self.db.transaction():
+            self.store.add(job_id, job.request.kind.value, job.raw, job.program)
+            self.reporter.event(EventType.ACCEPTED, job_id, {
+                "station": self.config.station_id, "lines_total": len(job.program),
+                "queue_position": waiting + (1 if self.runner.current else 0),
+                **({"meta": job.request.meta} if job.request.meta else {}),
+            })
+        self.runner.notify_queue()
+
+    def _reject(self, rejection: Rejection) -> None:
+        self.reporter.event(EventType.REJECTED, rejection.job_id, rejection.detail())
+
+    async def handle_command(self, payload: bytes) -> None:
+        parsed = parse_command(payload, max_bytes=self.config.mqtt.max_payload_bytes)
+        if isinstance(parsed, Rejection):
+            self._reject(parsed)
+            return
+        problem = await self._apply(parsed)
+        if problem is not None:
+            code, message = problem
+            extra: dict[str, Any] = {"cmd": parsed.cmd.value}
+            if parsed.request_id:
+                extra["request_id"] = parsed.request_id
+            self._reject(Rejection(code, message, parsed.job_id, extra))
+        self.refresh_status()
+
+    async def _apply(self, cmd: Command) -> tuple[str, str] | None:
+        current = self.runner.current
+        if cmd.job_id is not None and cmd.cmd in (CommandName.PAUSE, CommandName.RESUME) and (
+            current is None or current.record.job_id != cmd.job_id
+        ):
+            return "not_applicable", f"job {cmd.job_id} is not the running job"
+        if cmd.cmd is CommandName.PAUSE:
+            problem = await self.runner.pause(cmd.request_id)
+        elif cmd.cmd is CommandName.RESUME:
+            if self.door_open:
+                return "door_open", "close the door before resuming"
+            if self.estop_latched:
+                return "estop_active", "the station is in emergency stop"
+            problem = await self.runner.resume(cmd.request_id)
+        elif cmd.cmd is CommandName.CANCEL:
+            problem = await self.runner.cancel(cmd.job_id, cmd.request_id)
+        elif cmd.cmd is CommandName.ESTOP:
+            await self.emergency_stop("mqtt")
+            problem = None
+        elif cmd.cmd is CommandName.RESET:
+            return await self.reset(cmd.request_id)
+        else:  # pragma: no cover - every CommandName is handled above
+            problem = f"unknown command {cmd.cmd}"
+        return ("not_applicable", problem) if problem is not None else None
+
+    # -- safety ----------------------------------------------------------------------------
+
+    async def emergency_stop(self, source: str) -> None:
+        """The hardest stop the firmware has, ahead of anything queued; latched until reset."""
+        driver = self.device.driver
+        if driver is not None:
+            await driver.estop()
+        if not self.estop_latched:
+            self.estop_latched = True
+            self.reporter.event(EventType.WARNING, None, {"estop": True, "source": source})
+        self.refresh_status()
+
+    async def reset(self, request_id: str | None) -> tuple[str, str] | None:
+        if self.estop_input_pressed:
+            return "estop_pressed", "release the e-stop button before reset"
+        driver = self.device.driver
+        if driver is not None:
+            await driver.reset()
+        was = self.estop_latched
+        self.estop_latched = False
+        self.reporter.event(EventType.COMMAND_DONE, None, {
+            "cmd": "reset", "estop_cleared": was,
+            **({"request_id": request_id} if request_id else {}),
+        })
+        self.runner.notify_queue()
+        self.refresh_status()
+        return None
+
+    # -- device events ---------------------------------------------------------------------
+
+    def on_device_online(self, info: DeviceInfo) -> None:
+        log.info("machine online: %s %s", info.firmware, info.version)
+        self.reporter.info(self.info())
+        self.runner.notify_queue()
+        self.refresh_status()
+
+    def on_device_offline(self, reason: str) -> None:
+        log.warning("machine offline: %s", reason)
+        self._device_state = ""
+        self.refresh_status()
+
+    def on_device_state(self, state: str, detail: dict[str, Any]) -> None:
+        self._device_state = state
+        self._alarm = detail.get("alarm")
+        self.refresh_status()
+
+    def on_telemetry(self, telemetry: Telemetry) -> None:
+        self.reporter.telemetry(telemetry.as_dict())
+
+    def on_warning(self, message: str, detail: dict[str, Any]) -> None:
+        job = self.runner.current
+        self.reporter.event(EventType.WARNING, job.record.job_id if job else None,
+                            {"message": message, **detail})
