@@ -168,12 +168,13 @@ class SafetyPanel:
         return watched is not None and watched.asserted()
 
     def _estop_changed(self, pressed: bool) -> None:
-        log.warning("e-stop %s", "pressed" if pressed else "released")
+        # The listener first: logging may block on a slow handler, the stop must not wait.
         self._listener.on_estop(pressed)
+        log.warning("e-stop %s", "pressed" if pressed else "released")
 
     def _door_changed(self, is_open: bool) -> None:
-        log.info("door %s", "opened" if is_open else "closed")
         self._listener.on_door(is_open)
+        log.info("door %s", "opened" if is_open else "closed")
 
     def _start_changed(self, pressed: bool) -> None:
         if pressed:
