@@ -1,0 +1,625 @@
+"""HP-GL plotters and cutters over serial (HP 7475A, Roland CAMM-GL III and compatibles).
+
+HP-GL has no per-instruction acknowledgement: progress counts the instructions handed to the
+plotter, and the buffer is kept from overflowing by the profile's flow control (see
+:mod:`agent.transport.hpgl_flow`). The driver checks the plotter as it goes: ``ESC.B`` for the
+budget, ``OS;`` (then ``OE;`` if it reports an error) at pen-up points every
+``check_every_bytes``, ``ESC.E`` after each such check (16 = bytes were lost), and at the end
+``OS;`` after the last instruction, ``ESC.E``, then ``ESC.O`` until the buffer is empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from agent.dialects.hpgl import is_pen_up_point
+from agent.drivers.base import (
+    DeviceInfo,
+    DriverListener,
+    MachineDriver,
+    ProgressCallback,
+    StreamResult,
+    Telemetry,
+)
+from agent.errors import DeviceError, DeviceLost, DeviceTimeout, JobStopped
+from agent.profiles.hpgl import UNITS_PER_MM, HpglFlowControl, HpglProfile
+from agent.transport.hpgl_flow import (
+    ABORT,
+    IO_ERROR_BUFFER_OVERFLOW,
+    BufferSize,
+    ExtendedStatus,
+    FlowSignal,
+    FreeSpace,
+    HpglError,
+    HpglFlow,
+    Identity,
+    IoError,
+    Position,
+    Query,
+    Reply,
+    ReplyError,
+    ReplyFramer,
+    Status,
+    escape,
+)
+from agent.transport.link import ByteLink
+
+log = logging.getLogger(__name__)
+
+# Lift the pen and put it (or the knife) away after an abort.
+PARK = b"PU;SP0;"
+# Most bytes written to the link in one go (keeps progress and cancel fine-grained).
+_MAX_BATCH = 512
+
+
+class _Stop(enum.Enum):
+    CANCEL = "cancel"
+    ESTOP = "estop"
+
+
+class _Phase(enum.Enum):
+    SENDING = 1
+    FINAL_STATUS = 2
+    FINAL_IO_CHECK = 3
+    FINAL_EMPTY = 4
+
+
+class HpglDriver(MachineDriver):
+    family = "hpgl"
+
+    def __init__(self, link: ByteLink, listener: DriverListener, profile: HpglProfile) -> None:
+        super().__init__(link, listener)
+        self.profile = profile
+        self.settings = profile.hpgl
+        self._framer = ReplyFramer()
+        self._flow = HpglFlow(
+            self.settings.flow_control,
+            capacity=self.settings.buffer_bytes,
+            reserve=self.settings.reserve_bytes,
+            wire_bytes_per_s=profile.baud / 10,
+            wire_window=self.settings.wire_window_bytes,
+        )
+        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future[Reply] | None = None
+        self._waiting_for: Query | None = None
+        self._reading = False
+        self._opened = False
+        self._lost: DeviceLost | None = None
+        self._streaming = False
+        self._stop: _Stop | None = None
+        self._estopped = False
+        self._host_paused = False
+        self._acked = 0
+        self._error: DeviceError | None = None
+        self._need_error_query = False
+        self._need_io_check = False
+        self._init_sent_since_status = False
+        self._init_before_status = False
+        self._next_ext_poll = 0.0
+        self._line_at_query = 0
+        self._ext: ExtendedStatus | None = None
+        self._position: Position | None = None
+        self._identity = ""
+        self._device_state = ""
+
+    # -- time and wake-ups -----------------------------------------------------------------
+
+    def _now(self) -> float:
+        return time.monotonic()
+
+    def _notify(self) -> None:
+        self._wake.set()
+
+    async def _sleep_until_woken(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    # -- replies ---------------------------------------------------------------------------
+
+    def _feed(self, data: bytes) -> None:
+        for item in self._framer.feed(data):
+            if isinstance(item, FlowSignal):
+                if self.settings.flow_control is HpglFlowControl.XONXOFF:
+                    self._flow.signal(item)
+                    self.link.set_flow_paused(item is FlowSignal.XOFF)
+                continue
+            self._on_answer(item)
+        self._notify()
+
+    def _on_answer(self, text: str) -> None:
+        if self._flow.outstanding is None:
+            if text.strip():
+                self.listener.on_warning("unexpected answer from the plotter", {"text": text})
+            return
+        try:
+            query, reply = self._flow.reply(text, self._now(), self.settings.poll_interval_s)
+        except ReplyError as exc:
+            self.listener.on_warning("unreadable answer from the plotter", {"error": str(exc)})
+            self._resolve_waiter(None, exc)
+            return
+        self._handle_reply(query, reply)
+        self._resolve_waiter(query, reply)
+
+    def _resolve_waiter(self, query: Query | None, result: Reply | Exception) -> None:
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        if query is not None and query is not self._waiting_for:
+            return
+        self._waiter = None
+        if isinstance(result, Exception):
+            waiter.set_exception(result)
+        else:
+            waiter.set_result(result)
+
+    def _handle_reply(self, query: Query, reply: Reply) -> None:
+        line = max(1, self._line_at_query)
+        if isinstance(reply, IoError) and reply.code:
+            code = "buffer_overflow" if reply.code == IO_ERROR_BUFFER_OVERFLOW else "device_error"
+            self._record_error(DeviceError(
+                f"plotter I/O error {reply.code}: {reply.text} (at or before line {line})",
+                code=code, line=line, device_code=f"ESC.E{reply.code}",
+            ))
+        elif isinstance(reply, Status):
+            if reply.error:
+                self._need_error_query = True
+            if reply.initialized and self._streaming and not self._init_before_status:
+                self._record_error(DeviceError(
+                    f"plotter re-initialised during the job (power cut?) before line {line}",
+                    code="device_error", line=line, device_code=f"OS{reply.bits}",
+                ))
+        elif isinstance(reply, HpglError) and reply.code:
+            self._record_error(DeviceError(
+                f"plotter HP-GL error {reply.code}: {reply.text} (at or before line {line})",
+                code="device_error", line=line, device_code=f"OE{reply.code}",
+            ))
+        elif isinstance(reply, ExtendedStatus):
+            self._ext = reply
+            self._report_state()
+        elif isinstance(reply, Position):
+            self._position = reply
+        elif isinstance(reply, Identity):
+            self._identity = reply.model
+
+    def _record_error(self, error: DeviceError) -> None:
+        if self._streaming:
+            if self._error is None:
+                self._error = error
+        else:
+            self.listener.on_warning(error.message, {"code": error.code,
+                                                     "device_code": error.device_code})
+
+    def _report_state(self) -> None:
+        state = self._state_name()
+        if state != self._device_state:
+            self._device_state = state
+            self.listener.on_device_state(state, {"extended_status": self._ext.bits
+                                                  if self._ext else None})
+
+    def _state_name(self) -> str:
+        if self._lost is not None:
+            return "lost"
+        if self._estopped:
+            return "estop"
+        if self._ext is not None and self._ext.lever_up:
+            return "lever_up"
+        if self._ext is not None and self._ext.paused:
+            return "paused"
+        if self._streaming:
+            return "hold" if self._host_paused else "run"
+        if self._ext is not None and not self._ext.buffer_empty:
+            return "busy"
+        return "idle"
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def _send_query(self, query: Query) -> None:
+        self._line_at_query = self._acked
+        if query is Query.STATUS:
+            # An IN; sent before this OS; explains an "initialised" bit in its answer.
+            self._init_before_status = self._init_sent_since_status
+            self._init_sent_since_status = False
+        self._flow.query_sent(query, self._now())
+        self.link.write(query.wire)
+
+    def _query_timeout(self, query: Query) -> float:
+        if query.immediate:
+            return self.settings.response_timeout_s
+        return self.settings.drain_timeout_s
+
+    async def _ask(self, query: Query, limit_s: float | None = None) -> Reply:
+        """Send one query and wait for its answer (outside a stream's own loop)."""
+        timeout = limit_s if limit_s is not None else self._query_timeout(query)
+        deadline = self._now() + timeout
+        if not self._reading:
+            return await self._ask_direct(query, deadline)
+        while self._flow.outstanding is not None or self._waiter is not None:
+            self._raise_if_lost()
+            remaining = deadline - self._now()
+            if remaining <= 0:
+                raise DeviceTimeout(f"plotter busy answering; {query.name} not sent")
+            self._wake.clear()
+            await self._sleep_until_woken(min(remaining, 0.1))
+        waiter: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._waiter, self._waiting_for = waiter, query
+        self._send_query(query)
+        try:
+            return await asyncio.wait_for(waiter, max(0.0, deadline - self._now()))
+        except TimeoutError:
+            self._flow.forget_outstanding()
+            raise DeviceTimeout(
+                f"plotter did not answer {query.name} within {timeout:g} s"
+            ) from None
+        finally:
+            if self._waiter is waiter:
+                self._waiter = None
+
+    async def _ask_direct(self, query: Query, deadline: float) -> Reply:
+        """Before run() reads the link: read it here."""
+        waiter: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._waiter, self._waiting_for = waiter, query
+        self._send_query(query)
+        try:
+            while not waiter.done():
+                remaining = deadline - self._now()
+                if remaining <= 0:
+                    self._flow.forget_outstanding()
+                    raise DeviceTimeout(f"plotter did not answer {query.name}")
+                try:
+                    data = await asyncio.wait_for(self.link.read(), remaining)
+                except TimeoutError:
+                    continue
+                self._feed(data)
+            return waiter.result()
+        finally:
+            self._waiter = None
+
+    async def _discard_input(self, quiet_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            while True:
+                await asyncio.wait_for(self.link.read(), quiet_s)
+        self._framer.clear()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def open(self) -> DeviceInfo:
+        """Handshake: configure the handshake, clear old errors, read size and identity."""
+        hello = self.profile.hello_timeout_s
+        await self._discard_input(0.05)
+        mode = self.settings.flow_control
+        if mode is HpglFlowControl.XONXOFF:
+            # XOFF below the threshold, XON char 17 (ESC.I); XOFF char 19 (ESC.N).
+            self.link.write(escape("I", self.settings.xoff_threshold_bytes, None, 17))
+            self.link.write(escape("N", None, 19))
+        elif mode is HpglFlowControl.RTSCTS:
+            # Bit 0 of ESC.@'s second parameter: hardwire (CTS) handshake on.
+            self.link.write(escape("@", None, 1))
+        stale = await self._ask(Query.IO_ERROR, hello)
+        if isinstance(stale, IoError) and stale.code:
+            self.listener.on_warning(
+                f"plotter reported I/O error {stale.code} from before we connected: {stale.text}",
+                {"device_code": f"ESC.E{stale.code}"},
+            )
+        size = await self._ask(Query.BUFFER_SIZE, hello)
+        ext = await self._ask(Query.EXTENDED_STATUS, hello)
+        assert isinstance(size, BufferSize)
+        assert isinstance(ext, ExtendedStatus)
+        if ext.buffer_empty:
+            # Buffered queries would wait behind a leftover plot: only ask when it is empty.
+            await self._ask(Query.IDENTITY, hello)
+            status = await self._ask(Query.STATUS, hello)  # reading OS clears "initialised"
+            if isinstance(status, Status) and status.error:
+                await self._ask(Query.ERROR, hello)  # reading OE clears the error
+        free = await self._ask(Query.FREE_SPACE, hello)
+        assert isinstance(free, FreeSpace)
+        self._opened = True
+        self._report_state()
+        return DeviceInfo(
+            firmware=self._identity or "HP-GL",
+            version="",
+            capabilities={
+                "buffer_bytes": self._flow.capacity,
+                "device_buffer_bytes": size.bytes_total,
+                "reserve_bytes": self._flow.reserve,
+                "flow_control": mode.value,
+                "buffer_empty": ext.buffer_empty,
+            },
+        )
+
+    async def run(self) -> None:
+        """Read the link until it dies; report telemetry; poll ESC.O while idle."""
+        self._reading = True
+        period = 1.0 / self.profile.telemetry_hz
+        next_report = self._now()
+        try:
+            while True:
+                timeout = max(0.0, next_report - self._now())
+                try:
+                    data = await asyncio.wait_for(self.link.read(), timeout)
+                except TimeoutError:
+                    data = b""
+                if data:
+                    self._feed(data)
+                now = self._now()
+                if now >= next_report:
+                    next_report = now + period
+                    self._emit_telemetry()
+                    if (not self._streaming and self._flow.outstanding is None
+                            and self._waiter is None):
+                        self._send_query(Query.EXTENDED_STATUS)
+        except DeviceLost as exc:
+            self._lost = exc
+            self._notify()
+            self._resolve_waiter(None, exc)
+            raise
+        finally:
+            self._reading = False
+            self._notify()
+
+    def _emit_telemetry(self) -> None:
+        extra: dict[str, Any] = {
+            "buffer_bytes": self._flow.capacity,
+            "flow_control": self.settings.flow_control.value,
+        }
+        if self._flow.last_free is not None:
+            extra["buffer_free"] = self._flow.last_free
+            extra["buffer_fill"] = round(
+                1 - min(self._flow.last_free, self._flow.capacity) / self._flow.capacity, 3
+            )
+        if self._ext is not None:
+            extra["extended_status"] = self._ext.bits
+        if self._flow.paused_by_device:
+            extra["xoff"] = True
+        position = None
+        if self._position is not None:
+            position = (self._position.x / UNITS_PER_MM, self._position.y / UNITS_PER_MM)
+        self.listener.on_telemetry(
+            Telemetry(state=self._state_name(), position_mm=position, extra=extra)
+        )
+
+    # -- streaming -------------------------------------------------------------------------
+
+    async def stream(
+        self, lines: Sequence[str], on_progress: ProgressCallback, *, start_index: int = 0
+    ) -> StreamResult:
+        """Stream validated, normalised HP-GL lines (see ``prepare_hpgl_program``).
+
+        HP-GL gives no per-instruction acknowledgement: ``on_progress(n)`` counts the
+        instructions handed to the plotter (the first ``n`` lines). Returns once the plotter
+        has answered an ``OS;`` sent after the last line and ``ESC.O`` reports its buffer
+        empty. Raises DeviceError (``buffer_overflow``, ``device_error``, ``device_timeout``;
+        ``line`` = 1-based index into ``lines`` of the last line sent before the failed
+        check), JobStopped on cancel or e-stop, DeviceLost if the link dies.
+        """
+        ready, reason = self.ready_for_job
+        if not ready:
+            raise DeviceError(f"plotter not ready: {reason}", code=reason)
+        self._streaming = True
+        self._stop = None
+        self._error = None
+        self._host_paused = False
+        self._need_error_query = False
+        self._need_io_check = False
+        self._init_sent_since_status = False
+        self._acked = start_index
+        self._report_state()
+        try:
+            return await self._stream(lines, on_progress, start_index)
+        except DeviceError as exc:
+            if not isinstance(exc, DeviceLost):
+                await self._abort_device()
+            raise
+        finally:
+            self._streaming = False
+            self._report_state()
+
+    async def _stream(
+        self, lines: Sequence[str], on_progress: ProgressCallback, start_index: int
+    ) -> StreamResult:
+        data = [line.encode("ascii") for line in lines]
+        total = len(data)
+        index = start_index
+        since_check = 0
+        check_due = False
+        phase = _Phase.SENDING if index < total else _Phase.FINAL_STATUS
+        flow = self._flow
+        flow.reset_budget()
+        check_every = self.settings.check_every_bytes
+        while True:
+            self._wake.clear()
+            self._raise_if_stopped()
+            now = self._now()
+            self._check_query_timeout(now)
+            # 1. Program data, as far as the budget allows.
+            if phase is _Phase.SENDING and not self._host_paused and not check_due:
+                batch = bytearray()
+                while index < total and len(batch) < _MAX_BATCH:
+                    chunk = data[index]
+                    if not flow.can_send(len(chunk), now):
+                        break
+                    flow.data_sent(len(chunk), now)
+                    batch += chunk
+                    if chunk.startswith(b"IN"):
+                        self._init_sent_since_status = True
+                    index += 1
+                    since_check += len(chunk)
+                    if since_check >= check_every and is_pen_up_point(lines[index - 1]):
+                        check_due = True
+                        break
+                if batch:
+                    self.link.write(bytes(batch))
+                    self._acked = index
+                    on_progress(index)
+                if index >= total:
+                    phase = _Phase.FINAL_STATUS
+            # 2. At most one query outstanding: pick the most urgent.
+            if flow.outstanding is None and self._waiter is None:
+                query: Query | None = None
+                if self._need_error_query:
+                    self._need_error_query = False
+                    query = Query.ERROR
+                elif self._need_io_check:
+                    self._need_io_check = False
+                    query = Query.IO_ERROR
+                elif check_due:
+                    check_due = False
+                    since_check = 0
+                    self._need_io_check = True
+                    query = Query.STATUS
+                elif phase is _Phase.FINAL_STATUS:
+                    phase = _Phase.FINAL_IO_CHECK
+                    query = Query.STATUS
+                elif phase is _Phase.FINAL_IO_CHECK:
+                    phase = _Phase.FINAL_EMPTY
+                    query = Query.IO_ERROR
+                elif phase is _Phase.FINAL_EMPTY:
+                    if self._ext is not None and self._ext.buffer_empty:
+                        return StreamResult(lines_done=total)
+                    if now >= self._next_ext_poll:
+                        query = Query.EXTENDED_STATUS
+                        self._next_ext_poll = now + self.settings.poll_interval_s
+                elif flow.wants_free_space(now):
+                    query = Query.FREE_SPACE
+                if query is not None:
+                    if query is Query.EXTENDED_STATUS:
+                        self._ext = None
+                    self._send_query(query)
+                    continue
+            # 3. Wait for an answer, a signal, or time to pass.
+            wait = 0.25
+            if flow.outstanding is not None:
+                wait = min(wait, max(0.001, self._query_deadline() - now))
+            if phase is _Phase.SENDING and not self._host_paused and index < total:
+                wait = min(wait, max(0.001, flow.wait_hint(now, len(data[index]))))
+            if phase is _Phase.FINAL_EMPTY and flow.outstanding is None:
+                wait = min(wait, max(0.001, self._next_ext_poll - now))
+            await self._sleep_until_woken(wait)
+
+    def _query_deadline(self) -> float:
+        query = self._flow.outstanding
+        assert query is not None
+        return self._flow.outstanding_since + self._query_timeout(query)
+
+    def _check_query_timeout(self, now: float) -> None:
+        query = self._flow.outstanding
+        if query is None or now < self._query_deadline():
+            return
+        self._flow.forget_outstanding()
+        raise DeviceTimeout(
+            f"plotter did not answer {query.name} within {self._query_timeout(query):g} s "
+            f"(after line {max(1, self._line_at_query)})",
+            line=max(1, self._line_at_query),
+        )
+
+    def _raise_if_lost(self) -> None:
+        if self._lost is not None:
+            raise DeviceLost(self._lost.message)
+
+    def _raise_if_stopped(self) -> None:
+        self._raise_if_lost()
+        if self._stop is not None:
+            raise JobStopped(f"job stopped by {self._stop.value}", code=(
+                "canceled" if self._stop is _Stop.CANCEL else "estopped"))
+        if self._error is not None:
+            raise self._error
+
+    async def _abort_device(self, *, park: bool = True) -> None:
+        """ESC.K (discard the buffer), again once our queue has left, then park the pen."""
+        with contextlib.suppress(DeviceLost):
+            self.link.write(ABORT, urgent=True)
+            if self._flow.outstanding is not None and not self._flow.outstanding.immediate:
+                self._flow.forget_outstanding()  # discarded with the buffer: no answer comes
+            self._flow.reset_budget()
+            await asyncio.wait_for(self.link.drain(), self.settings.response_timeout_s)
+            # Bytes still queued behind the first ESC.K are discarded by the second.
+            self.link.write(ABORT)
+            if park:
+                self.link.write(PARK)
+            await asyncio.wait_for(self.link.drain(), self.settings.response_timeout_s)
+
+    # -- controls --------------------------------------------------------------------------
+
+    @property
+    def lines_acknowledged(self) -> int:
+        return self._acked
+
+    async def pause(self) -> None:
+        """Stop feeding the plotter; what is already in its buffer (up to ~1 KB) still plots."""
+        self._host_paused = True
+        self._report_state()
+        self._notify()
+
+    async def resume(self) -> None:
+        self._host_paused = False
+        self._report_state()
+        self._notify()
+
+    async def cancel(self) -> None:
+        """ESC.K (abort, discard the buffer), then pen up and ``SP0;``."""
+        self._stop = _Stop.CANCEL
+        self._notify()
+        await self._wait_stream_exit()
+        await self._abort_device(park=True)
+        await self._refresh_status()
+
+    async def estop(self) -> None:
+        """ESC.K ahead of anything queued; the plotter stays stopped until reset()."""
+        self._estopped = True
+        self._stop = _Stop.ESTOP
+        with contextlib.suppress(DeviceLost):
+            self.link.write(ABORT, urgent=True)
+        self._notify()
+        await self._wait_stream_exit()
+        await self._abort_device(park=False)
+        self._report_state()
+
+    async def reset(self) -> None:
+        """After an e-stop: discard the buffer, clear errors, ``IN;`` (pen up, defaults)."""
+        self._raise_if_lost()
+        self.link.write(ABORT, urgent=True)
+        if self._flow.outstanding is not None and not self._flow.outstanding.immediate:
+            self._flow.forget_outstanding()
+        await self._ask(Query.IO_ERROR)
+        self.link.write(b"IN;")
+        self._flow.data_sent(3, self._now())
+        status = await self._ask(Query.STATUS)
+        if isinstance(status, Status) and status.error:
+            await self._ask(Query.ERROR)
+        self._estopped = False
+        self._stop = None
+        await self._refresh_status()
+
+    async def _refresh_status(self) -> None:
+        with contextlib.suppress(DeviceError):
+            await self._ask(Query.EXTENDED_STATUS)
+        self._report_state()
+
+    async def _wait_stream_exit(self) -> None:
+        while self._streaming:
+            await self._sleep_until_woken(0.05)
+            self._wake.clear()
+
+    @property
+    def ready_for_job(self) -> tuple[bool, str]:
+        if self._lost is not None:
+            return (False, "device_lost")
+        if not self._opened:
+            return (False, "not_open")
+        if self._estopped:
+            return (False, "estopped")
+        if self._streaming:
+            return (False, "busy")
+        if self._ext is not None:
+            if self._ext.lever_up:
+                return (False, "lever_up")
+            if self._ext.paused:
+                return (False, "device_paused")
+            if not self._ext.buffer_empty:
+                return (False, "device_busy")
+        return (True, "")
