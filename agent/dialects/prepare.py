@@ -19,6 +19,13 @@ def prepare_program(job: JobRequest, profile: Profile) -> Program:
 
         assert job.program is not None
         return prepare_grbl_program(job.program, profile)
+    if profile.family == "marlin":
+        if job.kind is not JobKind.GCODE:
+            raise _kind_error(job, profile)
+        from agent.dialects.marlin import prepare_marlin_program
+
+        assert job.program is not None
+        return prepare_marlin_program(job.program, profile)
     raise _kind_error(job, profile)
 
 
