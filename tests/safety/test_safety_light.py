@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPin
 
-from agent.safety import GpioConfig, LightState, SafetyIoError, StackLight
-from tests.safety.helpers import toggles
+from agent.safety import GpioConfig, LightState, SafetyIoError, SafetyPanel, StackLight
+from tests.safety.helpers import close_contact, open_contact, toggles, until
 
 GREEN, AMBER, RED, BUZZER = 5, 6, 13, 19
 BLINK_HZ = 10.0  # fast, so a test sees several blinks in well under a second
@@ -170,3 +171,51 @@ def test_unusable_output_pin_is_a_clear_error(pin_factory: MockFactory) -> None:
     with pytest.raises(SafetyIoError, match=r"gpio\.light_red: cannot use GPIO40") as info:
         StackLight(config, pin_factory)
     assert info.value.code == "gpio_pin_unusable"
+
+
+class _LightFollowsEstop:
+    """The shape of the runner's wiring: station state drives the stack light."""
+
+    def __init__(self, light: StackLight) -> None:
+        self.light = light
+
+    def on_estop(self, pressed: bool) -> None:
+        self.light.show(LightState.ESTOP if pressed else LightState.ATTENTION)
+
+    def on_door(self, open: bool) -> None:
+        pass
+
+    def on_start_pressed(self) -> None:
+        pass
+
+    def on_reset_pressed(self) -> None:
+        self.light.show(LightState.IDLE)
+
+
+async def test_panel_and_light_share_one_pin_factory(pin_factory: MockFactory) -> None:
+    config = GpioConfig.model_validate(
+        {
+            "estop": {"pin": 17},
+            "reset": {"pin": 23},
+            "light_green": {"pin": GREEN},
+            "light_red": {"pin": RED},
+            "blink_hz": BLINK_HZ,
+        }
+    )
+    with StackLight(config, pin_factory) as light:
+        light.show(LightState.IDLE)
+        follower = _LightFollowsEstop(light)
+        with SafetyPanel(config, pin_factory, asyncio.get_running_loop(), follower):
+            # Unwired NC e-stop at start-up: pressed.
+            await until(lambda: light.state is LightState.ESTOP, "e-stop light")
+            red = pin_factory.pin(RED)
+            await until(lambda: toggles(red) >= 3, "red to blink")
+            assert not lit(pin_factory)["green"]
+            close_contact(pin_factory.pin(17))
+            await until(lambda: light.state is LightState.ATTENTION, "released e-stop light")
+            reset = pin_factory.pin(23)
+            close_contact(reset)
+            await until(lambda: light.state is LightState.IDLE, "reset to idle")
+            open_contact(reset)
+            assert lit(pin_factory)["green"]
+            assert not lit(pin_factory)["red"]
