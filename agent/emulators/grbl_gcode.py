@@ -324,11 +324,7 @@ def parse_block(
             if group in commands:
                 raise GcodeError(GrblError.GCODE_MODAL_GROUP_VIOLATION)
             commands[group] = name
-            uses_axes = (
-                group is Group.MOTION
-                or name in _AXIS_USING_NON_MODAL
-                or name == "G43.1"
-            )
+            uses_axes = group is Group.MOTION or name in _AXIS_USING_NON_MODAL or name == "G43.1"
             if uses_axes:
                 if axis_command is not None:
                     raise GcodeError(GrblError.GCODE_AXIS_COMMAND_CONFLICT)
@@ -369,9 +365,7 @@ def parse_block(
     inverse_time = (
         commands[Group.FEED_MODE] == "G93" if Group.FEED_MODE in commands else state.inverse_time
     )
-    absolute = (
-        commands[Group.DISTANCE] == "G90" if Group.DISTANCE in commands else state.absolute
-    )
+    absolute = commands[Group.DISTANCE] == "G90" if Group.DISTANCE in commands else state.absolute
     plane = commands.get(Group.PLANE, state.plane)
 
     # Feed rate. In G93 every motion block carries its own F (GRBL asks it even of G0); the
@@ -572,9 +566,7 @@ def parse_block(
                 if end == position:
                     raise GcodeError(GrblError.GCODE_INVALID_TARGET)
                 probe = _line(MoveKind.PROBE, position, end, feed_mm_min, inverse_minutes)
-                actions.extend(
-                    (Sync(), probe, Sync(), ProbeCheck(motion in ("G38.2", "G38.4")))
-                )
+                actions.extend((Sync(), probe, Sync(), ProbeCheck(motion in ("G38.2", "G38.4"))))
                 position = end
     new = replace(new, motion=motion, position=position)
 
@@ -635,9 +627,7 @@ def _jog_block(
     if not axis_words:
         raise GcodeError(GrblError.GCODE_NO_AXIS_WORDS)
     inches = commands[Group.UNITS] == "G20" if Group.UNITS in commands else state.inches
-    absolute = (
-        commands[Group.DISTANCE] == "G90" if Group.DISTANCE in commands else state.absolute
-    )
+    absolute = commands[Group.DISTANCE] == "G90" if Group.DISTANCE in commands else state.absolute
     unit = MM_PER_INCH if inches else 1.0
     machine = commands.get(Group.NON_MODAL) == "G53"
     wco = state.work_offset(offsets)
