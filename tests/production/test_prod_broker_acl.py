@@ -5,12 +5,10 @@ Only paths and the port are substituted; a throwaway CA is made per module.
 
 from __future__ import annotations
 
-import getpass
 import queue
 import ssl
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -19,11 +17,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from tests.production.pki import CertificateAuthority, make_ca, make_client_cert, make_server_cert
-from tests.support.broker import Broker, free_port
+from tests.production.pki import make_ca, make_client_cert
+from tests.production.tls_broker import TlsFiles, make_tls_files, running_tls_broker
+from tests.support.broker import Broker
 
-REPO = Path(__file__).resolve().parents[2]
-DEPLOY = REPO / "deploy" / "mosquitto"
 WAIT_S = 15.0
 
 # A T-shirt front cut on the knife cutter, and the laser's care label job.
@@ -31,55 +28,15 @@ KNIFE_JOB = b'{"job_id":"tee-front-M-0412","kind":"toolpaths","pieces":["front"]
 LASER_JOB = b'{"job_id":"care-label-SS27-0412","kind":"gcode"}'
 
 
-@dataclass(frozen=True)
-class Tls:
-    ca: CertificateAuthority
-    dir: Path
-    ca_file: Path
-
-
-def broker_conf(tls: Tls, port: int, workdir: Path) -> str:
-    """deploy/mosquitto/station-agent.conf with this test's port and files."""
-    text = (DEPLOY / "station-agent.conf").read_text()
-    acl = workdir / "station-agent.acl"
-    acl.write_text((DEPLOY / "station-agent.acl").read_text())
-    replacements = {
-        "listener 8883\n": f"listener {port} 127.0.0.1\n",
-        "/etc/mosquitto/ca_certificates/factory-ca.crt": str(tls.ca_file),
-        "/etc/mosquitto/certs/broker.crt": str(tls.dir / "broker.crt"),
-        "/etc/mosquitto/certs/broker.key": str(tls.dir / "broker.key"),
-        "/etc/mosquitto/station-agent.acl": str(acl),
-    }
-    for old, new in replacements.items():
-        assert old in text, f"deploy config no longer contains {old!r}"
-        text = text.replace(old, new)
-    # Debian's main mosquitto.conf supplies logging and persistence around the conf.d file;
-    # run as whoever runs the tests (as root mosquitto would switch to a user that cannot read
-    # the test's temporary files).
-    return text + (
-        f"log_dest stderr\nlog_type all\npersistence false\nuser {getpass.getuser()}\n"
-    )
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    return make_tls_files(tmp_path_factory.mktemp("pki"), ["controller", "laser-02", "cutter-01"])
 
 
 @pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> Tls:
-    d = tmp_path_factory.mktemp("pki")
-    ca = make_ca("Factory Test CA")
-    ca_file = ca.write(d)
-    make_server_cert(ca).write(d, "broker")
-    for cn in ("controller", "laser-02", "cutter-01"):
-        make_client_cert(ca, cn).write(d, cn)
-    return Tls(ca, d, ca_file)
-
-
-@pytest.fixture(scope="module")
-def tls_broker(tls: Tls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    workdir = tmp_path_factory.mktemp("broker")
-    b = Broker(workdir, port=free_port())
-    b.conf_path.write_text(broker_conf(tls, b.port, workdir))
-    b.start()
-    yield b
-    b.stop()
+def tls_broker(tls: TlsFiles, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    with running_tls_broker(tls, tmp_path_factory.mktemp("broker")) as b:
+        yield b
 
 
 class Client:
@@ -158,7 +115,7 @@ class Client:
 
 
 @pytest.fixture
-def connect(tls_broker: Broker, tls: Tls) -> Iterator[object]:
+def connect(tls_broker: Broker, tls: TlsFiles) -> Iterator[object]:
     clients: list[Client] = []
     counter = iter(range(1_000_000))
 
@@ -274,12 +231,12 @@ def _tls_connect_fails(tls_broker: Broker, ca_file: Path, cert: Path | None,
     assert c.connected.empty() or c.connected.get().is_failure
 
 
-def test_certificate_from_another_ca_cannot_connect(tls_broker: Broker, tls: Tls,
+def test_certificate_from_another_ca_cannot_connect(tls_broker: Broker, tls: TlsFiles,
                                                     tmp_path: Path) -> None:
     rogue_ca = make_ca("Rogue CA")
     cert, key = make_client_cert(rogue_ca, "laser-02").write(tmp_path, "rogue")
     _tls_connect_fails(tls_broker, tls.ca_file, cert, key)
 
 
-def test_client_without_certificate_cannot_connect(tls_broker: Broker, tls: Tls) -> None:
+def test_client_without_certificate_cannot_connect(tls_broker: Broker, tls: TlsFiles) -> None:
     _tls_connect_fails(tls_broker, tls.ca_file, None, None)
