@@ -27,12 +27,14 @@ def compile_for_target(job: JobRequest, target: MachineTarget) -> Program:
     return Program(tuple(lines), tuple(range(1, len(lines) + 1)))
 
 
-def plan_for_target(job: JobRequest, target: MachineTarget) -> list[PlannedPath]:
+def plan_for_target(
+    job: JobRequest, target: MachineTarget, *, check_bed: bool = True
+) -> list[PlannedPath]:
     if job.kind is not JobKind.TOOLPATHS:
         raise ProgramError(
             f"a {job.kind.value} job is not a toolpaths job", code="unsupported_kind"
         )
-    return plan_toolpaths(job, target.settings, target.limits)
+    return plan_toolpaths(job, target.settings, target.limits, check_bed=check_bed)
 
 
 def emit_lines(plan: list[PlannedPath], target: MachineTarget) -> list[str]:

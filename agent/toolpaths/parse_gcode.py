@@ -44,11 +44,14 @@ def parse_gcode(lines: Sequence[str], settings: ToolpathSettings) -> list[Stroke
         line = _normalise(raw)
         if not line:
             continue
+        # A lift or a plunge ends the stroke even where X and Y do not change.
         if servo_up is not None and line == servo_up:
             servo_down_now = False
+            builder.flush()
             continue
         if servo_down is not None and line == servo_down:
             servo_down_now = True
+            builder.flush()
             continue
         words = _words(line, number)
         target_x: float | None = None
@@ -79,6 +82,7 @@ def parse_gcode(lines: Sequence[str], settings: ToolpathSettings) -> list[Stroke
                     beam = True
                 elif value == 5.0:
                     beam = False
+                    builder.flush()
                 elif value not in _IGNORED_M:
                     raise ProgramError(
                         f"line {number}: M{value:g} is not understood by the preview",
@@ -98,6 +102,7 @@ def parse_gcode(lines: Sequence[str], settings: ToolpathSettings) -> list[Stroke
             # P (dwell time) and other parameters move nothing.
         if target_z is not None:
             z = (z or 0.0) + target_z if relative else target_z
+            builder.flush()
         if target_x is None and target_y is None:
             continue
         if relative:

@@ -41,6 +41,7 @@ def parse_hpgl(lines: Sequence[str], settings: ToolpathSettings) -> list[Stroke]
             elif op == "SP":
                 pen = int(args[0]) if args else 0
                 pen_down = False  # the device lifts to change tools
+                builder.flush()
             elif op == "VS":
                 speed = args[0] * 10.0 if args else None
             elif op in ("PA", "PR", "PU", "PD"):
@@ -50,6 +51,7 @@ def parse_hpgl(lines: Sequence[str], settings: ToolpathSettings) -> list[Stroke]
                     relative = True
                 elif op == "PU":
                     pen_down = False
+                    builder.flush()
                 else:
                     pen_down = True
                 if len(args) % 2:

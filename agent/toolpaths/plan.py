@@ -48,8 +48,10 @@ class CutSettings:
 class PlannedPath:
     """One path of one copy, as the tool will follow it, in bed millimetres.
 
-    ``points`` is the tool's own route (for a drag knife the holder's axis, with overcut and
-    blade offset); ``tip`` is where the cut lands on the fabric (before blade offset).
+    ``tip`` is the line cut into the fabric: the job's path, placed, started where the order
+    chose, closed paths returning to their start and then running on by the overcut.
+    ``points`` is the route the machine is told: ``tip`` itself, or for a drag knife the
+    holder's axis (blade-offset compensated).
     """
 
     source: int  # index of the path in the job
@@ -71,9 +73,12 @@ class _Piece:
 
 
 def plan_toolpaths(
-    job: JobRequest, settings: ToolpathSettings, limits: BedLimits
+    job: JobRequest, settings: ToolpathSettings, limits: BedLimits, *, check_bed: bool = True
 ) -> list[PlannedPath]:
-    """The job's paths in cutting order, in bed mm; raises ProgramError."""
+    """The job's paths in cutting order, in bed mm; raises ProgramError.
+
+    ``check_bed=False`` skips only the bed check (to show an operator where a job overflows).
+    """
     toolpaths = _require_toolpaths(job)
     resolved = [_settle(toolpaths, i, settings) for i in range(len(toolpaths.paths))]
     _check_size(toolpaths, resolved, job.copies, settings)
@@ -88,7 +93,8 @@ def plan_toolpaths(
             tip = close_ring(ring)
         else:
             tip = list(reversed(piece.points)) if visit.reverse else list(piece.points)
-        route = _tool_route(tip, piece.closed, settings)
+        tip = _with_overcut(tip, piece.closed, settings)
+        route = _tool_route(tip, settings)
         planned.append(
             PlannedPath(
                 source=piece.source,
@@ -101,7 +107,8 @@ def plan_toolpaths(
                 tip=tuple(tip),
             )
         )
-    check_bounds((p.points for p in planned), limits)
+    if check_bed:
+        check_bounds((p.points for p in planned), limits)
     return planned
 
 
@@ -204,11 +211,17 @@ def _copies_per_row(
     return max(1, min(copies, fit))
 
 
-def _tool_route(tip: Polyline, closed: bool, settings: ToolpathSettings) -> Polyline:
+def _with_overcut(tip: Polyline, closed: bool, settings: ToolpathSettings) -> Polyline:
+    knife = settings.knife
+    if not closed or knife is None or settings.machine is not MachineKind.DRAG_KNIFE:
+        return tip
+    return with_overcut(tip, knife.overcut_mm)
+
+
+def _tool_route(tip: Polyline, settings: ToolpathSettings) -> Polyline:
     knife = settings.knife
     if settings.machine is not MachineKind.DRAG_KNIFE or knife is None:
         return tip
-    route = with_overcut(tip, knife.overcut_mm) if closed else tip
     return blade_offset(
-        route, knife.blade_offset_mm, knife.corner_threshold_deg, knife.swivel_step_deg
+        tip, knife.blade_offset_mm, knife.corner_threshold_deg, knife.swivel_step_deg
     )
