@@ -1,0 +1,549 @@
+"""``station-agent doctor``: check a station's set-up and say how to fix what is wrong.
+
+Each check returns :class:`CheckResult` rows (ok, warn, fail or skip) with a fix hint for
+anything not ok; the report is a table, and the exit status is 1 if any row failed.
+
+Checks, in order: the config file and the firmware profile; the serial device (present,
+permissions, opens, answers its firmware's hello); every broker address (TCP, then an MQTT
+CONNECT with the station's TLS files and login); the TLS and login settings themselves;
+storage (writable, free space); GPIO pins. Run it with the agent stopped
+(``systemctl stop station-agent``): the serial port is opened exclusively.
+
+The serial hello is the family driver's own handshake (``MachineDriver.open()``: a GRBL banner
+or ``?`` status report, and so on), so the doctor checks exactly what the agent will do. A family
+whose hello needs something else registers a probe in :data:`SERIAL_PROBES`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import enum
+import grp
+import os
+import pwd
+import shutil
+import socket
+import ssl
+import stat
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from agent.config import AgentConfig, MqttConfig, load_config
+from agent.drivers.base import DriverListener, Telemetry
+from agent.errors import DeviceError, StationAgentError
+from agent.profiles import Profile, load_profile
+
+DEFAULT_TIMEOUT_S = 5.0
+# Free space below this beyond the outbox cap is a failure; below 4x it a warning.
+MIN_SPARE_BYTES = 50 * 1024 * 1024
+CERT_EXPIRY_WARN = timedelta(days=30)
+SYSTEMD_STATE_DIR = Path("/var/lib/station-agent")
+
+
+class CheckStatus(enum.Enum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "FAIL"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check: str
+    status: CheckStatus
+    detail: str
+    hint: str = ""
+
+
+def _ok(check: str, detail: str) -> CheckResult:
+    return CheckResult(check, CheckStatus.OK, detail)
+
+
+def _warn(check: str, detail: str, hint: str) -> CheckResult:
+    return CheckResult(check, CheckStatus.WARN, detail, hint)
+
+
+def _fail(check: str, detail: str, hint: str) -> CheckResult:
+    return CheckResult(check, CheckStatus.FAIL, detail, hint)
+
+
+def _skip(check: str, detail: str) -> CheckResult:
+    return CheckResult(check, CheckStatus.SKIP, detail)
+
+
+# -- config and profile ------------------------------------------------------------------------
+
+
+def check_config(path: Path) -> tuple[CheckResult, AgentConfig | None]:
+    try:
+        config = load_config(path)
+    except StationAgentError as exc:
+        return _fail("config", exc.message,
+                     "fix the key named above; every key is described in docs/deployment-pi.md"
+                     ), None
+    return _ok("config", f"{path}: station {config.station_id}"), config
+
+
+def check_profile(config: AgentConfig) -> tuple[CheckResult, Profile | None]:
+    try:
+        profile = load_profile(config.profile)
+    except StationAgentError as exc:
+        return _fail("profile", exc.message,
+                     "set `profile` to a shipped profile name or a readable TOML file"), None
+    return _ok("profile", f"{profile.name} ({profile.family}, {profile.baud} baud)"), profile
+
+
+# -- serial device -----------------------------------------------------------------------------
+
+SerialProbe = Callable[[str, int, Profile, float], Coroutine[Any, Any, str]]
+"""(port path, baud, profile, timeout s) -> what the device said; raises DeviceError."""
+
+
+class _QuietListener(DriverListener):
+    def on_telemetry(self, telemetry: Telemetry) -> None:
+        pass
+
+    def on_device_state(self, state: str, detail: dict[str, Any]) -> None:
+        pass
+
+    def on_warning(self, message: str, detail: dict[str, Any]) -> None:
+        pass
+
+
+async def driver_hello(path: str, baud: int, profile: Profile, timeout_s: float) -> str:
+    """Open the port as the agent does and run the family driver's handshake."""
+    from agent.drivers.factory import create_driver, serial_handshake
+    from agent.transport.serial_port import SerialLink
+
+    rtscts, xonxoff = serial_handshake(profile)
+    link = await SerialLink.open(path, baud, rtscts=rtscts, xonxoff=xonxoff)
+    try:
+        quick = profile.model_copy(update={"hello_timeout_s": timeout_s})
+        try:
+            driver = create_driver(quick, link, _QuietListener())
+        except NotImplementedError:
+            return f"opened at {baud} baud (no {profile.family} driver to say hello)"
+        info = await asyncio.wait_for(driver.open(), timeout_s + 2)
+        return f"answered: {info.firmware} {info.version}".rstrip()
+    finally:
+        await link.close()
+
+
+# Families whose hello differs from their driver's open() register here.
+SERIAL_PROBES: dict[str, SerialProbe] = {}
+
+
+def check_serial(config: AgentConfig, profile: Profile | None, timeout_s: float
+                 ) -> list[CheckResult]:
+    path = config.serial.port
+    results: list[CheckResult] = []
+    if not os.path.lexists(path):
+        return [_fail("serial device", f"{path} does not exist",
+                      "plug in the machine's USB adapter and switch the machine on; list "
+                      "adapters with `ls -l /dev/serial/by-id/`; give it a stable name with "
+                      "udev/99-station-agent-serial.rules.example")]
+    if not os.path.exists(path):
+        target = os.readlink(path)
+        return [_fail("serial device", f"{path} points to {target}, which is gone",
+                      "the adapter was unplugged or renumbered: replug it, or fix the udev rule")]
+    st = os.stat(path)
+    if not stat.S_ISCHR(st.st_mode):
+        return [_fail("serial device", f"{path} is not a character device",
+                      "[serial] port must name the tty of the adapter, e.g. /dev/ttyUSB0")]
+    results.append(_ok("serial device", f"{path} -> {os.path.realpath(path)}"))
+    if not os.access(path, os.R_OK | os.W_OK):
+        owner = _group_name(st.st_gid)
+        results.append(_fail(
+            "serial permissions",
+            f"{_user_name()} cannot read and write {path} (group {owner}, mode "
+            f"{stat.filemode(st.st_mode)})",
+            f"add the agent's user to group {owner}: `sudo usermod -aG {owner} station-agent` "
+            "(and run the doctor as that user: `sudo -u station-agent station-agent doctor ...`)",
+        ))
+        return results
+    results.append(_ok("serial permissions", f"read/write as {_user_name()}"))
+    if profile is None:
+        results.append(_skip("serial hello", "no valid profile"))
+        return results
+    baud = config.serial.baud or profile.baud
+    probe = SERIAL_PROBES.get(profile.family, driver_hello)
+    timeout = min(timeout_s, profile.hello_timeout_s)
+    try:
+        said = asyncio.run(probe(path, baud, profile, timeout))
+    except (DeviceError, TimeoutError) as exc:
+        message = exc.message if isinstance(exc, StationAgentError) else "no answer"
+        if "cannot open" in message:
+            hint = ("another program holds the port: stop the agent (`sudo systemctl stop "
+                    "station-agent`) or the sender using it, then run the doctor again")
+        else:
+            hint = (f"check that the machine is on and the cable is the right one; the port is "
+                    f"opened at {baud} baud: set [serial] baud if the firmware uses another rate")
+        results.append(_fail("serial hello", message, hint))
+        return results
+    results.append(_ok("serial hello", said))
+    return results
+
+
+def _user_name() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+# -- broker ------------------------------------------------------------------------------------
+
+
+def tls_context(mqtt: MqttConfig) -> ssl.SSLContext | None:
+    if mqtt.tls is None:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(mqtt.tls.ca_file))
+    ctx.check_hostname = mqtt.tls.check_hostname
+    if mqtt.tls.cert_file is not None:
+        key = str(mqtt.tls.key_file) if mqtt.tls.key_file is not None else None
+        ctx.load_cert_chain(str(mqtt.tls.cert_file), key)
+    return ctx
+
+
+def mqtt_connect(config: AgentConfig, host: str, port: int, timeout_s: float) -> str:
+    """One MQTT 5 CONNECT with the station's credentials; returns a description, raises
+    :class:`ConnectionError` saying why it failed."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    mqtt = config.mqtt
+    outcome: list[str] = []
+    done = threading.Event()
+
+    def on_connect(client: paho.Client, userdata: object, flags: object, rc: ReasonCode,
+                   props: object) -> None:
+        outcome.append("ok" if not rc.is_failure else f"refused: {rc}")
+        done.set()
+
+    def on_disconnect(client: paho.Client, userdata: object, flags: object, rc: ReasonCode,
+                      props: object) -> None:
+        if not done.is_set():
+            outcome.append(f"connection closed before CONNACK ({rc})")
+            done.set()
+
+    # Never the agent's own client id: that would take over its persistent session.
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{config.station_id}-doctor",
+                         protocol=paho.MQTTv5, reconnect_on_failure=False)
+    client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
+    client.connect_timeout = timeout_s
+    if mqtt.username is not None:
+        client.username_pw_set(mqtt.username, mqtt.password)
+    ctx = tls_context(mqtt)
+    if ctx is not None:
+        client.tls_set_context(ctx)
+    try:
+        client.connect(host, port, keepalive=max(5, int(timeout_s) * 2), clean_start=True)
+        deadline = time.monotonic() + timeout_s
+        while not done.is_set() and time.monotonic() < deadline:
+            client.loop(timeout=0.1)
+    except ssl.SSLCertVerificationError as exc:
+        raise ConnectionError(f"TLS: broker certificate rejected: {exc.verify_message}") from None
+    except (ssl.SSLError, OSError) as exc:
+        raise ConnectionError(f"{type(exc).__name__}: {exc}") from None
+    finally:
+        with contextlib.suppress(Exception):
+            client.disconnect()
+    if not outcome:
+        raise ConnectionError(f"no CONNACK within {timeout_s:g} s")
+    if outcome[0] != "ok":
+        raise ConnectionError(outcome[0])
+    how = "TLS" if ctx is not None else "plain TCP"
+    who = f" as {mqtt.username}" if mqtt.username else ""
+    return f"MQTT CONNECT accepted ({how}{who})"
+
+
+def check_brokers(config: AgentConfig, timeout_s: float) -> list[CheckResult]:
+    rows: list[CheckResult] = []
+    for addr in config.mqtt.brokers:
+        name = f"broker {addr.host}:{addr.port}"
+        try:
+            with socket.create_connection((addr.host, addr.port), timeout=timeout_s):
+                pass
+        except OSError as exc:
+            rows.append(_fail(name, f"TCP connect failed: {exc.strerror or exc}",
+                              "is the broker running (`systemctl status mosquitto` on its host)"
+                              "? check [mqtt] host/port, the network and any firewall"))
+            continue
+        try:
+            rows.append(_ok(name, mqtt_connect(config, addr.host, addr.port, timeout_s)))
+        except ConnectionError as exc:
+            rows.append(_fail(name, str(exc), _connect_hint(str(exc), config)))
+    failed = [r for r in rows if r.status is CheckStatus.FAIL]
+    if failed and len(failed) < len(rows):
+        # A fallback answers: the station works, degraded.
+        rows = [_warn(r.check, r.detail, r.hint) if r.status is CheckStatus.FAIL else r
+                for r in rows]
+    return rows
+
+
+def _connect_hint(message: str, config: AgentConfig) -> str:
+    lowered = message.lower()
+    if "certificate rejected" in lowered or "hostname" in lowered:
+        return ("the broker's certificate is not signed by [mqtt.tls] ca_file or does not name "
+                "[mqtt] host; use the broker's DNS name or set check_hostname = false for a lab "
+                "broker addressed by IP")
+    if "not authorized" in lowered or "bad user name" in lowered:
+        return "the broker refused these credentials: check [mqtt] username/password"
+    if "closed before connack" in lowered or "alert" in lowered or "eof" in lowered:
+        if config.mqtt.tls is None:
+            return ("the broker dropped the connection: it may expect TLS (port 8883) - "
+                    "configure [mqtt.tls]")
+        return ("the broker dropped the connection: it did not accept the client certificate "
+                "(signed by another CA, expired, or none given)")
+    if "wrong version number" in lowered:
+        return "TLS to a plain MQTT port: use the broker's TLS port (8883) or remove [mqtt.tls]"
+    return "check the broker's log (journalctl -u mosquitto) for why it refused the client"
+
+
+# -- TLS files and login -----------------------------------------------------------------------
+
+
+def check_credentials(config: AgentConfig, now: datetime | None = None) -> list[CheckResult]:
+    mqtt = config.mqtt
+    when = now or datetime.now(UTC)
+    rows: list[CheckResult] = []
+    if mqtt.password is not None and mqtt.username is None:
+        rows.append(_fail("mqtt login", "password set without username",
+                          "set [mqtt] username (the station id) or remove the password"))
+    if mqtt.tls is None:
+        if mqtt.password is not None:
+            rows.append(_warn("mqtt tls", "password sent in clear text: no [mqtt.tls]",
+                              "configure [mqtt.tls] ca_file (and the broker's TLS listener)"))
+        else:
+            rows.append(_warn("mqtt tls", "no [mqtt.tls]: traffic is neither encrypted nor "
+                              "authenticated", "see docs/deployment-pi.md, 'Broker security'"))
+        return rows
+    tls = mqtt.tls
+    files = {"ca_file": tls.ca_file, "cert_file": tls.cert_file, "key_file": tls.key_file}
+    if tls.key_file is not None and tls.cert_file is None:
+        rows.append(_fail("tls key_file", "key_file without cert_file",
+                          "set [mqtt.tls] cert_file to the station's certificate"))
+    readable: dict[str, Path] = {}
+    for key, path in files.items():
+        if path is None:
+            continue
+        if not path.is_file():
+            rows.append(_fail(f"tls {key}", f"{path} does not exist",
+                              f"copy the file there or fix [mqtt.tls] {key}"))
+        elif not os.access(path, os.R_OK):
+            rows.append(_fail(f"tls {key}", f"{path} is not readable by {_user_name()}",
+                              f"`sudo chown root:station-agent {path} && sudo chmod 0640 {path}`"))
+        else:
+            readable[key] = path
+    if "key_file" in readable:
+        mode = readable["key_file"].stat().st_mode
+        if mode & 0o004:
+            rows.append(_warn("tls key_file", f"{readable['key_file']} is world-readable",
+                              f"`sudo chmod 0640 {readable['key_file']}`"))
+    try:
+        from cryptography import x509
+    except ImportError:
+        rows.append(_skip("tls certificates", "install 'cryptography' to check expiry"))
+        return rows
+    for key in ("ca_file", "cert_file"):
+        if key in readable:
+            rows.extend(_check_cert(key, readable[key], when, config, x509))
+    if "cert_file" in readable and "key_file" in readable:
+        rows.append(_check_key_matches(readable["cert_file"], readable["key_file"], x509))
+    return rows
+
+
+def _check_cert(key: str, path: Path, now: datetime, config: AgentConfig, x509: Any
+                ) -> list[CheckResult]:
+    name = f"tls {key}"
+    try:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+    except ValueError as exc:
+        return [_fail(name, f"{path} is not a PEM certificate: {exc}",
+                      "convert it with `openssl x509 -in FILE -out FILE.pem`")]
+    end: datetime = cert.not_valid_after_utc
+    start: datetime = cert.not_valid_before_utc
+    rows: list[CheckResult] = []
+    if end <= now:
+        rows.append(_fail(name, f"{path} expired {end:%Y-%m-%d}",
+                          "issue a new certificate from the factory CA (docs/deployment-pi.md)"))
+    elif start > now:
+        rows.append(_fail(name, f"{path} is valid only from {start:%Y-%m-%d %H:%M} UTC",
+                          "the Pi's clock may be wrong: check `timedatectl`"))
+    elif end - now < CERT_EXPIRY_WARN:
+        rows.append(_warn(name, f"{path} expires {end:%Y-%m-%d}",
+                          "issue a new certificate before then"))
+    else:
+        rows.append(_ok(name, f"{path} valid until {end:%Y-%m-%d}"))
+    if key == "cert_file":
+        cns = [a.value for a in cert.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)]
+        if cns != [config.station_id]:
+            rows.append(_fail("tls identity",
+                              f"certificate CN {cns[0] if cns else None!r} is not the station id "
+                              f"{config.station_id!r}",
+                              "the broker's ACL maps the CN to the station's topics: issue the "
+                              "certificate with CN = station_id"))
+    return rows
+
+
+def _check_key_matches(cert_path: Path, key_path: Path, x509: Any) -> CheckResult:
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    except (ValueError, TypeError) as exc:
+        return _fail("tls key pair", f"{key_path}: {exc}",
+                     "the key must be an unencrypted PEM private key")
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    pem = serialization.Encoding.PEM
+    if cert.public_key().public_bytes(pem, spki) != key.public_key().public_bytes(pem, spki):
+        return _fail("tls key pair", f"{key_path} does not belong to {cert_path}",
+                     "point key_file at the key the certificate was issued for")
+    return _ok("tls key pair", "key matches certificate")
+
+
+# -- storage -----------------------------------------------------------------------------------
+
+
+def check_storage(config: AgentConfig) -> list[CheckResult]:
+    directory = config.storage.dir
+    if not directory.exists():
+        if directory == SYSTEMD_STATE_DIR:
+            return [_warn("storage", f"{directory} does not exist yet",
+                          "systemd creates it (StateDirectory=) when the service first starts")]
+        return [_fail("storage", f"{directory} does not exist",
+                      f"`sudo install -d -o station-agent -m 0750 {directory}`")]
+    rows: list[CheckResult] = []
+    try:
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".doctor-"):
+            pass
+    except OSError as exc:
+        rows.append(_fail("storage", f"{directory} is not writable by {_user_name()}: "
+                          f"{exc.strerror}",
+                          f"`sudo chown -R station-agent: {directory}`"))
+    else:
+        rows.append(_ok("storage", f"{directory} writable"))
+    free = shutil.disk_usage(directory).free
+    need = config.storage.outbox_max_bytes + MIN_SPARE_BYTES
+    cap = config.storage.outbox_max_bytes
+    detail = f"{free / 2**20:,.0f} MiB free (outbox cap {cap / 2**20:,.0f} MiB)"
+    if free < need:
+        rows.append(_fail("disk space", detail,
+                          "free space on the SD card or lower [storage] outbox_max_bytes"))
+    elif free < 4 * need:
+        rows.append(_warn("disk space", detail, "free space is getting low"))
+    else:
+        rows.append(_ok("disk space", detail))
+    return rows
+
+
+# -- GPIO --------------------------------------------------------------------------------------
+
+# On the 40-pin header; 0/1 are the HAT ID EEPROM bus, 14/15 the Pi's own UART.
+HEADER_PINS = range(2, 28)
+UART_PINS = {14: "TXD", 15: "RXD"}
+I2C_PINS = {2: "SDA", 3: "SCL"}
+PI_UART_DEVICES = ("/dev/serial0", "/dev/serial1", "/dev/ttyAMA0", "/dev/ttyS0")
+
+
+def check_gpio(config: AgentConfig, chips: Iterable[Path] | None = None) -> list[CheckResult]:
+    gpio = getattr(config, "gpio", None)
+    assigned: list[tuple[str, int]] = list(gpio.assigned_pins()) if gpio is not None else []
+    if not assigned:
+        return [_skip("gpio", "no GPIO pins configured")]
+    rows: list[CheckResult] = []
+    uart_in_use = os.path.realpath(config.serial.port) in {
+        os.path.realpath(p) for p in PI_UART_DEVICES
+    } or config.serial.port in PI_UART_DEVICES
+    for key, pin in assigned:
+        name = f"gpio {key}"
+        if pin not in HEADER_PINS:
+            rows.append(_fail(name, f"GPIO{pin} is not on the 40-pin header (GPIO2-GPIO27)",
+                              "choose a header pin; see `pinout`"))
+        elif pin in UART_PINS and uart_in_use:
+            rows.append(_fail(name, f"GPIO{pin} is the UART {UART_PINS[pin]} the machine is on",
+                              "move this input or output to another pin"))
+        elif pin in I2C_PINS:
+            rows.append(_warn(name, f"GPIO{pin} is I2C {I2C_PINS[pin]} with a fixed 1.8 kΩ "
+                              "pull-up to 3.3 V",
+                              "an input there reads high when open whatever its pull setting"))
+        else:
+            rows.append(_ok(name, f"GPIO{pin}"))
+    found = sorted(chips if chips is not None else Path("/dev").glob("gpiochip*"))
+    if not found:
+        rows.append(_fail("gpio chip", "no /dev/gpiochip* on this machine",
+                          "GPIO needs a Raspberry Pi (or remove the [gpio] pins from the config)"))
+    elif not any(os.access(c, os.R_OK | os.W_OK) for c in found):
+        rows.append(_fail("gpio chip", f"{_user_name()} cannot open {found[0]}",
+                          "add the agent's user to group gpio: "
+                          "`sudo usermod -aG gpio station-agent`"))
+    else:
+        rows.append(_ok("gpio chip", ", ".join(str(c) for c in found)))
+    return rows
+
+
+# -- putting it together -----------------------------------------------------------------------
+
+
+def run_checks(config_path: Path, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[CheckResult]:
+    result, config = check_config(config_path)
+    rows = [result]
+    if config is None:
+        rows.append(_skip("everything else", "needs a valid config"))
+        return rows
+    profile_row, profile = check_profile(config)
+    rows.append(profile_row)
+    rows.extend(check_serial(config, profile, timeout_s))
+    rows.extend(check_brokers(config, timeout_s))
+    rows.extend(check_credentials(config))
+    rows.extend(check_storage(config))
+    rows.extend(check_gpio(config))
+    return rows
+
+
+def format_report(rows: Sequence[CheckResult]) -> str:
+    width = max(len(r.check) for r in rows)
+    lines = [f"{'CHECK':<{width}}  RESULT  DETAIL"]
+    for r in rows:
+        lines.append(f"{r.check:<{width}}  {r.status.value:<6}  {r.detail}")
+        if r.hint and r.status in (CheckStatus.FAIL, CheckStatus.WARN):
+            lines.append(f"{'':<{width}}          fix: {r.hint}")
+    failed = sum(r.status is CheckStatus.FAIL for r in rows)
+    warned = sum(r.status is CheckStatus.WARN for r in rows)
+    lines.append("")
+    lines.append(f"{failed} failed, {warned} warnings" if failed or warned else "all checks passed")
+    return "\n".join(lines)
+
+
+def doctor_main(argv: list[str]) -> int:
+    """``station-agent doctor --config FILE [--timeout S]``; 1 if any check failed."""
+    parser = argparse.ArgumentParser(prog="station-agent doctor",
+                                     description="check a station's set-up")
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
+                        help="seconds to wait for the machine and each broker")
+    args = parser.parse_args(argv)
+    if args.timeout <= 0:
+        parser.error("--timeout must be positive")
+    rows = run_checks(args.config, timeout_s=args.timeout)
+    sys.stdout.write(format_report(rows) + "\n")
+    return 1 if any(r.status is CheckStatus.FAIL for r in rows) else 0
