@@ -78,6 +78,15 @@ class _WatchedInput:
         self._device.when_activated = self._on_contact_closed
         self._device.when_deactivated = self._on_contact_opened
 
+    def reads_asserted(self) -> bool:
+        """Asserted by either account: the pin right now, or the last reported state.
+
+        The pin covers start-up (before the first report) and a press not yet handed over; the
+        reported state covers a release still settling, which callers must not see as released
+        before ``on_estop(False)`` arrives.
+        """
+        return self._signal.state or self.asserted()
+
     def asserted(self) -> bool:
         """Pressed / open right now, read from the pin."""
         contact_closed = bool(self._device.is_active)
@@ -155,17 +164,18 @@ class SafetyPanel:
 
     @property
     def estop_pressed(self) -> bool:
-        """The e-stop is pressed (or its NC circuit is broken) right now."""
+        """The e-stop pin reads pressed (or its NC circuit is broken) now, or its release has
+        not been reported yet (still debouncing). Valid from construction on."""
         return self._read(SafetyInput.ESTOP)
 
     @property
     def door_open(self) -> bool:
-        """The door interlock is open right now."""
+        """Like :attr:`estop_pressed`, for the door interlock."""
         return self._read(SafetyInput.DOOR)
 
     def _read(self, kind: SafetyInput) -> bool:
         watched = self._inputs.get(kind)
-        return watched is not None and watched.asserted()
+        return watched is not None and watched.reads_asserted()
 
     def _estop_changed(self, pressed: bool) -> None:
         # The listener first: logging may block on a slow handler, the stop must not wait.

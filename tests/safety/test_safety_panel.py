@@ -162,6 +162,20 @@ async def test_estop_press_is_reported_before_debounce_time(
         assert listener.events == [("estop", True)]
 
 
+async def test_estop_reads_pressed_until_its_release_is_reported(
+    pin_factory: MockFactory, listener: RecordingListener
+) -> None:
+    config = gpio(estop={"pin": ESTOP, "debounce_ms": 1000})
+    with opened(config, pin_factory, listener) as panel:
+        pin = mock_pin(pin_factory, ESTOP)
+        await until(lambda: listener.events == [("estop", True)], "e-stop at start-up")
+        close_contact(pin)  # released, but not yet for the debounce time
+        await settle(0.05)
+        assert panel.estop_pressed
+        await until(lambda: listener.events[-1:] == [("estop", False)], "e-stop release")
+        assert not panel.estop_pressed
+
+
 async def test_estop_chatter_on_press_gives_one_press_and_no_release(
     pin_factory: MockFactory, listener: RecordingListener
 ) -> None:
