@@ -1,0 +1,587 @@
+"""A Marlin 2 board on a pseudo-terminal, close enough to its serial behaviour to catch a host.
+
+Model (following Marlin's queue.cpp and its documentation):
+- Bytes land in a receive buffer of ``rx_buffer_bytes`` (one byte kept free, like the ring buffer
+  of the board). Bytes that arrive when it is full are lost and counted in ``rx_overflows``.
+- Complete lines move from the receive buffer into the command queue (``bufsize`` slots, the
+  executing command included) whenever a slot is free, also during long commands.
+- A numbered line must be ``last + 1`` and carry a valid checksum; otherwise the firmware prints
+  ``Error:...``, empties the receive buffer, asks ``Resend: last+1`` and adds a plain ``ok``.
+  ``N<n> M110 N<m>`` is exempt from the sequence check and sets the counter on receipt; M110
+  sets it again when it executes. Unnumbered lines are taken as they are (with ``*``: an error).
+- ``ok`` is sent when a command has executed (``ok N<n> P<planner> B<queue free>`` with
+  ADVANCED_OK, the executing command still counted). There is no planner model: P is constant.
+- Each command takes ``command_time_s``; M109/M190 wait for a simulated heater that warms at
+  ``heating_rate_c_s`` simulated degrees per second, ``time_scale`` simulated seconds per wall
+  second; G4 waits its duration; G28 takes ``homing_time_s``. While a command takes long,
+  ``busy: processing`` is printed every keepalive interval (M113) when BUSY_PROTOCOL is on, and
+  heater waits print temperatures every second.
+- EMERGENCY_PARSER: ``M112``, ``M108`` and ``M410`` act the moment their line arrives, even when
+  the buffers are full. M112 kills the board: it prints the kill message and answers nothing
+  more until the emulator is restarted.
+- M155 auto-reports temperatures; M115 answers FIRMWARE_NAME and ``Cap:`` lines.
+
+Faults: ``corrupt_fraction`` of arriving lines get one bit flipped (a flip may even turn ``*``
+into a line feed and split the line, as on a real wire), ``drop_ok_fraction`` of oks are never
+sent, ``garbage_fraction`` of replies are preceded by a line of noise, :meth:`go_silent` stops the
+board answering, and ``endpoint.disconnect()`` pulls the cable.
+
+Records: ``executed`` (every command run, without line number and checksum, in order; M110,
+M105 and the other host-protocol commands included), ``log`` (every line as it arrived on the
+wire, in order, before any check) and, if ``record_path`` is given, one executed command per line
+in that file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import random
+import re
+import time
+from collections import deque
+from pathlib import Path
+from typing import TextIO
+
+from agent.dialects.marlin import checksum
+from agent.emulators.pty import PtyEndpoint
+
+DEFAULT_CAPABILITIES: dict[str, bool] = {
+    "SERIAL_XON_XOFF": False,
+    "BINARY_FILE_TRANSFER": False,
+    "EEPROM": True,
+    "AUTOREPORT_TEMP": True,
+    "AUTOREPORT_POS": False,
+    "PROGRESS": False,
+    "PRINT_JOB": True,
+    "AUTOLEVEL": False,
+    "Z_PROBE": False,
+    "LEVELING_DATA": False,
+    "BUILD_PERCENT": False,
+    "SOFTWARE_POWER": False,
+    "TOGGLE_LIGHTS": False,
+    "CASE_LIGHT_BRIGHTNESS": False,
+    "EMERGENCY_PARSER": True,
+    "HOST_ACTION_COMMANDS": False,
+    "PROMPT_SUPPORT": False,
+    "SDCARD": False,
+    "AUTOREPORT_SD_STATUS": False,
+    "THERMAL_PROTECTION": True,
+    "BUSY_PROTOCOL": True,
+}
+
+# Commands this board runs; anything else is answered "Unknown command" (and ok).
+_KNOWN_G = (0, 1, 2, 3, 4, 10, 11, 17, 18, 19, 20, 21, 27, 28, 29, 90, 91, 92)
+_KNOWN_M = (3, 4, 5, 17, 18, 82, 83, 84, 92, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113,
+            114, 115, 117, 118, 119, 140, 155, 190, 201, 203, 204, 205, 206, 211, 220, 221, 400,
+            410, 500, 501, 502, 503, 600, 900)
+KNOWN_COMMANDS = frozenset(
+    [f"G{n}" for n in _KNOWN_G] + [f"M{n}" for n in _KNOWN_M] + ["T0", "T1"]
+)
+_WORD = re.compile(r"^([GMT])(\d+)")
+_PARAM_CACHE: dict[str, re.Pattern[str]] = {}
+_EMERGENCY = frozenset({"M108", "M112", "M410"})
+_KILL_TEXT = "Error:Printer halted. kill() called!"
+
+
+def _param(command: str, letter: str) -> float | None:
+    pattern = _PARAM_CACHE.get(letter)
+    if pattern is None:
+        pattern = re.compile(rf"\s{letter}(-?\d+(?:\.\d*)?)")
+        _PARAM_CACHE[letter] = pattern
+    m = pattern.search(command)
+    return float(m.group(1)) if m else None
+
+
+def _command_word(command: str) -> str:
+    m = _WORD.match(command)
+    return f"{m.group(1)}{int(m.group(2))}" if m else ""
+
+
+def _strip_frame(line: str) -> str:
+    """The command of a line, without ``N<n>`` and ``*<checksum>``."""
+    text = line
+    if text.startswith("N"):
+        i = 1
+        while i < len(text) and (text[i].isdigit() or text[i] == "-"):
+            i += 1
+        text = text[i:]
+    star = text.rfind("*")
+    if star >= 0:
+        text = text[:star]
+    return text.strip()
+
+
+class Heater:
+    def __init__(self, ambient: float = 22.0) -> None:
+        self.current = ambient
+        self.target = 0.0
+        self.ambient = ambient
+
+    def advance(self, sim_seconds: float, rate: float) -> None:
+        goal = self.target if self.target > 0 else self.ambient
+        step = rate * sim_seconds
+        if self.current < goal:
+            self.current = min(goal, self.current + step)
+        else:
+            self.current = max(goal, self.current - step / 2)
+
+
+class MarlinEmulator:
+    def __init__(
+        self,
+        endpoint: PtyEndpoint,
+        *,
+        bufsize: int = 4,
+        rx_buffer_bytes: int = 128,
+        advanced_ok: bool = False,
+        command_time_s: float = 0.0002,
+        capabilities: dict[str, bool] | None = None,
+        heating_rate_c_s: float = 10.0,
+        time_scale: float = 1.0,
+        homing_time_s: float = 0.3,
+        keepalive_s: float = 2.0,
+        planner_blocks: int = 16,
+        corrupt_fraction: float = 0.0,
+        drop_ok_fraction: float = 0.0,
+        garbage_fraction: float = 0.0,
+        seed: int | None = None,
+        record_path: Path | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.bufsize = bufsize
+        self.rx_capacity = rx_buffer_bytes - 1
+        self.advanced_ok = advanced_ok
+        self.command_time_s = command_time_s
+        self.capabilities = dict(DEFAULT_CAPABILITIES if capabilities is None else capabilities)
+        self.heating_rate_c_s = heating_rate_c_s
+        self.time_scale = time_scale
+        self.homing_time_s = homing_time_s
+        self.keepalive_s = keepalive_s
+        self.planner_free = planner_blocks - 1
+        self.corrupt_fraction = corrupt_fraction
+        self.drop_ok_fraction = drop_ok_fraction
+        self.garbage_fraction = garbage_fraction
+        self._rng = random.Random(seed)
+        self.executed: list[str] = []
+        self.log: list[str] = []
+        self.rx_overflows = 0
+        self.max_rx_bytes = 0
+        self.max_queue = 0
+        self.corrupted_lines = 0
+        self.dropped_oks = 0
+        self.resend_requests = 0
+        self.killed = False
+        self.silent = False
+        self.last_n = 0
+        self.hotend = Heater()
+        self.bed = Heater()
+        self._arrival = bytearray()
+        self._rx = bytearray()
+        self._queue: deque[tuple[str, int | None]] = deque()
+        self._queued = asyncio.Event()
+        self._wait_for_heatup = False
+        self._autoreport_s = 0.0
+        self._autoreport_changed = asyncio.Event()
+        self._clock = 0.0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._record: TextIO | None = (
+            record_path.open("a", encoding="utf-8") if record_path is not None else None
+        )
+
+    # -- lifetime --------------------------------------------------------------------------
+
+    async def __aenter__(self) -> MarlinEmulator:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def start(self) -> None:
+        self._clock = time.monotonic()
+        self._emit("start")
+        self._emit("echo:Marlin 2.1.2.1 (station-agent emulator)")
+        self._tasks = [
+            asyncio.create_task(self._receive_loop(), name="marlin-emu-rx"),
+            asyncio.create_task(self._execute_loop(), name="marlin-emu-exec"),
+            asyncio.create_task(self._autoreport_loop(), name="marlin-emu-report"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        if self._record is not None:
+            self._record.close()
+            self._record = None
+
+    async def serve(self) -> None:
+        """Run until the pty goes away."""
+        self.start()
+        try:
+            await asyncio.gather(*self._tasks)
+        finally:
+            await self.stop()
+
+    def go_silent(self) -> None:
+        """The board hangs: it answers nothing and runs nothing more."""
+        self.silent = True
+
+    # -- output ----------------------------------------------------------------------------
+
+    def _emit(self, text: str) -> None:
+        if self.silent or (self.killed and text != _KILL_TEXT):
+            return
+        if self.garbage_fraction and self._rng.random() < self.garbage_fraction:
+            size = self._rng.randrange(3, 20)
+            noise = bytes(self._rng.randrange(0x21, 0x7F) for _ in range(size))
+            self.endpoint.send(noise + b"\n")
+        self.endpoint.send(text.encode("ascii") + b"\n")
+
+    def _ok(self, number: int | None) -> None:
+        if self.drop_ok_fraction and self._rng.random() < self.drop_ok_fraction:
+            self.dropped_oks += 1
+            return
+        if self.advanced_ok:
+            n = f" N{number}" if number is not None else ""
+            self._emit(f"ok{n} P{self.planner_free} B{self.bufsize - len(self._queue)}")
+        else:
+            self._emit("ok")
+
+    def _temperature_text(self) -> str:
+        h, b = self.hotend, self.bed
+        return f"T:{h.current:.2f} /{h.target:.2f} B:{b.current:.2f} /{b.target:.2f} @:0 B@:0"
+
+    # -- receiving -------------------------------------------------------------------------
+
+    async def _receive_loop(self) -> None:
+        while True:
+            try:
+                data = await self.endpoint.receive()
+            except ConnectionError:
+                return
+            self._arrive(data)
+
+    def _arrive(self, data: bytes) -> None:
+        self._arrival += data
+        while True:
+            end = self._arrival.find(b"\n")
+            if end < 0:
+                break
+            line = bytes(self._arrival[: end + 1])
+            del self._arrival[: end + 1]
+            if self.corrupt_fraction and self._rng.random() < self.corrupt_fraction:
+                line = self._flip_bit(line)
+            self._on_wire_line(line)
+            # The main loop takes lines out of the buffer as fast as they arrive when it can.
+            self._pump()
+
+    def _flip_bit(self, line: bytes) -> bytes:
+        if len(line) < 2:
+            return line
+        self.corrupted_lines += 1
+        pos = self._rng.randrange(len(line) - 1)
+        damaged = bytearray(line)
+        damaged[pos] ^= 1 << self._rng.randrange(7)
+        return bytes(damaged)
+
+    def _on_wire_line(self, line: bytes) -> None:
+        text = line.decode("ascii", "replace").strip()
+        if text:
+            self.log.append(text)
+        if self.silent or self.killed:
+            return
+        if self.capabilities.get("EMERGENCY_PARSER"):
+            word = _strip_frame(text)
+            if word in _EMERGENCY:
+                self._emergency(word)
+                if self.killed:
+                    return
+        free = self.rx_capacity - len(self._rx)
+        if len(line) > free:
+            self.rx_overflows += 1
+            line = line[: max(0, free)]
+        self._rx += line
+        self.max_rx_bytes = max(self.max_rx_bytes, len(self._rx))
+
+    def _emergency(self, word: str) -> None:
+        if word == "M112":
+            self._kill()
+        elif word == "M108":
+            self._wait_for_heatup = False
+
+    def _kill(self) -> None:
+        if not self.killed:
+            self._emit(_KILL_TEXT)
+            self.killed = True
+            self._queue.clear()
+            self._rx.clear()
+            self._queued.set()
+
+    def _pump(self) -> None:
+        """Marlin's get_serial_commands: move complete lines into free queue slots."""
+        while len(self._queue) < self.bufsize and not self.killed:
+            end = self._rx.find(b"\n")
+            if end < 0:
+                return
+            raw = bytes(self._rx[:end])
+            del self._rx[: end + 1]
+            self._take_line(raw.decode("ascii", "replace").replace("\r", "\n"))
+
+    def _take_line(self, text: str) -> None:
+        for piece in text.split("\n"):
+            line = piece.strip()
+            if line:
+                self._parse_line(line)
+
+    def _parse_line(self, line: str) -> None:
+        number: int | None = None
+        if line.startswith("N"):
+            m = re.match(r"N(-?\d+)\s*", line)
+            if m is None:
+                self._line_error("Line Number is not Last Line Number+1, Last Line: ")
+                return
+            number = int(m.group(1))
+            star = line.rfind("*")
+            is_m110 = "M110" in line
+            if is_m110:
+                n2 = re.search(r"M110\s*N(-?\d+)", line)
+                if n2 is not None:
+                    number = int(n2.group(1))
+            elif number != self.last_n + 1:
+                self._line_error("Line Number is not Last Line Number+1, Last Line: ")
+                return
+            if star < 0:
+                self._line_error("No Checksum with line number, Last Line: ")
+                return
+            try:
+                claimed = int(line[star + 1:].strip())
+            except ValueError:
+                claimed = -1
+            if claimed != checksum(line[:star].encode("ascii", "replace")):
+                self._line_error("checksum mismatch, Last Line: ")
+                return
+            self.last_n = number
+            command = line[m.end():star].strip()
+        elif "*" in line:
+            self._line_error("No Line Number with checksum, Last Line: ")
+            return
+        else:
+            command = line
+        if command:
+            self._queue.append((command, number))
+            self.max_queue = max(self.max_queue, len(self._queue))
+            self._queued.set()
+
+    def _line_error(self, message: str) -> None:
+        self._emit(f"Error:{message}{self.last_n}")
+        self._rx.clear()
+        self.resend_requests += 1
+        self._emit(f"Resend: {self.last_n + 1}")
+        # Marlin 2 follows a resend request with a plain ok (not a command's).
+        if self.drop_ok_fraction and self._rng.random() < self.drop_ok_fraction:
+            self.dropped_oks += 1
+        else:
+            self._emit("ok")
+
+    # -- executing -------------------------------------------------------------------------
+
+    async def _execute_loop(self) -> None:
+        while True:
+            while not self._queue or self.silent:
+                self._queued.clear()
+                if self.silent:
+                    await asyncio.sleep(0.05)
+                    continue
+                await self._queued.wait()
+            if self.killed:
+                return
+            command, number = self._queue[0]
+            await self._tick(self.command_time_s)
+            answered = await self._execute(command)
+            if self.killed:
+                return
+            if self.silent:
+                continue
+            if not answered:
+                self._ok(number)
+            self._queue.popleft()
+            self._pump()
+
+    async def _tick(self, seconds: float) -> None:
+        # Execution time accumulates on a virtual clock; sleep only when it runs ahead, so a
+        # 0.2 ms command costs 0.2 ms on average despite the event loop's coarser timers.
+        now = time.monotonic()
+        self._clock = max(self._clock, now) + seconds
+        ahead = self._clock - now
+        if ahead > 0.001:
+            await asyncio.sleep(ahead)
+
+    async def _execute(self, command: str) -> bool:
+        """Run one command; True when it printed its own ok (M105)."""
+        word = _command_word(command)
+        if word not in KNOWN_COMMANDS:
+            self._emit(f'echo:Unknown command: "{command}"')
+            return False
+        self.executed.append(command)
+        if self._record is not None:
+            self._record.write(command + "\n")
+        if word == "M105":
+            if self.drop_ok_fraction and self._rng.random() < self.drop_ok_fraction:
+                self.dropped_oks += 1
+            else:
+                self._emit("ok " + self._temperature_text())
+            return True
+        if word == "M110":
+            n = _param(" " + command[4:], "N")
+            if n is not None:
+                self.last_n = int(n)
+        elif word == "M115":
+            self._emit(
+                "FIRMWARE_NAME:Marlin 2.1.2.1 (station-agent emulator) SOURCE_CODE_URL:"
+                "github.com/MarlinFirmware/Marlin PROTOCOL_VERSION:1.0 MACHINE_TYPE:Emulated "
+                "EXTRUDER_COUNT:1"
+            )
+            for name, on in self.capabilities.items():
+                self._emit(f"Cap:{name}:{int(on)}")
+        elif word == "M155":
+            s = _param(command, "S")
+            self._autoreport_s = s if s is not None else 0.0
+            self._autoreport_changed.set()
+        elif word == "M113":
+            s = _param(command, "S")
+            if s is not None:
+                self.keepalive_s = s
+        elif word in ("M104", "M109"):
+            s = _param(command, "S")
+            if s is not None:
+                self.hotend.target = s
+            if word == "M109":
+                await self._heat_wait(self.hotend)
+        elif word in ("M140", "M190"):
+            s = _param(command, "S")
+            if s is not None:
+                self.bed.target = s
+            if word == "M190":
+                await self._heat_wait(self.bed)
+        elif word == "G4":
+            p = _param(command, "P") or 0.0
+            s = _param(command, "S") or 0.0
+            await self._busy_wait(p / 1000 + s)
+        elif word == "G28":
+            await self._busy_wait(self.homing_time_s)
+        elif word == "M112":
+            self._kill()
+        return False
+
+    async def _busy_wait(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        next_busy = time.monotonic() + self.keepalive_s
+        while (now := time.monotonic()) < end and not self.killed:
+            if now >= next_busy and self.capabilities.get("BUSY_PROTOCOL"):
+                self._emit("echo:busy: processing")
+                next_busy = now + self.keepalive_s
+            await asyncio.sleep(min(end - now, 0.05))
+        self._clock = time.monotonic()
+
+    async def _heat_wait(self, heater: Heater) -> None:
+        self._wait_for_heatup = True
+        last = time.monotonic()
+        next_busy = last + self.keepalive_s
+        next_report = last + 1.0
+        while self._wait_for_heatup and not self.killed:
+            now = time.monotonic()
+            self.hotend.advance((now - last) * self.time_scale, self.heating_rate_c_s)
+            self.bed.advance((now - last) * self.time_scale, self.heating_rate_c_s)
+            last = now
+            if heater.current >= heater.target - 1.0:
+                break
+            if now >= next_report:
+                self._emit(self._temperature_text() + " W:?")
+                next_report = now + 1.0
+            if now >= next_busy and self.capabilities.get("BUSY_PROTOCOL"):
+                self._emit("echo:busy: processing")
+                next_busy = now + self.keepalive_s
+            await asyncio.sleep(0.02)
+        self._wait_for_heatup = False
+        self._clock = time.monotonic()
+
+    async def _autoreport_loop(self) -> None:
+        last = time.monotonic()
+        while True:
+            interval = self._autoreport_s
+            self._autoreport_changed.clear()
+            if interval <= 0 or not self.capabilities.get("AUTOREPORT_TEMP"):
+                await self._autoreport_changed.wait()
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._autoreport_changed.wait(), interval)
+                continue
+            now = time.monotonic()
+            self.hotend.advance((now - last) * self.time_scale, self.heating_rate_c_s)
+            self.bed.advance((now - last) * self.time_scale, self.heating_rate_c_s)
+            last = now
+            if not self.killed:
+                self._emit(" " + self._temperature_text())
+
+
+# -- command line -----------------------------------------------------------------------------
+
+
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--link", type=Path, required=True,
+                        help="symlink to create for the device end (the agent opens this path)")
+    parser.add_argument("--baud", type=int, default=0,
+                        help="simulated wire speed in baud (0: as fast as the pty: native USB)")
+    parser.add_argument("--latency-ms", type=float, default=1.0,
+                        help="delay before each answer reaches the host, like a USB adapter")
+    parser.add_argument("--bufsize", type=int, default=4, help="command queue slots (BUFSIZE)")
+    parser.add_argument("--rx-buffer", type=int, default=128, help="receive buffer bytes")
+    parser.add_argument("--advanced-ok", action="store_true",
+                        help="answer ok N<line> P<planner> B<queue> (ADVANCED_OK)")
+    parser.add_argument("--command-ms", type=float, default=0.2,
+                        help="execution time of an ordinary command in ms")
+    parser.add_argument("--time-scale", type=float, default=1.0,
+                        help="simulated heater seconds per wall second")
+    parser.add_argument("--corrupt", type=float, default=0.0,
+                        help="fraction of arriving lines with a bit flipped")
+    parser.add_argument("--drop-ok", type=float, default=0.0, help="fraction of oks never sent")
+    parser.add_argument("--garbage", type=float, default=0.0,
+                        help="fraction of replies preceded by a line of noise")
+    parser.add_argument("--seed", type=int, default=None, help="seed for the fault injection")
+    parser.add_argument("--record", type=Path, default=None,
+                        help="append each executed command to this file")
+
+
+async def run_cli(args: argparse.Namespace) -> None:
+    endpoint = PtyEndpoint(
+        args.link, baud=args.baud or None, latency_s=max(0.0, args.latency_ms) / 1000
+    )
+    async with endpoint:
+        emulator = MarlinEmulator(
+            endpoint,
+            bufsize=args.bufsize,
+            rx_buffer_bytes=args.rx_buffer,
+            advanced_ok=args.advanced_ok,
+            command_time_s=max(0.0, args.command_ms) / 1000,
+            time_scale=args.time_scale,
+            corrupt_fraction=args.corrupt,
+            drop_ok_fraction=args.drop_ok,
+            garbage_fraction=args.garbage,
+            seed=args.seed,
+            record_path=args.record,
+        )
+        print(f"Marlin emulator on {endpoint.path} ({endpoint.slave_name}), BUFSIZE "
+              f"{args.bufsize}, {args.rx_buffer}-byte RX buffer, latency {args.latency_ms} ms"
+              f"{', ADVANCED_OK' if args.advanced_ok else ''}", flush=True)
+        try:
+            await emulator.serve()
+        finally:
+            print(f"executed {len(emulator.executed)} commands, receive-buffer overflows "
+                  f"{emulator.rx_overflows}, resend requests {emulator.resend_requests}",
+                  flush=True)

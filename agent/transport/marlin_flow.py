@@ -1,0 +1,792 @@
+"""Marlin 2 serial protocol, sans I/O: reply parsing and the numbered-line streaming window.
+
+:class:`MarlinReplyParser` turns the firmware's bytes into typed replies. :class:`MarlinFlow`
+streams one job: feed it replies (or bytes) and the clock, take the bytes it wants written and
+the events it produced. It never touches a port, so tests drive it byte by byte.
+
+Wire format and numbering
+    Every job starts with ``N0 M110 N0*cs`` and waits for its ``ok`` (Marlin sets its line
+    counter when it executes M110, so numbered lines sent before that ok would be refused). Then
+    each line goes out as ``N<n> <line>*<cs>``; N1 is the first line sent, and the agent's own
+    lines (the closing ``M400`` fence, ``M105`` probes, the cancel sequence) take numbers in the
+    same sequence. Every entry is kept by number for resends; a request older than
+    ``history_lines`` lines, or for a line never sent, fails with ``resend_out_of_history``.
+
+Window (how many lines are in flight)
+    Marlin answers ``ok`` when a command has *executed*. An unacknowledged line is in the
+    command queue (BUFSIZE slots, the executing command included) or in the receive buffer.
+    The firmware moves a line from the receive buffer into the queue as soon as a slot is free
+    (Marlin's ``idle()`` reads its inputs even during long commands), so the oldest ``q``
+    unacknowledged lines are in the queue and only the bytes of the later ones occupy the
+    receive buffer. A line is sent when those bytes plus its own stay within
+    ``rx_buffer_bytes - 1`` (GRBL-style character counting, shifted past the queue).
+    ``q`` is the profile's ``command_queue``, tightened with ADVANCED_OK to the capacity the
+    firmware reported on the M110 ok (``B`` + 1, nothing else being queued then) and, on every
+    ``ok N<k> P<p> B<b>``, by queue slots the report shows taken by commands that are not ours.
+    ``stop_and_wait`` keeps one line in flight.
+
+Acknowledgements
+    With ADVANCED_OK an ``ok N<k>`` acknowledges every line up to k (a lost ok is covered by the
+    next one) and an ok without N is never ours. Without it oks are counted: one plain ``ok``
+    per line, oldest first. Two rules keep the count honest: the ok that follows ``Resend:`` is
+    skipped, and an ``M105`` line (the agent's probes) is answered by ``ok T:...`` only, which
+    acknowledges everything up to that M105 - so a plain ok while an M105 is the oldest line
+    is spurious and ignored, and every M105 answer re-synchronises a count that a lost or an
+    extra ok had shifted. The job ends when the final ``M105`` barrier, sent after the
+    ``M400`` fence, is answered: every line has then executed and motion is finished.
+
+Lost oks and silence
+    The clock runs while lines are in flight. Any ok, resend request or ``busy:`` resets it. The
+    allowed silence is ``2.5 x keepalive interval`` when the firmware has BUSY_PROTOCOL (it then
+    says ``busy:`` every interval during any long command, so silence means a lost ok or a dead
+    board); without it, ``response_timeout_s``, or the profile's allowance while a long command
+    (G28, G29, M109, M190, M400, G4 and its duration) is the oldest line. When it runs out the
+    flow sends one probe - an ``M105`` line, whose answer acknowledges everything before it - and
+    if nothing comes within ``response_timeout_s`` more, the job fails with ``device_timeout``.
+
+Resends
+    ``Resend: n`` (or ``rs n``) means the firmware accepted every line before n and flushed its
+    receive buffer; lines n.. in flight are lost or will be refused. The flow rewinds to n and
+    enters recovery: only line n is sent until it is known accepted (its ok, or a resend
+    request for a later line). Lines sent before the rewind arrive first and each may be
+    refused with another ``Resend: n`` (duplicates): up to that many requests for n are
+    ignored, and the silence probe (during recovery: n sent again, which the firmware either
+    takes or refuses with ``Resend: n+1``) covers a copy of n that a duplicate's flush
+    discarded. A line retransmitted more than ``max_resends_per_line`` times fails the job with
+    ``resend_loop``. Line numbers make a second copy harmless: Marlin refuses a line whose
+    number is not its last + 1, so nothing runs twice and nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import Enum, auto
+
+from agent.dialects.marlin import frame_line
+from agent.errors import DeviceError, DeviceTimeout
+from agent.profiles.marlin import MarlinSettings
+
+# A reply line longer than this is noise (Marlin's longest are M115 capability lists).
+MAX_REPLY_BYTES = 1024
+
+
+# -- replies ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OkReply:
+    line: int | None = None
+    planner_free: int | None = None
+    queue_free: int | None = None
+    # Temperatures carried by an M105 answer (``ok T:...``).
+    temperatures: dict[str, tuple[float, float | None]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResendReply:
+    line: int
+
+
+class ErrorKind(Enum):
+    # A line arrived damaged or out of sequence; a resend request follows.
+    TRANSMISSION = auto()
+    # The firmware halted (kill(), thermal protection): it needs a reset.
+    KILLED = auto()
+    # Anything else the firmware calls an error.
+    OTHER = auto()
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReply:
+    kind: ErrorKind
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class BusyReply:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TemperatureReply:
+    temperatures: dict[str, tuple[float, float | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownCommandReply:
+    command: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartReply:
+    """``start``: the firmware has just booted (a reset during a job loses the job)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OtherReply:
+    text: str
+
+
+MarlinReply = (
+    OkReply
+    | ResendReply
+    | ErrorReply
+    | BusyReply
+    | TemperatureReply
+    | UnknownCommandReply
+    | StartReply
+    | OtherReply
+)
+
+_OK = OkReply()
+_ADV_OK = re.compile(r"ok\s*(?:N(-?\d+))?\s*(?:P(\d+))?\s*(?:B(\d+))?\s*$")
+_RESEND = re.compile(r"(?:Resend|rs)\s*:?\s*N?(\d+)", re.IGNORECASE)
+_TEMP = re.compile(r"(?<![@\w])([TBCP]\d?):\s*(-?\d+(?:\.\d+)?)(?:\s*/\s*(-?\d+(?:\.\d+)?))?")
+_TRANSMISSION_ERRORS = (
+    "checksum mismatch",
+    "line number is not last line number",
+    "no checksum",
+    "no line number",
+    "format error",
+)
+_KILL_MARKS = ("kill() called", "printer halted", "system stopped", "printer stopped")
+
+
+def parse_temperatures(text: str) -> dict[str, tuple[float, float | None]]:
+    temps: dict[str, tuple[float, float | None]] = {}
+    for m in _TEMP.finditer(text):
+        target = float(m.group(3)) if m.group(3) is not None else None
+        temps.setdefault(m.group(1), (float(m.group(2)), target))
+    return temps
+
+
+def parse_reply(text: str) -> MarlinReply:
+    """One line from the firmware (without its line ending) as a typed reply."""
+    if text == "ok":
+        return _OK
+    if text.startswith("ok"):
+        rest = text[2:]
+        if "T:" in rest:
+            return OkReply(temperatures=parse_temperatures(rest))
+        m = _ADV_OK.match(text)
+        if m is not None:
+            return OkReply(
+                line=int(m.group(1)) if m.group(1) is not None else None,
+                planner_free=int(m.group(2)) if m.group(2) is not None else None,
+                queue_free=int(m.group(3)) if m.group(3) is not None else None,
+            )
+        return _OK
+    low = text.lower()
+    if low.startswith(("resend", "rs ")):
+        m = _RESEND.match(text)
+        if m is not None:
+            return ResendReply(int(m.group(1)))
+    if text.startswith("!!"):
+        return ErrorReply(ErrorKind.KILLED, text[2:].strip() or "firmware halted")
+    if low.startswith("error"):
+        message = text[6:].strip() if len(text) > 5 and text[5] == ":" else text
+        lowm = message.lower()
+        if any(mark in lowm for mark in _TRANSMISSION_ERRORS):
+            return ErrorReply(ErrorKind.TRANSMISSION, message)
+        if any(mark in lowm for mark in _KILL_MARKS):
+            return ErrorReply(ErrorKind.KILLED, message)
+        return ErrorReply(ErrorKind.OTHER, message)
+    if "busy:" in low and (low.startswith(("busy:", "echo:busy:"))):
+        return BusyReply(text)
+    if low.startswith("echo:unknown command"):
+        command = text.split(":", 2)[-1].strip().strip('"')
+        return UnknownCommandReply(command)
+    if low == "start":
+        return StartReply()
+    stripped = text.lstrip()
+    if stripped.startswith(("T:", "T0:", "B:")):
+        temps = parse_temperatures(stripped)
+        if temps:
+            return TemperatureReply(temps)
+    return OtherReply(text)
+
+
+class MarlinReplyParser:
+    """Bytes from the firmware in, complete replies out (partial lines are kept)."""
+
+    def __init__(self) -> None:
+        self._partial = b""
+
+    def feed(self, data: bytes) -> list[MarlinReply]:
+        buf = self._partial + data if self._partial else data
+        parts = buf.split(b"\n")
+        self._partial = parts.pop()
+        if len(self._partial) > MAX_REPLY_BYTES:
+            self._partial = b""
+        out: list[MarlinReply] = []
+        for raw in parts:
+            if raw in {b"ok", b"ok\r"}:
+                out.append(_OK)
+                continue
+            text = raw.decode("ascii", "replace").strip()
+            if text and len(text) <= MAX_REPLY_BYTES:
+                out.append(parse_reply(text))
+        return out
+
+
+# -- firmware identity -----------------------------------------------------------------------
+
+
+@dataclass
+class FirmwareCaps:
+    """What M115 said (``FIRMWARE_NAME:...`` and ``Cap:NAME:0|1`` lines)."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+    capabilities: dict[str, bool] = field(default_factory=dict)
+    # Seen on the M110 ok; not an M115 capability.
+    advanced_ok: bool = False
+
+    def has(self, name: str) -> bool:
+        return self.capabilities.get(name, False)
+
+    def take_line(self, text: str) -> bool:
+        """Absorb one M115 answer line; False when it is not one."""
+        if text.startswith("Cap:"):
+            name, _, value = text[4:].partition(":")
+            self.capabilities[name.strip().upper()] = value.strip() == "1"
+            return True
+        if text.startswith("FIRMWARE_NAME:"):
+            keys = list(re.finditer(r"([A-Z_]+):", text))
+            for i, m in enumerate(keys):
+                end = keys[i + 1].start() if i + 1 < len(keys) else len(text)
+                self.fields[m.group(1)] = text[m.end():end].strip()
+            return True
+        return False
+
+
+# -- the streaming state machine -------------------------------------------------------------
+
+
+class EntryKind(Enum):
+    SYNC = auto()  # M110 N0
+    PROGRAM = auto()  # a line of the job
+    FENCE = auto()  # M400 after the program
+    BARRIER = auto()  # M105 whose answer ends the job
+    PROBE = auto()  # M105 after a silence
+    CANCEL = auto()  # the profile's cancel sequence
+
+
+_Item = tuple["EntryKind", str, int]  # kind, text, program index (-1: not a program line)
+
+
+@dataclass(slots=True)
+class _Entry:
+    kind: EntryKind
+    text: str
+    data: bytes
+    index: int  # program index for PROGRAM entries, else -1
+    answers_temperatures: bool  # an M105: answered by "ok T:..." only
+    allowance_s: float | None  # long-running command: its own silence allowance
+
+
+class Phase(Enum):
+    SYNCING = auto()
+    STREAMING = auto()
+    DONE = auto()
+    STOPPED = auto()  # canceled: the cancel sequence has run
+    FAILED = auto()
+    ABORTED = auto()  # e-stop or link loss: nothing more is sent
+
+
+class EventKind(Enum):
+    PROGRESS = auto()  # value: program lines acknowledged (absolute index into lines)
+    TELEMETRY = auto()  # temperatures
+    WARNING = auto()
+    DONE = auto()
+    STOPPED = auto()
+    FAILED = auto()  # error: DeviceError
+
+
+@dataclass(frozen=True, slots=True)
+class FlowEvent:
+    kind: EventKind
+    value: int = 0
+    message: str = ""
+    detail: dict[str, object] = field(default_factory=dict)
+    temperatures: dict[str, tuple[float, float | None]] | None = None
+    error: DeviceError | None = None
+
+
+_LONG_WORDS = {"G28": "g28", "G29": "g29", "M109": "m109", "M190": "m190", "M400": "m400",
+               "M303": "m303"}
+_G4 = re.compile(r"^G4(?:\s|$)")
+_G4_P = re.compile(r"\bP(\d+(?:\.\d+)?)")
+_G4_S = re.compile(r"\bS(\d+(?:\.\d+)?)")
+
+
+def long_command_allowance(line: str, settings: MarlinSettings) -> float | None:
+    """Seconds a long-running command may take without an ok, or None for ordinary lines."""
+    word = line.split(" ", 1)[0]
+    key = _LONG_WORDS.get(word)
+    if key is not None:
+        return float(getattr(settings.long_commands, key))
+    if _G4.match(line):
+        seconds = 0.0
+        if (p := _G4_P.search(line)) is not None:
+            seconds += float(p.group(1)) / 1000.0
+        if (s := _G4_S.search(line)) is not None:
+            seconds += float(s.group(1))
+        return seconds + settings.response_timeout_s
+    return None
+
+
+class MarlinFlow:
+    """One job's stream: numbered lines, the window, resends, timeouts. No I/O.
+
+    ``lines[start_index:]`` are sent; progress values count from the start of ``lines``.
+    Call :meth:`output` after every input to get the bytes to write, :meth:`take_events` for
+    what happened, and :meth:`tick` at :meth:`next_deadline` (or sooner).
+    """
+
+    def __init__(
+        self,
+        lines: Sequence[str],
+        settings: MarlinSettings,
+        caps: FirmwareCaps,
+        *,
+        start_index: int = 0,
+        now: float = 0.0,
+    ) -> None:
+        self._settings = settings
+        self._caps = caps
+        self._lines = lines
+        self._source: Iterator[_Item] = self._job_source(start_index)
+        # Lines taken back by a rewind, sent again before anything from the source.
+        self._pending: deque[_Item] = deque()
+        self._source_done = False
+        self._parser = MarlinReplyParser()
+        self._events: list[FlowEvent] = []
+        self._out = bytearray()
+        self.phase = Phase.SYNCING
+        self._advanced = caps.advanced_ok and settings.advanced_ok.value == "auto"
+        self._slots = settings.command_queue
+        self._rx_limit = settings.rx_buffer_bytes - 1
+        self._busy_active = caps.has("BUSY_PROTOCOL")
+        self._fw_slots: int | None = None
+        self._foreign_slots = 0
+        # Entries of the lines sent, by line number (N0 is the M110 sync); always next_n long.
+        self._entries: list[_Entry] = []
+        self._next_n = 0  # next line number to transmit
+        self._acked_n = -1  # highest line number known executed
+        self._skip_oks = 0
+        self._recovering: int | None = None
+        self._stale_requests = 0
+        self._resends: dict[int, int] = {}
+        self._paused = False
+        self._canceling = False
+        self._progress = start_index
+        self._reported_progress = start_index
+        self._last_heard = now
+        self._probe_at: float | None = None
+        self.max_in_flight = 0
+        self.retransmissions = 0
+        self.probes_sent = 0
+
+    # -- feeding ---------------------------------------------------------------------------
+
+    def _job_source(self, start_index: int) -> Iterator[_Item]:
+        yield EntryKind.SYNC, "M110 N0", -1
+        for i in range(start_index, len(self._lines)):
+            yield EntryKind.PROGRAM, self._lines[i], i
+        yield EntryKind.FENCE, "M400", -1
+        yield EntryKind.BARRIER, "M105", -1
+
+    def _cancel_source(self, lines: Sequence[str]) -> Iterator[_Item]:
+        for line in lines:
+            yield EntryKind.CANCEL, line, -1
+        yield EntryKind.FENCE, "M400", -1
+        yield EntryKind.BARRIER, "M105", -1
+
+    def _make_entry(
+        self, kind: EntryKind, text: str, index: int, number: int, data: bytes | None = None
+    ) -> _Entry:
+        return _Entry(
+            kind,
+            text,
+            data if data is not None else frame_line(number, text),
+            index,
+            text == "M105" or text.startswith("M105 "),
+            long_command_allowance(text, self._settings),
+        )
+
+    def _peek(self) -> _Item | None:
+        """The next line to send (not yet numbered), or None when the source is exhausted."""
+        if self._pending:
+            return self._pending[0]
+        if self._source_done:
+            return None
+        item = next(self._source, None)
+        if item is None:
+            self._source_done = True
+            return None
+        self._pending.append(item)
+        return item
+
+    @property
+    def _exhausted(self) -> bool:
+        return self._source_done and not self._pending
+
+    def _fits(self, size: int) -> bool:
+        in_flight = self._next_n - self._acked_n - 1
+        if in_flight <= 0:
+            return True
+        if self._settings.stop_and_wait or self.phase is Phase.SYNCING:
+            return False
+        queued = max(0, self._slots - self._foreign_slots)
+        first_rx = self._acked_n + 1 + queued
+        rx = size
+        entries = self._entries
+        for n in range(first_rx, self._next_n):
+            rx += len(entries[n].data)
+        return rx <= self._rx_limit
+
+    def output(self) -> bytes:
+        """Bytes to write now: every line the window allows."""
+        if self.phase is Phase.SYNCING:
+            if self._next_n == 0:
+                self._send_next()
+        elif self.phase is Phase.STREAMING and not (self._paused and not self._canceling):
+            while self._recovering is None or self._next_n <= self._recovering:
+                item = self._peek()
+                if item is None:
+                    break
+                # Framed once here; the size test needs the real bytes (N grows).
+                data = frame_line(self._next_n, item[1])
+                if not self._fits(len(data)):
+                    break
+                self._send_next(data)
+        if not self._out:
+            return b""
+        data = bytes(self._out)
+        self._out.clear()
+        return data
+
+    def _send_next(self, data: bytes | None = None) -> None:
+        """Number and send the next pending line."""
+        item = self._peek()
+        assert item is not None
+        self._pending.popleft()
+        kind, text, index = item
+        entry = self._make_entry(kind, text, index, self._next_n, data)
+        self._entries.append(entry)
+        self._out += entry.data
+        self._next_n += 1
+        in_flight = self._next_n - self._acked_n - 1
+        self.max_in_flight = max(self.max_in_flight, in_flight)
+
+    # -- control ---------------------------------------------------------------------------
+
+    def pause(self) -> None:
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def cancel(self) -> None:
+        """Stop feeding the job; the profile's cancel sequence follows what is in flight."""
+        if self._canceling or self.phase not in (Phase.SYNCING, Phase.STREAMING):
+            return
+        self._canceling = True
+        # Program lines not yet sent never will be; the cancel sequence follows what was sent.
+        self._pending = deque(i for i in self._pending if i[0] is EntryKind.SYNC)
+        self._source = self._cancel_source(self._settings.cancel_sequence)
+        self._source_done = False
+
+    def abort(self) -> None:
+        """E-stop or link loss: send nothing more."""
+        if self.phase in (Phase.SYNCING, Phase.STREAMING):
+            self.phase = Phase.ABORTED
+        self._out.clear()
+
+    # -- inputs ----------------------------------------------------------------------------
+
+    def receive(self, data: bytes, now: float) -> None:
+        for reply in self._parser.feed(data):
+            self.handle(reply, now)
+
+    def handle(self, reply: MarlinReply, now: float) -> None:
+        if self.phase not in (Phase.SYNCING, Phase.STREAMING):
+            return
+        if isinstance(reply, OkReply):
+            self._heard(now)
+            self._on_ok(reply)
+        elif isinstance(reply, ResendReply):
+            self._heard(now)
+            self._on_resend(reply.line)
+        elif isinstance(reply, BusyReply):
+            self._heard(now)
+        elif isinstance(reply, TemperatureReply):
+            self._events.append(FlowEvent(EventKind.TELEMETRY, temperatures=reply.temperatures))
+        elif isinstance(reply, ErrorReply):
+            self._on_error(reply)
+        elif isinstance(reply, UnknownCommandReply):
+            self._events.append(
+                FlowEvent(
+                    EventKind.WARNING,
+                    message=f"firmware: unknown command {reply.command!r}",
+                    detail={"code": "unknown_command", "command": reply.command,
+                            "line": self._current_line()},
+                )
+            )
+        elif isinstance(reply, StartReply):
+            self._fail(DeviceError(
+                "the firmware restarted during the job", code="device_lost",
+                line=self._current_line()))
+
+    def _heard(self, now: float) -> None:
+        self._last_heard = now
+        self._probe_at = None
+
+    def _on_ok(self, ok: OkReply) -> None:
+        if ok.temperatures is not None:
+            self._events.append(FlowEvent(EventKind.TELEMETRY, temperatures=ok.temperatures))
+            # Acknowledges everything up to the oldest M105 in flight.
+            for n in range(self._acked_n + 1, self._next_n):
+                if self._entries[n].answers_temperatures:
+                    self._ack_through(n)
+                    break
+            return
+        if self.phase is Phase.SYNCING:
+            if self._skip_oks and ok.line is None:
+                self._skip_oks -= 1
+                return
+            self._synced(ok)
+            return
+        if self._advanced:
+            if ok.line is None:
+                if self._skip_oks:
+                    self._skip_oks -= 1
+                return
+            k = ok.line
+            if self._acked_n < k < self._next_n:
+                if ok.queue_free is not None:
+                    self._tighten(k, ok.queue_free)
+                self._ack_through(k)
+            return
+        if self._skip_oks:
+            self._skip_oks -= 1
+            return
+        n = self._acked_n + 1
+        if n >= self._next_n or self._entries[n].answers_temperatures:
+            return  # nothing in flight, or an M105 (answered with T:): not ours
+        self._ack_through(n)
+
+    def _synced(self, ok: OkReply) -> None:
+        self._acked_n = 0
+        if ok.line is not None and ok.queue_free is not None:
+            self._advanced = self._settings.advanced_ok.value == "auto"
+            if self._advanced:
+                # Only M110 was queued: the firmware's BUFSIZE is B + 1.
+                self._fw_slots = ok.queue_free + 1
+                self._slots = max(1, min(self._slots, self._fw_slots))
+        else:
+            self._advanced = False
+        self.phase = Phase.STREAMING
+
+    def _tighten(self, k: int, queue_free: int) -> None:
+        # At this ok the queue held (capacity - B) commands: k and, at most, our lines after it.
+        if self._fw_slots is None:
+            return
+        occupied = self._fw_slots - queue_free - 1
+        ours_after = self._next_n - k - 1
+        self._foreign_slots = max(0, occupied - ours_after)
+
+    def _ack_through(self, n: int) -> None:
+        entries = self._entries
+        for m in range(self._acked_n + 1, n + 1):
+            if entries[m].kind is EntryKind.PROGRAM:
+                self._progress = entries[m].index + 1
+        self._acked_n = n
+        if self._recovering is not None and n >= self._recovering:
+            self._recovering = None
+            self._stale_requests = 0
+        if self._progress > self._reported_progress:
+            self._reported_progress = self._progress
+            self._events.append(FlowEvent(EventKind.PROGRESS, value=self._progress))
+        if self._exhausted and n >= self._next_n - 1:
+            self._finish()
+
+    def _finish(self) -> None:
+        if self._canceling:
+            self.phase = Phase.STOPPED
+            self._events.append(FlowEvent(EventKind.STOPPED, value=self._reported_progress))
+        else:
+            self.phase = Phase.DONE
+            self._events.append(FlowEvent(EventKind.DONE, value=self._reported_progress))
+
+    def _on_resend(self, n: int) -> None:
+        self._skip_oks += 1
+        if self.phase is Phase.SYNCING:
+            # Any request before the M110 ok is answered with the M110 again (it resets N).
+            self._count_resend(0)
+            if self.phase is Phase.SYNCING:
+                self._out += self._entries[0].data
+            return
+        oldest = max(1, self._next_n - self._settings.history_lines)
+        if n > self._next_n or n < oldest:
+            sent = f"{oldest}..{self._next_n - 1}" if self._next_n > oldest else "none"
+            self._fail(DeviceError(
+                f"the firmware asked for line {n}; lines kept for resending: {sent}",
+                code="resend_out_of_history", line=self._current_line()))
+            return
+        if n <= self._acked_n:
+            # An extra ok was counted: the firmware has not even accepted line n.
+            self._acked_n = n - 1
+        if self._recovering is not None:
+            if n < self._recovering:
+                pass  # cannot happen with Marlin; treated as a new request below
+            elif n == self._recovering and n < self._next_n:
+                if self._stale_requests > 0:
+                    self._stale_requests -= 1  # refused copy of a line sent before the rewind
+                    return
+            else:
+                # Every line before n is accepted: recovery of the earlier line is over.
+                self._recovering = None
+                self._stale_requests = 0
+        if n == self._next_n:
+            return  # the firmware wants the next new line: nothing was lost
+        dropped = self._next_n - n
+        self._count_resend(n)
+        if self.phase is not Phase.STREAMING:
+            return
+        if self._recovering is None:
+            self._stale_requests = max(0, dropped - 1)
+        self._recovering = n
+        self._rewind(n)
+        if self._peek() is not None:
+            self._send_next()
+        else:
+            self._recovering = None
+
+    def _rewind(self, n: int) -> None:
+        """Take lines n.. back: they are sent again, under the same numbers."""
+        taken = [(e.kind, e.text, e.index) for e in self._entries[n:]]
+        del self._entries[n:]
+        self._next_n = n
+        if self._canceling:
+            # Refused program lines of a canceled job are dropped, not sent again.
+            taken = [t for t in taken if t[0] is not EntryKind.PROGRAM]
+        self._pending.extendleft(reversed(taken))
+
+    def _count_resend(self, n: int) -> None:
+        count = self._resends.get(n, 0) + 1
+        self._resends[n] = count
+        self.retransmissions += 1
+        if count > self._settings.max_resends_per_line:
+            self._fail(DeviceError(
+                f"the firmware asked for line {n} {count} times; giving up",
+                code="resend_loop", line=self._line_of(n)))
+
+    def _on_error(self, err: ErrorReply) -> None:
+        if err.kind is ErrorKind.TRANSMISSION:
+            return  # the resend request that follows does the work
+        code = "device_killed" if err.kind is ErrorKind.KILLED else "device_error"
+        self._fail(DeviceError(
+            f"firmware: {err.text}", code=code, line=self._current_line(),
+            device_code=err.text))
+
+    def _fail(self, error: DeviceError) -> None:
+        if self.phase in (Phase.SYNCING, Phase.STREAMING):
+            self.phase = Phase.FAILED
+            self._events.append(FlowEvent(EventKind.FAILED, error=error))
+
+    # -- where the firmware is ---------------------------------------------------------------
+
+    def _line_of(self, n: int) -> int | None:
+        """1-based program line of entry n (for other entries, of the program line before)."""
+        for m in range(min(n, len(self._entries) - 1), 0, -1):
+            entry = self._entries[m]
+            if entry.kind is EntryKind.PROGRAM:
+                return entry.index + 1
+        return None
+
+    def _current_line(self) -> int | None:
+        """The 1-based program line the firmware is working on (oldest unacknowledged)."""
+        for n in range(self._acked_n + 1, self._next_n):
+            entry = self._entries[n]
+            if entry.kind is EntryKind.PROGRAM:
+                return entry.index + 1
+        return None
+
+    @property
+    def acknowledged(self) -> int:
+        """Program lines acknowledged, counted from the start of ``lines``."""
+        return self._reported_progress
+
+    @property
+    def in_flight(self) -> int:
+        return max(0, self._next_n - self._acked_n - 1)
+
+    @property
+    def last_sent_number(self) -> int:
+        return self._next_n - 1
+
+    @property
+    def heat_wait_in_flight(self) -> bool:
+        for n in range(self._acked_n + 1, self._next_n):
+            if self._entries[n].text.startswith(("M109", "M190")):
+                return True
+        return False
+
+    # -- time ------------------------------------------------------------------------------
+
+    def _silence_limit(self) -> float:
+        settings = self._settings
+        if self._busy_active:
+            return 2.5 * settings.keepalive_interval_s
+        n = self._acked_n + 1
+        if n < self._next_n:
+            allowance = self._entries[n].allowance_s
+            if allowance is not None:
+                return max(allowance, settings.response_timeout_s)
+        return settings.response_timeout_s
+
+    def next_deadline(self) -> float | None:
+        if self.phase not in (Phase.SYNCING, Phase.STREAMING) or self.in_flight == 0:
+            return None
+        if self._probe_at is not None:
+            return self._probe_at + self._settings.response_timeout_s
+        return self._last_heard + self._silence_limit()
+
+    def tick(self, now: float) -> None:
+        deadline = self.next_deadline()
+        if deadline is None or now < deadline:
+            return
+        if self._probe_at is not None:
+            self._fail(DeviceTimeout(
+                f"no answer from the firmware for {now - self._last_heard:.1f} s "
+                "(a probe went unanswered too)",
+                code="device_timeout", line=self._current_line()))
+            return
+        self._probe_at = now
+        self.probes_sent += 1
+        if self.phase is Phase.SYNCING:
+            self._out += self._entries[0].data
+        elif self._recovering is not None:
+            # The copy is taken, or refused with a request for the next line: either way the
+            # firmware tells where it is.
+            self._count_resend(self._recovering)
+            if self.phase is Phase.STREAMING:
+                self._out += self._entries[self._recovering].data
+        else:
+            self._pending.appendleft((EntryKind.PROBE, "M105", -1))
+            self._send_next()
+
+    # -- outputs ---------------------------------------------------------------------------
+
+    def take_events(self) -> list[FlowEvent]:
+        events = self._events
+        self._events = []
+        return events
