@@ -60,7 +60,7 @@ def _velocity(speed_mm_s: float, hp: HpglSettings) -> str:
     cm_s = min(max(speed_mm_s / 10.0, hp.vs_min_cm_s), hp.vs_max_cm_s)
     if hp.variant is HpglVariant.CAMM_GL3:
         return str(max(1, round(cm_s)))  # CAMM-GL III takes whole cm/s
-    return f"{cm_s:.1f}".rstrip("0").rstrip(".")
+    return f"{cm_s:.2f}".rstrip("0").rstrip(".")
 
 
 def _force(force_g: float, hp: HpglSettings) -> str:
