@@ -26,6 +26,13 @@ def prepare_program(job: JobRequest, profile: Profile) -> Program:
 
         assert job.program is not None
         return prepare_marlin_program(job.program, profile)
+    if profile.family == "hpgl":
+        if job.kind is not JobKind.HPGL:
+            raise _kind_error(job, profile)
+        from agent.dialects.hpgl import prepare_hpgl_program
+
+        assert job.program is not None
+        return prepare_hpgl_program(job.program, profile)
     raise _kind_error(job, profile)
 
 

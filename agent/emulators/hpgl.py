@@ -329,12 +329,17 @@ class HpglEmulator:
 
     async def _plot_loop(self) -> None:
         loop = asyncio.get_running_loop()
+        self._clock = loop.time()
         while True:
-            await self._resume_event.wait()
+            if not self._resume_event.is_set():
+                await self._resume_event.wait()
+                self._clock = loop.time()
             taken = self._take_instruction()
             if taken is None:
                 self._data_event.clear()
                 await self._data_event.wait()
+                # Starved: simulated time restarts now (oversleeping is made up otherwise).
+                self._clock = max(self._clock, loop.time())
                 continue
             self._after_take()
             mnemonic, params = taken
@@ -345,7 +350,7 @@ class HpglEmulator:
                 duration = self._execute(mnemonic, params)
                 self.instructions_run += 1
                 now = loop.time()
-                self._clock = max(self._clock, now) + duration
+                self._clock += duration
                 ahead = self._clock - now
                 if ahead > 0.002:
                     await asyncio.sleep(ahead)
