@@ -6,8 +6,8 @@ anything not ok; the report is a table, and the exit status is 1 if any row fail
 Checks, in order: the config file and the firmware profile; the serial device (present,
 permissions, opens, answers its firmware's hello); every broker address (TCP, then an MQTT
 CONNECT with the station's TLS files and login); the TLS and login settings themselves;
-storage (writable, free space); GPIO pins. Run it with the agent stopped
-(``systemctl stop station-agent``): the serial port is opened exclusively.
+signed-job keys (when required); storage (writable, free space); GPIO pins. Run it with the
+agent stopped (``systemctl stop station-agent``): the serial port is opened exclusively.
 
 The serial hello is the family driver's own handshake (``MachineDriver.open()``: a GRBL banner
 or ``?`` status report, and so on), so the doctor checks exactly what the agent will do. A family
@@ -421,6 +421,28 @@ def _check_key_matches(cert_path: Path, key_path: Path, x509: Any) -> CheckResul
     return _ok("tls key pair", "key matches certificate")
 
 
+# -- signed jobs -------------------------------------------------------------------------------
+
+
+def check_signing(config: AgentConfig) -> list[CheckResult]:
+    # The agent config gains its [signing] table (agent.signing.SigningConfig) with the MQTT
+    # core; until then there is nothing to check.
+    signing = getattr(config, "signing", None)
+    if signing is None or not signing.enabled:
+        return [_skip("signing", "signed jobs not required")]
+    from agent.signing import JobVerifier
+
+    try:
+        verifier = JobVerifier.from_config(signing)
+    except StationAgentError as exc:
+        hint = ("install it: `sudo /opt/station-agent/venv/bin/pip install cryptography`"
+                if "cryptography" in exc.message else
+                "copy each controller's <kid>.pub (from `station-agent keys generate`) into "
+                f"{signing.public_keys_dir}")
+        return [_fail("signing", exc.message, hint)]
+    return [_ok("signing", f"trusted keys: {', '.join(sorted(verifier.keys))}")]
+
+
 # -- storage -----------------------------------------------------------------------------------
 
 
@@ -515,6 +537,7 @@ def run_checks(config_path: Path, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> li
     rows.extend(check_serial(config, profile, timeout_s))
     rows.extend(check_brokers(config, timeout_s))
     rows.extend(check_credentials(config))
+    rows.extend(check_signing(config))
     rows.extend(check_storage(config))
     rows.extend(check_gpio(config))
     return rows

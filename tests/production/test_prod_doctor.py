@@ -11,9 +11,17 @@ from pathlib import Path
 import pytest
 
 from agent.config import parse_config
-from agent.doctor import CheckStatus, check_credentials, check_gpio, doctor_main, run_checks
+from agent.doctor import (
+    CheckStatus,
+    check_credentials,
+    check_gpio,
+    check_signing,
+    doctor_main,
+    run_checks,
+)
 from agent.emulators.pty import PtyEndpoint
 from agent.safety.config import GpioConfig
+from agent.signing import SigningConfig, keys_main
 from tests.production.pki import make_ca, make_client_cert
 from tests.production.tls_broker import TlsFiles, make_tls_files, running_tls_broker
 from tests.support.broker import Broker, free_port
@@ -246,6 +254,30 @@ def test_password_without_tls_is_a_warning() -> None:
     assert "clear text" in only.detail
 
 
+# -- signing ------------------------------------------------------------------------------------
+
+
+def _with_signing(keys_dir: Path) -> object:
+    config = parse_config({"station_id": "cutter-01"})
+    # The agent config gains its [signing] table in the MQTT-core change; the check reads it.
+    object.__setattr__(config, "signing", SigningConfig(enabled=True, public_keys_dir=keys_dir))
+    return config
+
+
+def test_signing_without_trusted_keys_fails(tmp_path: Path) -> None:
+    (only,) = check_signing(_with_signing(tmp_path))  # type: ignore[arg-type]
+    assert only.status is CheckStatus.FAIL
+    assert "keys generate" in only.hint
+
+
+def test_signing_with_a_trusted_key_passes(tmp_path: Path) -> None:
+    assert keys_main(["generate", "--out", str(tmp_path), "--kid", "planner-2026"]) == 0
+    (tmp_path / "planner-2026.key").unlink()  # a station holds public keys only
+    (only,) = check_signing(_with_signing(tmp_path))  # type: ignore[arg-type]
+    assert only.status is CheckStatus.OK
+    assert "planner-2026" in only.detail
+
+
 # -- GPIO --------------------------------------------------------------------------------------
 
 
@@ -284,4 +316,5 @@ def test_no_gpio_is_skipped(tmp_path: Path) -> None:
 def test_run_checks_lists_every_area(tmp_path: Path) -> None:
     config = write_config(tmp_path, port=str(tmp_path / "none"), broker_port=free_port())
     checks = {r.check.split()[0] for r in run_checks(config, timeout_s=1)}
-    assert {"config", "profile", "serial", "broker", "mqtt", "storage", "disk", "gpio"} <= checks
+    assert {"config", "profile", "serial", "broker", "mqtt", "signing", "storage", "disk",
+            "gpio"} <= checks
