@@ -11,7 +11,8 @@ Normalisation (what the line-number checksum and the ``[blocked]`` patterns see)
 - blank and comment-only lines are dropped (``Program.source_lines`` keeps the job's numbering).
 
 Rejected: control or non-ASCII characters, ``*`` inside a line, a line that is not a
-``G``/``M``/``T`` command followed by letter(+number) words (``invalid_program``); a
+``G``/``M``/``T`` command followed by letter(+number) words, a second G or M command on a
+line (Marlin would read it as a parameter) (``invalid_program``); a
 normalised line longer than the profile's ``max_line_chars`` (``line_too_long``); a line
 matching a ``[blocked]`` pattern and no ``allow`` pattern (``blocked_instruction``); a
 program with no command (``empty_program``).
@@ -91,6 +92,12 @@ def normalise_line(raw: str, line_no: int) -> str:
             raise ProgramError(
                 f"line {line_no}: cannot parse {compact[pos:pos + 12]!r} (a letter and an optional"
                 " number are expected)",
+                code="invalid_program",
+                line=line_no,
+            )
+        if p.group(1) in "GM":
+            raise ProgramError(
+                f"line {line_no}: {p.group(0)!r} after {word}: Marlin runs one command per line",
                 code="invalid_program",
                 line=line_no,
             )

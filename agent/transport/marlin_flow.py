@@ -494,6 +494,18 @@ class MarlinFlow:
     def paused(self) -> bool:
         return self._paused
 
+    def poll_temperature(self) -> None:
+        """Ask for temperatures with a numbered M105 (firmware without auto-report)."""
+        if self.phase is Phase.STREAMING and not any(
+            item[0] is EntryKind.PROBE for item in self._pending
+        ):
+            self._pending.appendleft((EntryKind.PROBE, "M105", -1))
+
+    def expect_unnumbered_ok(self) -> None:
+        """An unnumbered line (M108) went out; its plain ok is not a program line's."""
+        if not self._advanced:
+            self._skip_oks += 1
+
     def cancel(self) -> None:
         """Stop feeding the job; the profile's cancel sequence follows what is in flight."""
         if self._canceling or self.phase not in (Phase.SYNCING, Phase.STREAMING):
