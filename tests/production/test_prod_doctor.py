@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,9 +89,25 @@ def row(report: str, check: str) -> str:
     return lines[0]
 
 
-async def test_healthy_station_passes(tmp_path: Path, broker: Broker,
+@contextlib.asynccontextmanager
+async def grbl_emulator(link: Path) -> AsyncIterator[PtyEndpoint]:
+    """agent.emulators.grbl: the banner at power-up, `?` answered with a status report."""
+    from agent.emulators.grbl import GrblEmulator
+
+    async with PtyEndpoint(link, baud=None) as device:
+        task = asyncio.create_task(GrblEmulator(device).run())
+        try:
+            yield device
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await task
+
+
+@pytest.mark.parametrize("machine", [grbl_emulator, fake_grbl])
+async def test_healthy_station_passes(tmp_path: Path, broker: Broker, machine: Any,
                                       capsys: pytest.CaptureFixture[str]) -> None:
-    async with fake_grbl(tmp_path / "ttyCutter") as device:
+    async with machine(tmp_path / "ttyCutter") as device:
         config = write_config(tmp_path, port=device.path, broker_port=broker.port)
         code, report = await run_doctor(config, capsys)
     assert code == 0, report
