@@ -120,9 +120,9 @@ class HpglWriter:
 
 def _place(points: Sequence[Point], *, scale: float, origin: Point, rotate: bool) -> list[Point]:
     out = []
-    for x, y in points:
-        if rotate:  # garment length along the sheet's long side
-            x, y = y, x
+    for px, py in points:
+        # rotate: the garment's length along the sheet's long side
+        x, y = (py, px) if rotate else (px, py)
         out.append((origin[0] + x * scale, origin[1] + y * scale))
     return out
 
