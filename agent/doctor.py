@@ -251,7 +251,10 @@ def mqtt_connect(config: AgentConfig, host: str, port: int, timeout_s: float) ->
     client.connect_timeout = timeout_s
     if mqtt.username is not None:
         client.username_pw_set(mqtt.username, mqtt.password)
-    ctx = tls_context(mqtt)
+    try:
+        ctx = tls_context(mqtt)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConnectionError(f"cannot load the TLS files: {exc}") from None
     if ctx is not None:
         client.tls_set_context(ctx)
     try:
@@ -301,6 +304,8 @@ def check_brokers(config: AgentConfig, timeout_s: float) -> list[CheckResult]:
 
 def _connect_hint(message: str, config: AgentConfig) -> str:
     lowered = message.lower()
+    if "cannot load the tls files" in lowered:
+        return "fix the [mqtt.tls] files named in the tls rows"
     if "certificate rejected" in lowered or "hostname" in lowered:
         return ("the broker's certificate is not signed by [mqtt.tls] ca_file or does not name "
                 "[mqtt] host; use the broker's DNS name or set check_hostname = false for a lab "
@@ -534,12 +539,20 @@ def run_checks(config_path: Path, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> li
         return rows
     profile_row, profile = check_profile(config)
     rows.append(profile_row)
-    rows.extend(check_serial(config, profile, timeout_s))
-    rows.extend(check_brokers(config, timeout_s))
-    rows.extend(check_credentials(config))
-    rows.extend(check_signing(config))
-    rows.extend(check_storage(config))
-    rows.extend(check_gpio(config))
+    checks: list[tuple[str, Callable[[], list[CheckResult]]]] = [
+        ("serial", lambda: check_serial(config, profile, timeout_s)),
+        ("broker", lambda: check_brokers(config, timeout_s)),
+        ("credentials", lambda: check_credentials(config)),
+        ("signing", lambda: check_signing(config)),
+        ("storage", lambda: check_storage(config)),
+        ("gpio", lambda: check_gpio(config)),
+    ]
+    for name, check in checks:
+        try:
+            rows.extend(check())
+        except Exception as exc:  # noqa: BLE001 - a diagnosis tool reports, it does not crash
+            rows.append(_fail(name, f"the check itself failed: {type(exc).__name__}: {exc}",
+                              "report this with the output of the doctor"))
     return rows
 
 

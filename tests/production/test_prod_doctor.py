@@ -238,6 +238,18 @@ async def test_certificate_from_another_ca_is_refused(
     assert "client certificate" in report
 
 
+async def test_missing_key_file_is_reported_not_a_crash(
+    tmp_path: Path, tls: TlsFiles, tls_broker: Broker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, port="/dev/null-serial", broker_port=tls_broker.port,
+                          extra=tls_section(tls.ca_file, tls.cert("cutter-01"),
+                                            tmp_path / "station.key"))
+    code, report = await run_doctor(config, capsys)
+    assert code == 1
+    assert "cannot load the TLS files" in row(report, f"broker 127.0.0.1:{tls_broker.port}")
+    assert "does not exist" in row(report, "tls key_file")
+
+
 def test_expired_mismatched_and_missing_tls_files(tmp_path: Path, tls: TlsFiles) -> None:
     past = datetime.now(UTC) - timedelta(days=400)
     expired_cert, _ = make_client_cert(tls.ca, "cutter-01", not_before=past,
