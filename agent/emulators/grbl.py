@@ -229,6 +229,11 @@ class GrblEmulator:
                         continue
                 self._rx.append(byte)
                 self._rx_ready.set()
+                if byte in (0x0A, 0x0D):
+                    # Later bytes of this chunk are still on the wire while the firmware takes
+                    # the line: let the parser see it first (an EEPROM write it starts then
+                    # loses what follows, as on the real controller).
+                    await asyncio.sleep(0)
 
     def _next_line(self) -> AssembledLine | None:
         while self._rx:
