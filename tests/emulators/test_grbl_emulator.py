@@ -491,3 +491,83 @@ async def test_cli_runs_emulator_on_a_symlink(
         with contextlib.suppress(asyncio.CancelledError):
             await task
     assert capsys.readouterr().out.startswith(f"GRBL emulator on {link} -> /dev/pts/")
+
+
+# -- less common commands -----------------------------------------------------------------------
+
+
+async def test_comments_do_not_count_towards_the_line_limit_but_realtime_bytes_act() -> None:
+    async with grbl() as (emulator, host):
+        long_comment = "(" + "care label, 100% cotton, wash at 30 C " * 3 + ")"
+        assert await host.command(f"G0 X5 Y5 {long_comment}") == ["ok"]
+        # A '!' inside a comment is still a feed hold: GRBL never sees it as text.
+        host.write(b"G0 X9 (cut here!)\n")
+        assert await host.silent_for(0.2)
+        assert emulator.state == "Hold:0"
+        host.write(b"~")
+        assert await host.read_line() == "ok"
+        assert emulator.executed == ["G0X5Y5", "G0X9"]
+
+
+async def test_work_offsets_probe_and_parameters() -> None:
+    async with grbl() as (emulator, host):
+        await host.command("G0 X100 Y40")
+        assert await host.command("G92 X0 Y0") == ["ok"]
+        assert "|WCO:100.000,40.000,0.000" in (await host.status())["rest"]
+        assert await host.command("G92.1") == ["ok"]
+        assert await host.command("G10 L20 P2 X10") == ["ok"]
+        params = await host.command("$#")
+        assert params[1] == "[G55:90.000,0.000,0.000]"
+        assert params[-1] == "ok"
+        assert await host.command("G38.2 Z-10 F100") == [
+            "ALARM:5",
+            "[PRB:100.000,40.000,-10.000:0]",
+            "ok",
+        ]
+        assert (await host.command("G0 Z0"))[-1] == "error:9"
+        assert emulator.alarms_sent == [5]
+
+
+async def test_program_pause_waits_for_cycle_start() -> None:
+    async with grbl(motion=True) as (emulator, host):
+        assert await host.command("G1 X30 F3000") == ["ok"]
+        host.write(b"M0\n")
+        await host.wait_state("Hold:0")
+        assert emulator.position == (30.0, 0.0, 0.0)
+        assert not host.port.read(100)
+        host.write(b"~")
+        assert await host.read_line() == "ok"
+        assert await host.command("M30") == ["[MSG:Pgm End]", "ok"]
+
+
+async def test_jogging_and_jog_cancel() -> None:
+    async with grbl(motion=True) as (emulator, host):
+        assert await host.command("$J=G91 X300 F3000") == ["ok"]
+        await host.wait_state("Jog")
+        assert (await host.command("G0 X0"))[-1] == "error:9"
+        host.write(b"\x85")
+        idle = await host.wait_state("Idle")
+        assert 0 < float(idle["x"]) < 300
+        assert (await host.command("$J=X10"))[-1] == "error:22"  # every jog needs its F
+        assert (await host.command("$J=M3 X10 F100"))[-1] == "error:16"
+        assert emulator.system_commands[0] == "$J=G91X300F3000"
+
+
+async def test_sleep_and_restore_defaults() -> None:
+    async with grbl() as (emulator, host):
+        assert await host.command("$110=5000") == ["ok"]
+        assert await host.command("$RST=$") == ["[MSG:Restoring defaults]", "ok"]
+        await host.read_until(lambda s: s == BANNER)
+        assert "$110=8000.000" in await host.command("$$")
+        assert await host.command("$SLP") == ["ok"]
+        assert await host.read_line() == "[MSG:Sleeping]"
+        host.write(b"G0 X1\n")
+        assert await host.silent_for(0.2)
+        host.write(b"\x18")
+        assert await host.read_until(lambda s: s.startswith("[MSG:")) == [
+            "",
+            BANNER,
+            "[MSG:'$H'|'$X' to unlock]",
+        ]
+        assert emulator.state == "Alarm"
+        assert emulator.resets == 2
