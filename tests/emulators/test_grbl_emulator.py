@@ -30,7 +30,7 @@ STATUS = re.compile(
 )
 
 
-def tshirt_front_outline(step_mm: float = 5.0) -> list[str]:
+def tshirt_front_outline(step_mm: float = 5.0, feed_mm_min: int = 6000) -> list[str]:
     """A T-shirt front half-outline (size M) cut as short knife segments, in mm."""
     corners = [
         (0.0, 0.0),
@@ -49,7 +49,7 @@ def tshirt_front_outline(step_mm: float = 5.0) -> list[str]:
         for i in range(1, steps + 1):
             x = x0 + (x1 - x0) * i / steps
             y = y0 + (y1 - y0) * i / steps
-            lines.append(f"G1 X{x:.3f} Y{y:.3f} F6000")
+            lines.append(f"G1 X{x:.3f} Y{y:.3f} F{feed_mm_min}")
     lines.append("M5")
     return lines
 
@@ -368,7 +368,7 @@ async def test_soft_reset_when_idle_or_held_gives_no_alarm() -> None:
 
 
 async def test_overrunning_sender_loses_bytes_and_garbles_lines() -> None:
-    lines = tshirt_front_outline()
+    lines = tshirt_front_outline(step_mm=5.0, feed_mm_min=3000)  # 0.1 s per block
     data = "".join(line + "\n" for line in lines).encode()
     assert len(data) >= 2000
     async with grbl(motion=True) as (emulator, host):
@@ -386,8 +386,11 @@ async def test_overrunning_sender_loses_bytes_and_garbles_lines() -> None:
 
 
 async def test_character_counting_sender_runs_every_line_in_order() -> None:
-    lines = tshirt_front_outline(step_mm=20.0)
+    lines = tshirt_front_outline(step_mm=10.0, feed_mm_min=60_000)
     async with grbl(motion=True) as (emulator, host):
+        # A fast table, so the test is quick: settings go one at a time (EEPROM writes).
+        assert await host.command("$110=60000") == ["ok"]
+        assert await host.command("$111=60000") == ["ok"]
         answers = await counting_sender(host, lines)
         assert answers == ["ok"] * len(lines)
         assert emulator.executed == [normalised(line) for line in lines]
