@@ -43,9 +43,9 @@ class GcodeWriter:
     def number(self, n: int) -> str:
         if self.decimals == 0:
             return str(n)
-        whole, frac = divmod(abs(n), self.scale)
-        text = f"{whole}.{frac:0{self.decimals}d}".rstrip("0").rstrip(".")
-        return f"-{text}" if n < 0 and text != "0" else text
+        # n / scale printed to ``decimals`` places is exactly n units (scale is a power of 10).
+        text = f"{n / self.scale:.{self.decimals}f}".rstrip("0").rstrip(".")
+        return "0" if text == "-0" else text
 
     def mm(self, value: float) -> str:
         return self.number(round(value * self.scale))
