@@ -54,6 +54,7 @@ from agent.emulators.grbl_gcode import (
     ProgramEnd,
     Sync,
     Vec,
+    canonical_command,
     parse_block,
 )
 from agent.emulators.grbl_lines import AssembledLine, LineAssembler
@@ -107,7 +108,7 @@ class GrblEmulator:
         self.rx_buffer = rx_buffer
         self.planner_blocks = planner_blocks
         self.version = version
-        self.unsupported = frozenset(name.strip().upper() for name in unsupported)
+        self.unsupported = frozenset(canonical_command(name) for name in unsupported)
         self.record_path = record_path
         self.settings = Settings()
         self.startup_lines = ["", ""]

@@ -269,6 +269,17 @@ def split_words(line: str) -> list[_Word]:
     return words
 
 
+def canonical_command(name: str) -> str:
+    """``"g01"`` -> ``"G1"``, ``"M07"`` -> ``"M7"``, ``"G38.20"`` -> ``"G38.2"``."""
+    match = re.fullmatch(r"\s*([GMgm])\s*(\d+(?:\.\d*)?)\s*", name)
+    if match is None:
+        return name.strip().upper()
+    value = float(match.group(2))
+    number = math.trunc(value)
+    tenths = round(10 * (value - number))
+    return f"{match.group(1).upper()}{number}" + (f".{tenths}" if tenths else "")
+
+
 def _g_command(value: float) -> tuple[Group, str]:
     number = math.trunc(value)
     mantissa = round(100 * (value - number))
@@ -308,7 +319,7 @@ def parse_block(
     jog: bool = False,
 ) -> BlockResult:
     """Check and apply one normalised block; raise :class:`GcodeError` with GRBL's code."""
-    unsupported = frozenset(unsupported)
+    unsupported = frozenset(canonical_command(name) for name in unsupported)
     commands: dict[Group, str] = {}
     values: dict[str, float] = {}
     axis_command: _AxisCommand | None = None
@@ -396,7 +407,9 @@ def parse_block(
     if "T" in values:
         new = replace(new, tool=int(values["T"]))
 
-    # Spindle and coolant: outside laser mode GRBL waits for motion to finish first.
+    # Spindle and coolant. GRBL 1.1 waits for planned motion to finish before it switches the
+    # spindle or coolant, even in laser mode; a new S alone waits too, except in laser mode on
+    # a block that cuts (there the power rides along with the motion).
     spindle = commands.get(Group.SPINDLE, state.spindle)
     mist, flood = state.mist, state.flood
     coolant = commands.get(Group.COOLANT)
@@ -406,10 +419,16 @@ def parse_block(
         flood = True
     elif coolant == "M9":
         mist = flood = False
-    spindle_changed = spindle != state.spindle or (
-        spindle != "M5" and new.spindle_speed != state.spindle_speed
+    laser_cut = (
+        laser_mode
+        and axis_command is _AxisCommand.MOTION
+        and motion in ("G1", "G2", "G3")
+        and bool(axis_words)
     )
-    if (spindle_changed or (mist, flood) != (state.mist, state.flood)) and not laser_mode:
+    speed_sync = (
+        state.spindle != "M5" and new.spindle_speed != state.spindle_speed and not laser_cut
+    )
+    if spindle != state.spindle or speed_sync or (mist, flood) != (state.mist, state.flood):
         actions.append(Sync())
     new = replace(new, spindle=spindle, mist=mist, flood=flood)
     if Group.OVERRIDE in commands:
@@ -507,7 +526,6 @@ def parse_block(
         raise GcodeError(GrblError.GCODE_G53_INVALID_MOTION_MODE)
     elif non_modal in ("G28", "G30"):
         stored = new_offsets.g28 if non_modal == "G28" else new_offsets.g30
-        actions.append(Sync())
         if axis_words:
             via = target(wco_before)
             actions.append(_line(MoveKind.RAPID, position, via, 0.0))
@@ -517,7 +535,7 @@ def parse_block(
         for axis in axis_words or (0, 1, 2):
             final[axis] = stored[axis]
         end = (final[0], final[1], final[2])
-        actions.extend((_line(MoveKind.RAPID, position, end, 0.0), Sync()))
+        actions.append(_line(MoveKind.RAPID, position, end, 0.0))
         position = end
 
     if new.work_offset(new_offsets) != wco_before or new_offsets != offsets:

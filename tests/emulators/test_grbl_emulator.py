@@ -231,8 +231,9 @@ async def test_parser_state_settings_and_crlf() -> None:
 
 
 async def test_unsupported_commands_model_a_build_without_mist() -> None:
-    async with grbl(unsupported=frozenset({"M7"})) as (emulator, host):
+    async with grbl(unsupported=frozenset({"M7", "g02"})) as (emulator, host):
         assert (await host.command("M7"))[-1] == "error:20"
+        assert (await host.command("G2 X10 Y0 I5 J0 F1000"))[-1] == "error:20"
         assert (await host.command("M8"))[-1] == "ok"
         assert (await host.command("$I"))[1] == "[OPT:V,15,128]"
         assert emulator.executed == ["M8"]
@@ -574,3 +575,19 @@ async def test_sleep_and_restore_defaults() -> None:
         ]
         assert emulator.state == "Alarm"
         assert emulator.resets == 2
+
+
+async def test_spindle_changes_wait_for_motion_but_laser_power_rides_along() -> None:
+    async with grbl(motion=True) as (emulator, host):
+        host.write(b"M3 S800\nG1 X60 F3000\nM5\n")
+        assert await host.read_line() == "ok"
+        assert await host.read_line() == "ok"
+        assert await host.read_line() == "ok"  # M5 waited for the cut to finish
+        assert emulator.state == "Idle"
+        assert emulator.position == (60.0, 0.0, 0.0)
+        assert await host.command("$32=1") == ["ok"]  # laser mode
+        assert await host.command("M4 S0") == ["ok"]
+        host.write(b"G1 X120 S800\nG1 X60 S300\n")
+        assert await host.read_line() == "ok"
+        assert await host.read_line() == "ok"  # queued behind the first cut, no waiting
+        assert emulator.state == "Run"
