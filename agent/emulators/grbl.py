@@ -86,6 +86,17 @@ class GrblEmulator:
     - ``state``: a :class:`GrblState` (a ``str``: ``"Idle"``, ``"Hold:1"`` ...).
     - ``position``: machine position in mm, as the steppers have it now.
     - ``errors_sent``, ``alarms_sent``: codes sent, in order; ``resets``: soft resets done.
+    - ``eeprom_lost_bytes``: bytes that arrived while a settings/offset write held the port.
+
+    Options: ``motion`` simulates planner timing; ``unsupported`` names commands this build
+    lacks (``{"M7"}``: no mist coolant), answered ``error:20``; ``record_path`` gets every
+    executed line appended and flushed at once, for a test in another process; ``noise`` is
+    the chance (seeded by ``seed``) that junk precedes a reply. Junk never reads ``ok`` and
+    never starts with ``error:``, ``ALARM:``, ``<`` or ``Grbl``: a host cannot tell a stray
+    ``ok`` from a real one, so such noise would defeat even a correct host (see grbl_noise).
+
+    ``executed`` means accepted into the planner: with ``motion=True`` the last blocks of a
+    line can still be running, and a soft reset discards them (``ALARM:3``).
     """
 
     def __init__(

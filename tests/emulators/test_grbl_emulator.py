@@ -591,3 +591,24 @@ async def test_spindle_changes_wait_for_motion_but_laser_power_rides_along() -> 
         assert await host.read_line() == "ok"
         assert await host.read_line() == "ok"  # queued behind the first cut, no waiting
         assert emulator.state == "Run"
+
+
+async def test_line_limit_is_79_characters_after_normalisation() -> None:
+    async with grbl() as (emulator, host):
+        longest = "G0X1." + "0" * 74
+        assert len(longest) == 79
+        assert await host.command(longest.lower()) == ["ok"]
+        assert await host.command(longest + "0") == ["error:11"]
+        assert await host.command("G0 X1.0 " + " " * 100 + "Y2.0") == ["ok"]  # spaces are free
+        assert emulator.executed == [longest, "G0X1.0Y2.0"]
+
+
+async def test_g28_goes_home_through_an_intermediate_point() -> None:
+    async with grbl() as (emulator, host):
+        await host.command("G0 X400 Y300 Z5")
+        assert await host.command("G28.1") == ["ok"]
+        await host.command("G0 X10 Y10 Z0")
+        assert await host.command("G28 Z5") == ["ok"]  # only Z goes home
+        assert emulator.position == (10.0, 10.0, 5.0)
+        assert await host.command("G28") == ["ok"]
+        assert emulator.position == (400.0, 300.0, 5.0)
