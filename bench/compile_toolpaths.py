@@ -26,7 +26,7 @@ from agent.profiles import Profile, load_profile
 from agent.schemas.job import JobRequest
 from agent.toolpaths import compile_toolpaths, parse_back, render_preview_svg
 
-PROFILES = ["grbl-knife", "grbl-laser", "hpgl-7475a", "roland-camm-gl3"]
+PROFILES = ["grbl-knife", "grbl-laser", "marlin-2", "hpgl-7475a", "roland-camm-gl3"]
 OUTLINE_POINTS = 900
 HOLE_POINTS = 100
 GRID = 10

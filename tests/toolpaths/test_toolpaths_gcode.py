@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 
 from agent.dialects.grbl import prepare_grbl_program
+from agent.dialects.marlin import prepare_marlin_program
 from agent.profiles import load_profile
 from agent.profiles.grbl import GrblProfile
+from agent.profiles.marlin import MarlinProfile
 from agent.profiles.toolpath import ToolpathSettings
 from agent.toolpaths import (
     Dialect,
@@ -222,28 +224,48 @@ def test_rotation_turns_the_job_about_its_origin() -> None:
 
 
 def marlin_target(profile_name: str) -> MachineTarget:
+    """A GRBL profile's machine as if it ran Marlin (there is no Marlin laser profile)."""
     base = target_for(load_profile(profile_name))
-    return dataclasses.replace(base, dialect=Dialect.MARLIN, max_line_chars=95)
+    return dataclasses.replace(base, dialect=Dialect.MARLIN, max_line_chars=80)
 
 
 def test_marlin_knife_lines_are_plain_gcode_and_read_back_as_planned() -> None:
-    target = marlin_target("grbl-knife")
-    tee = job(tshirt_paths())
-    lines = compile_for_target(tee, target).lines
+    profile = load_profile("marlin-2")
+    assert isinstance(profile, MarlinProfile)
+    target = target_for(profile)
+    assert target.dialect is Dialect.MARLIN
+    assert target.max_line_chars == profile.marlin.max_line_chars
+    sleeves = job([path(sleeve()), path(sleeve())], copies=1, origin_mm=[10.0, 10.0])
+    data = sleeves.model_dump()
+    # The second sleeve at half size (a child size), beside the first.
+    data["toolpaths"]["paths"][1]["points"] = [(x * 0.5 + 390.0, y * 0.5) for x, y in sleeve()]
+    sleeves = type(sleeves).model_validate(data, strict=False)
+    lines = compile_toolpaths(sleeves, profile).lines
     for line in lines:
         assert not line.startswith("N")
         assert "*" not in line
-        assert len(line) <= 95
+        assert len(line) <= profile.marlin.max_line_chars
         if re.search(r"[XY]", line):
             assert line.startswith(("G0 ", "G1 ")), line  # Marlin has no modal motion
-    assert "G0 Z5 F1200" in lines
-    cuts = [s for s in parse_for_target(lines, target) if s.kind is StrokeKind.CUT]
-    plan = plan_for_target(tee, target)
-    assert len(cuts) == len(plan)
+    assert "G0 Z5 F600" in lines
+    # The Marlin dialect's own validator takes the program unchanged.
+    assert prepare_marlin_program("\n".join(lines), profile).lines == lines
+    cuts = [s for s in parse_back(lines, profile) if s.kind is StrokeKind.CUT]
+    plan = plan_for_target(sleeves, target)
+    assert len(cuts) == len(plan) == 2
     for stroke, planned in zip(cuts, plan, strict=True):
         assert len(stroke.points) == len(planned.points)
         for got, want in zip(stroke.points, planned.points, strict=True):
             assert math.dist(got, want) <= 0.001
+    # Feed is modal and shared by G0 and G1 in Marlin: every cut after a travel restates it.
+    feed = None
+    for line in lines:
+        words = dict(re.findall(r"([A-Z])([-\d.]+)", line))
+        feed = words.get("F", feed)
+        if line.startswith("G0 X"):
+            assert feed == "6000", line
+        elif line.startswith("G1 X"):
+            assert feed == "1800", line
 
 
 def test_marlin_laser_switches_the_beam_per_cut() -> None:

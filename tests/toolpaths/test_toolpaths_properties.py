@@ -29,7 +29,7 @@ from agent.toolpaths import (
 )
 from agent.toolpaths.geometry import distance_to_polyline, drop_repeats, open_ring, transform
 
-PROFILES = ["grbl-laser", "grbl-knife", "hpgl-7475a", "roland-camm-gl3"]
+PROFILES = ["grbl-laser", "grbl-knife", "marlin-2", "hpgl-7475a", "roland-camm-gl3"]
 TARGETS = {name: target_for(load_profile(name)) for name in PROFILES}
 
 
@@ -218,7 +218,7 @@ def test_compile_then_parse_back_gives_the_plan_or_an_out_of_bounds_rejection(na
     check()
 
 
-@pytest.mark.parametrize("name", ["grbl-knife", "roland-camm-gl3"])
+@pytest.mark.parametrize("name", ["grbl-knife", "marlin-2", "roland-camm-gl3"])
 def test_blade_offset_output_follows_the_offset_path(name: str) -> None:
     target = TARGETS[name]
     knife = target.settings.knife

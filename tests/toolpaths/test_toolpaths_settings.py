@@ -28,6 +28,7 @@ def profile_data(name: str) -> dict[str, Any]:
         ("grbl-knife", MachineKind.DRAG_KNIFE, Dialect.GRBL),
         ("hpgl-7475a", MachineKind.PEN, Dialect.HPGL),
         ("roland-camm-gl3", MachineKind.DRAG_KNIFE, Dialect.HPGL),
+        ("marlin-2", MachineKind.DRAG_KNIFE, Dialect.MARLIN),
     ],
 )
 def test_shipped_profiles_take_toolpaths(name: str, machine: MachineKind, dialect: Dialect) -> None:
