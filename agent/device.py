@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from agent.aio import run_together
 from agent.drivers.base import DeviceInfo, DriverListener, MachineDriver, Telemetry
 from agent.drivers.factory import create_driver, serial_handshake
 from agent.errors import DeviceError, DeviceLost
@@ -79,8 +80,9 @@ class DeviceManager:
     async def _serve(self, link: ByteLink) -> None:
         driver = create_driver(self.profile, link, self.events)
         info = await driver.open()
-        async with asyncio.TaskGroup() as tg:
-            running = tg.create_task(driver.run(), name=f"{driver.family}-driver")
+
+        async def come_online() -> None:
+            nonlocal info
             identify = getattr(driver, "identify", None)
             if identify is not None:
                 try:
@@ -91,7 +93,9 @@ class DeviceManager:
             self.info = info
             self.online.set()
             self.events.on_device_online(info)
-            await running
+            await asyncio.Event().wait()  # until the driver's own task ends
+
+        await run_together(driver.run(), come_online())
         raise DeviceLost("driver stopped")
 
     def describe(self) -> dict[str, Any]:

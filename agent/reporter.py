@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,8 @@ from agent.schemas.event import Event, EventType
 from agent.schemas.status import Info, StationState, Status
 
 log = logging.getLogger(__name__)
+
+PRESSURE_REPORT_INTERVAL_S = 5.0
 
 TelemetrySink = Callable[[str, bytes], bool]
 
@@ -26,18 +29,28 @@ class Reporter:
         self.job_id: str | None = None
         self.device: dict[str, Any] = {}
         self._last_status: tuple[StationState, str | None, tuple[tuple[str, Any], ...]] | None = None
+        self._last_pressure = -PRESSURE_REPORT_INTERVAL_S
         # Set by the broker link while connected: publishes QoS 0 telemetry directly.
         self.live_telemetry: TelemetrySink | None = None
 
     def event(self, event: EventType, job_id: str | None,
               detail: dict[str, Any] | None = None) -> Event:
         ev = self.outbox.add_event(self.topics.events, event, job_id, detail)
-        report = self.outbox.take_pressure_report()
-        if report is not None:
-            self.outbox.add_event(self.topics.events, EventType.STORAGE_PRESSURE, None,
-                                  {"dropped": report, "outbox_bytes": self.outbox.size,
-                                   "outbox_max_bytes": self.outbox.max_bytes})
+        self._report_pressure()
         return ev
+
+    def _report_pressure(self) -> None:
+        """At most one storage_pressure event every few seconds, counting everything dropped."""
+        now = time.monotonic()
+        if now - self._last_pressure < PRESSURE_REPORT_INTERVAL_S:
+            return
+        report = self.outbox.take_pressure_report()
+        if report is None:
+            return
+        self._last_pressure = now
+        self.outbox.add_event(self.topics.events, EventType.STORAGE_PRESSURE, None,
+                              {"dropped": report, "outbox_bytes": self.outbox.size,
+                               "outbox_max_bytes": self.outbox.max_bytes})
 
     def status(self, state: StationState, job_id: str | None, *, force: bool = False) -> None:
         key = (state, job_id, tuple(sorted((k, str(v)) for k, v in self.device.items())))
@@ -64,8 +77,4 @@ class Reporter:
         if sink is not None and sink(self.topics.telemetry, payload):
             return
         self.outbox.add_telemetry(self.topics.telemetry, payload)
-        report = self.outbox.take_pressure_report()
-        if report is not None:
-            self.outbox.add_event(self.topics.events, EventType.STORAGE_PRESSURE, None,
-                                  {"dropped": report, "outbox_bytes": self.outbox.size,
-                                   "outbox_max_bytes": self.outbox.max_bytes})
+        self._report_pressure()

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.aio import run_together
 from agent.dialects.grbl import alarm_text, error_text
 from agent.drivers.base import (
     DeviceInfo,
@@ -169,9 +170,7 @@ class GrblDriver(MachineDriver):
             return None
 
     async def run(self) -> None:
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._poll_status(), name="grbl-poll")
-            await self._read_loop()
+        await run_together(self._read_loop(), self._poll_status())
 
     async def _read_loop(self) -> None:
         try:
@@ -180,6 +179,9 @@ class GrblDriver(MachineDriver):
                 self._last_rx = time.monotonic()
                 for reply in self._parser.feed(data):
                     self._handle(reply)
+        except DeviceError as exc:
+            self._fail(exc)
+            raise
         finally:
             self._wake.set()
 

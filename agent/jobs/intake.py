@@ -19,6 +19,7 @@ from agent.schemas.command import Command
 from agent.schemas.job import JobRequest
 
 MAX_JSON_DEPTH = 64
+_CONTEXT_KEYS = frozenset({"cmd", "request_id"})
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,15 @@ class Rejection:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def detail(self) -> dict[str, Any]:
-        return {"error": {"code": self.code, "message": self.message, **self.extra}}
+        """``error`` says what is wrong; the command and request id it answers sit beside it."""
+        error = {"code": self.code, "message": self.message}
+        context = {}
+        for key, value in self.extra.items():
+            if key in _CONTEXT_KEYS:
+                context[key] = value
+            else:
+                error[key] = value
+        return {"error": error, **context}
 
 
 class _DuplicateKey(ValueError):

@@ -117,7 +117,7 @@ class MqttConnection:
         self._pending_pub: dict[int, asyncio.Future[None]] = {}
         self._pending_sub: dict[int, asyncio.Future[list[ReasonCode]]] = {}
         self._sock: Any = None
-        self._misc_task: asyncio.Task[None] | None = None
+        self._misc_timer: asyncio.TimerHandle | None = None
         client = paho.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=options.client_id,
@@ -192,11 +192,6 @@ class MqttConnection:
                 await asyncio.wait_for(asyncio.shield(self.disconnected), 2.0)
         self._teardown_socket()
         self._finish(MqttDisconnected("connection closed"))
-        if self._misc_task is not None:
-            self._misc_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._misc_task
-            self._misc_task = None
         self.state = ConnectionState.DISCONNECTED
 
     def _teardown_socket(self) -> None:
@@ -211,6 +206,9 @@ class MqttConnection:
             self._client._sock_close()  # noqa: SLF001
 
     def _finish(self, exc: MqttError) -> None:
+        if self._misc_timer is not None:
+            self._misc_timer.cancel()
+            self._misc_timer = None
         if not self._connected.done():
             self._connected.set_exception(exc)
             self._connected.exception()
@@ -220,6 +218,7 @@ class MqttConnection:
         for fut in list(self._pending_pub.values()) + list(self._pending_sub.values()):
             if not fut.done():
                 fut.set_exception(exc)
+                fut.exception()  # a caller that stopped waiting must not trigger a warning
         self._pending_pub.clear()
         self._pending_sub.clear()
 
@@ -312,10 +311,12 @@ class MqttConnection:
 
     def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         def register() -> None:
+            if self.disconnected.done():
+                return  # closed before this callback from the connecting thread ran
             self._sock = sock
             self._loop.add_reader(sock, self._read)
-            if self._misc_task is None:
-                self._misc_task = self._loop.create_task(self._misc_loop(), name="mqtt-misc")
+            if self._misc_timer is None:
+                self._misc_timer = self._loop.call_later(1.0, self._misc)
 
         self._call_in_loop(register)
 
@@ -358,10 +359,12 @@ class MqttConnection:
         if rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_AGAIN):
             self._finish(MqttDisconnected(f"connection lost: {paho.error_string(rc)}"))
 
-    async def _misc_loop(self) -> None:
-        while True:
-            rc = self._client.loop_misc()
-            if rc != paho.MQTT_ERR_SUCCESS and self.state is ConnectionState.CONNECTED:
-                self._finish(MqttDisconnected(f"connection lost: {paho.error_string(rc)}"))
-                return
-            await asyncio.sleep(1.0)
+    def _misc(self) -> None:
+        """Keepalive pings and timeouts, once a second (a timer, not a task: nothing to leak)."""
+        self._misc_timer = None
+        rc = self._client.loop_misc()
+        if rc != paho.MQTT_ERR_SUCCESS and self.state is ConnectionState.CONNECTED:
+            self._finish(MqttDisconnected(f"connection lost: {paho.error_string(rc)}"))
+            return
+        if not self.disconnected.done():
+            self._misc_timer = self._loop.call_later(1.0, self._misc)

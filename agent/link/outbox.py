@@ -109,13 +109,16 @@ class Outbox:
         self.changed.set()
 
     def _make_room(self, needed: int, *, protect_lifecycle: bool) -> None:
-        """Drop the oldest telemetry, then the oldest progress/warning events."""
-        target = self.max_bytes - needed
+        """Drop the oldest telemetry, then the oldest progress/warning events.
+
+        A tenth of the cap is freed at once, so a flood does not pay for a purge per row.
+        """
+        target = self.max_bytes - needed - self.max_bytes // 10
         for kind in (RowKind.TELEMETRY, RowKind.EVENT):
             while self.size > target:
                 rows = self.db.conn.execute(
                     "SELECT id, size, seq FROM outbox WHERE droppable = 1 AND kind = ? "
-                    "ORDER BY id LIMIT 256",
+                    "ORDER BY id LIMIT 2048",
                     (kind.value,),
                 ).fetchall()
                 if not rows:
