@@ -15,6 +15,7 @@ import contextlib
 import enum
 import logging
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -65,9 +66,8 @@ class _Stop(enum.Enum):
 
 class _Phase(enum.Enum):
     SENDING = 1
-    FINAL_STATUS = 2
-    FINAL_IO_CHECK = 3
-    FINAL_EMPTY = 4
+    FINAL_CHECKS = 2
+    FINAL_EMPTY = 3
 
 
 class HpglDriver(MachineDriver):
@@ -97,8 +97,7 @@ class HpglDriver(MachineDriver):
         self._host_paused = False
         self._acked = 0
         self._error: DeviceError | None = None
-        self._need_error_query = False
-        self._need_io_check = False
+        self._planned: deque[Query] = deque()
         self._init_sent_since_status = False
         self._init_before_status = False
         self._next_ext_poll = 0.0
@@ -167,8 +166,8 @@ class HpglDriver(MachineDriver):
                 code=code, line=line, device_code=f"ESC.E{reply.code}",
             ))
         elif isinstance(reply, Status):
-            if reply.error:
-                self._need_error_query = True
+            if reply.error and self._streaming:
+                self._planned.appendleft(Query.ERROR)
             if reply.initialized and self._streaming and not self._init_before_status:
                 self._record_error(DeviceError(
                     f"plotter re-initialised during the job (power cut?) before line {line}",
@@ -404,8 +403,6 @@ class HpglDriver(MachineDriver):
         self._stop = None
         self._error = None
         self._host_paused = False
-        self._need_error_query = False
-        self._need_io_check = False
         self._init_sent_since_status = False
         self._acked = start_index
         self._report_state()
@@ -426,18 +423,22 @@ class HpglDriver(MachineDriver):
         total = len(data)
         index = start_index
         since_check = 0
-        check_due = False
-        phase = _Phase.SENDING if index < total else _Phase.FINAL_STATUS
+        # Checks waiting for their turn (one query outstanding at a time), in order.
+        planned = self._planned
+        planned.clear()
+        phase = _Phase.SENDING
         flow = self._flow
         flow.reset_budget()
         check_every = self.settings.check_every_bytes
+        waiting_empty_since = 0.0
         while True:
             self._wake.clear()
             self._raise_if_stopped()
             now = self._now()
             self._check_query_timeout(now)
-            # 1. Program data, as far as the budget allows.
-            if phase is _Phase.SENDING and not self._host_paused and not check_due:
+            # 1. Program data, as far as the budget allows; never while a check waits to be
+            #    placed (it must land right after the pen-up point, and fit in the buffer).
+            if phase is _Phase.SENDING and not self._host_paused and not planned:
                 batch = bytearray()
                 while index < total and len(batch) < _MAX_BATCH:
                     chunk = data[index]
@@ -450,54 +451,59 @@ class HpglDriver(MachineDriver):
                     index += 1
                     since_check += len(chunk)
                     if since_check >= check_every and is_pen_up_point(lines[index - 1]):
-                        check_due = True
+                        # ESC.E first: it is never lost, and it follows every byte sent.
+                        planned.extend((Query.IO_ERROR, Query.STATUS))
+                        since_check = 0
                         break
                 if batch:
                     self.link.write(bytes(batch))
                     self._acked = index
                     on_progress(index)
-                if index >= total:
-                    phase = _Phase.FINAL_STATUS
-            # 2. At most one query outstanding: pick the most urgent.
+            if phase is _Phase.SENDING and index >= total and not planned:
+                phase = _Phase.FINAL_CHECKS
+                planned.extend((Query.IO_ERROR, Query.STATUS))
+            if phase is _Phase.FINAL_CHECKS and not planned and flow.outstanding is None:
+                phase = _Phase.FINAL_EMPTY
+                waiting_empty_since = now
+                self._ext = None
+            # 2. At most one query outstanding: the next planned check, else a budget query.
             if flow.outstanding is None and self._waiter is None:
                 query: Query | None = None
-                if self._need_error_query:
-                    self._need_error_query = False
-                    query = Query.ERROR
-                elif self._need_io_check:
-                    self._need_io_check = False
-                    query = Query.IO_ERROR
-                elif check_due:
-                    check_due = False
-                    since_check = 0
-                    self._need_io_check = True
-                    query = Query.STATUS
-                elif phase is _Phase.FINAL_STATUS:
-                    phase = _Phase.FINAL_IO_CHECK
-                    query = Query.STATUS
-                elif phase is _Phase.FINAL_IO_CHECK:
-                    phase = _Phase.FINAL_EMPTY
-                    query = Query.IO_ERROR
+                if planned:
+                    head = planned[0]
+                    if head.immediate or flow.credit >= len(head.wire):
+                        query = planned.popleft()
+                    elif flow.may_ask_free_space(now):
+                        # A buffered query must not be lost to an overflow: confirm room first.
+                        query = Query.FREE_SPACE
                 elif phase is _Phase.FINAL_EMPTY:
-                    if self._ext is not None and self._ext.buffer_empty:
+                    ext = self._ext
+                    if ext is not None and ext.buffer_empty:
                         return StreamResult(lines_done=total)
+                    if ext is not None and (ext.paused or ext.lever_up):
+                        waiting_empty_since = now  # the operator's pause is not a fault
+                    if now - waiting_empty_since > self.settings.drain_timeout_s:
+                        raise DeviceTimeout(
+                            f"plotter buffer not empty {self.settings.drain_timeout_s:g} s "
+                            "after the last line", line=total,
+                        )
                     if now >= self._next_ext_poll:
                         query = Query.EXTENDED_STATUS
                         self._next_ext_poll = now + self.settings.poll_interval_s
                 elif flow.wants_free_space(now):
                     query = Query.FREE_SPACE
                 if query is not None:
-                    if query is Query.EXTENDED_STATUS:
-                        self._ext = None
                     self._send_query(query)
                     continue
             # 3. Wait for an answer, a signal, or time to pass.
             wait = 0.25
             if flow.outstanding is not None:
                 wait = min(wait, max(0.001, self._query_deadline() - now))
-            if phase is _Phase.SENDING and not self._host_paused and index < total:
+            elif planned:
+                wait = min(wait, max(0.001, flow.free_space_hint(now)))
+            elif phase is _Phase.SENDING and not self._host_paused and index < total:
                 wait = min(wait, max(0.001, flow.wait_hint(now, len(data[index]))))
-            if phase is _Phase.FINAL_EMPTY and flow.outstanding is None:
+            elif phase is _Phase.FINAL_EMPTY:
                 wait = min(wait, max(0.001, self._next_ext_poll - now))
             await self._sleep_until_woken(wait)
 

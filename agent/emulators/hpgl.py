@@ -81,6 +81,9 @@ class HpglEmulator:
         self.overflow_errors = 0
         self.bytes_dropped = 0
         self.bytes_received = 0
+        # Most bytes ever waiting in the buffer, and how often XOFF was sent.
+        self.peak_fill = 0
+        self.xoff_count = 0
         self.strokes: list[Stroke] = []
         self.io_error = 0
         self.hpgl_error = 0
@@ -100,6 +103,7 @@ class HpglEmulator:
         self.xoff_sent = False
         self._stroke: list[tuple[int, int]] = []
         self._overflowing = False
+        self._starved = False
         self._esc = _EscState.NONE
         self._esc_letter = 0
         self._esc_params = bytearray()
@@ -171,7 +175,13 @@ class HpglEmulator:
 
     @property
     def idle(self) -> bool:
+        """Nothing left to plot: the ESC.O "buffer empty" bit."""
         return not self.buffer.strip(b" \t\r\n;") and not self._executing
+
+    @property
+    def starved(self) -> bool:
+        """Waiting for bytes: idle, or stuck on an instruction whose end was lost."""
+        return self._starved
 
     # -- receiving -------------------------------------------------------------------------
 
@@ -233,12 +243,14 @@ class HpglEmulator:
             return
         self._overflowing = False
         self.buffer.append(byte)
+        self.peak_fill = max(self.peak_fill, len(self.buffer))
         if (
             self.xoff_char is not None
             and not self.xoff_sent
             and self.bytes_free < self.xoff_threshold
         ):
             self.xoff_sent = True
+            self.xoff_count += 1
             self.endpoint.send(bytes([self.xoff_char]))
 
     def _after_take(self) -> None:
@@ -337,7 +349,9 @@ class HpglEmulator:
             taken = self._take_instruction()
             if taken is None:
                 self._data_event.clear()
+                self._starved = True
                 await self._data_event.wait()
+                self._starved = False
                 # Starved: simulated time restarts now (oversleeping is made up otherwise).
                 self._clock = max(self._clock, loop.time())
                 continue

@@ -311,8 +311,7 @@ class HpglFlow:
         """
         idle = 0.25
         if self.mode is HpglFlowControl.BUFFER_QUERY:
-            wait = self._next_free_query_at - now
-            return wait if wait > 0 else idle
+            return self.free_space_hint(now)
         if self._xoff:
             return idle
         excess = self.wire_level(now) - max(0, self.wire_window - nbytes)
@@ -334,6 +333,15 @@ class HpglFlow:
             and self._credit < self.usable // 2
             and now >= self._next_free_query_at
         )
+
+    def free_space_hint(self, now: float) -> float:
+        """How long until ESC.B may be asked again (0.25 s if now: an answer will wake us)."""
+        wait = self._next_free_query_at - now
+        return wait if wait > 0 else 0.25
+
+    def may_ask_free_space(self, now: float) -> bool:
+        """No query outstanding and the last ESC.B answer is not too recent to ask again."""
+        return self.outstanding is None and now >= self._next_free_query_at
 
     def query_sent(self, query: Query, now: float) -> None:
         if self.outstanding is not None:
