@@ -401,12 +401,12 @@ async def test_character_counting_sender_runs_every_line_in_order() -> None:
 
 async def test_dwell_is_answered_only_after_motion_finished() -> None:
     async with grbl(motion=True) as (emulator, host):
-        host.write(b"G1 X60 Y0 F3000\nG4 P0\n")
+        host.write(b"G1 X150 Y0 F6000\nG4 P0\n")  # 1.5 s of cutting
         assert await host.read_line() == "ok"
         assert emulator.state == "Run"
         assert await host.read_line() == "ok"  # the G4 fence
         assert emulator.state == "Idle"
-        assert emulator.position == (60.0, 0.0, 0.0)
+        assert emulator.position == (150.0, 0.0, 0.0)
 
 
 async def test_dwell_without_motion_answers_at_once() -> None:
@@ -587,7 +587,7 @@ async def test_spindle_changes_wait_for_motion_but_laser_power_rides_along() -> 
         assert emulator.position == (60.0, 0.0, 0.0)
         assert await host.command("$32=1") == ["ok"]  # laser mode
         assert await host.command("M4 S0") == ["ok"]
-        host.write(b"G1 X120 S800\nG1 X60 S300\n")
+        host.write(b"G1 X400 S800\nG1 X60 S300\n")
         assert await host.read_line() == "ok"
         assert await host.read_line() == "ok"  # queued behind the first cut, no waiting
         assert emulator.state == "Run"
