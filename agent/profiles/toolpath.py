@@ -148,9 +148,10 @@ class ToolpathSettings(StrictModel):
         default_factory=lambda: {op: OpDefaults() for op in Operation}
     )
     # Tool name of a path -> HP-GL pen/tool number (others use hpgl.pen).
-    tools: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")], int] = Field(
-        default_factory=dict, max_length=32
-    )
+    tools: dict[
+        Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")],
+        Annotated[int, Field(ge=1, le=255)],
+    ] = Field(default_factory=dict, max_length=32)
     # Points after copies and passes; more is an absurd job for this machine.
     max_points: Annotated[int, Field(ge=100, le=20_000_000)] = 5_000_000
     laser: LaserSettings | None = None

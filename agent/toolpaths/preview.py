@@ -25,9 +25,6 @@ from agent.toolpaths.parse_back import parse_for_target
 from agent.toolpaths.strokes import Stroke, StrokeKind
 from agent.toolpaths.target import target_for
 
-_MARGIN_MM = 10.0
-_HEADER_MM = 14.0
-
 
 def render_preview_svg(job: JobRequest, profile: Profile) -> str:
     """Compile ``job`` for ``profile``, read the program back and draw it; raises ProgramError."""
@@ -40,18 +37,21 @@ def render_preview_svg(job: JobRequest, profile: Profile) -> str:
 
 def render_strokes_svg(strokes: Sequence[Stroke], bed_mm: tuple[float, float], title: str) -> str:
     width, height = bed_mm
+    # Text and line widths follow the bed's size so a label printer and a cutting table both read.
     font = max(2.0, min(width, height) / 80.0)
+    margin = 2.0 * font
+    header = 3.0 * font
     cut_len = sum(_length(s.points) for s in strokes if s.kind is StrokeKind.CUT)
     travel_len = sum(_length(s.points) for s in strokes if s.kind is StrokeKind.TRAVEL)
     cuts = [s for s in strokes if s.kind is StrokeKind.CUT]
-    view_w = width + 2 * _MARGIN_MM
-    view_h = height + 2 * _MARGIN_MM + _HEADER_MM
+    view_w = width + 2 * margin
+    view_h = height + 2 * margin + header
 
     def y_of(y: float) -> float:  # machine Y up, SVG Y down
-        return _HEADER_MM + _MARGIN_MM + height - y
+        return header + margin + height - y
 
     def x_of(x: float) -> float:
-        return _MARGIN_MM + x
+        return margin + x
 
     def pts(points: Sequence[tuple[float, float]]) -> str:
         return " ".join(f"{x_of(x):.3f},{y_of(y):.3f}" for x, y in points)
@@ -62,7 +62,7 @@ def render_strokes_svg(strokes: Sequence[Stroke], bed_mm: tuple[float, float], t
         f'viewBox="0 0 {view_w:g} {view_h:g}">',
         f"<title>{escape(title)}</title>",
         '<rect x="0" y="0" width="100%" height="100%" fill="white"/>',
-        f'<text x="{_MARGIN_MM:g}" y="{_HEADER_MM * 0.6:.2f}" font-family="sans-serif" '
+        f'<text x="{margin:g}" y="{font * 2.0:.2f}" font-family="sans-serif" '
         f'font-size="{font * 1.6:.2f}">{escape(title)}: {len(cuts)} cuts, '
         f"cut {cut_len / 1000:.2f} m, travel {travel_len / 1000:.2f} m</text>",
         f'<rect class="bed" x="{x_of(0):g}" y="{y_of(height):g}" width="{width:g}" '
@@ -79,7 +79,13 @@ def render_strokes_svg(strokes: Sequence[Stroke], bed_mm: tuple[float, float], t
             info += f", {s.speed_mm_s:g} mm/s"
         if s.power_pct is not None:
             info += f", {s.power_pct:.0f} %"
-        out.append(f'<polyline points="{pts(s.points)}"><title>{escape(info)}</title></polyline>')
+        # A laser's weaker passes (engraving, scoring) are drawn lighter.
+        shade = (
+            "" if s.power_pct is None else f' stroke-opacity="{0.3 + 0.7 * s.power_pct / 100:.2f}"'
+        )
+        out.append(
+            f'<polyline points="{pts(s.points)}"{shade}><title>{escape(info)}</title></polyline>'
+        )
     out.append("</g>")
     out.append(f'<g class="order" font-family="sans-serif" font-size="{font:.2f}" fill="#000080">')
     for n, s in enumerate(cuts, start=1):

@@ -52,6 +52,7 @@ def target_for(profile: Profile) -> MachineTarget:
             code=UNSUPPORTED,
         )
     family_section = getattr(profile, dialect.value, None)
+    _check_pens(profile.name, settings, getattr(family_section, "max_pen", None))
     # The family's own limit (the HP-GL driver's [hpgl] max_coordinate) also binds the compiler.
     family_reach = getattr(family_section, "max_coordinate", None)
     return MachineTarget(
@@ -66,6 +67,18 @@ def target_for(profile: Profile) -> MachineTarget:
         ),
         max_line_chars=_max_line_chars(profile, dialect),
     )
+
+
+def _check_pens(name: str, settings: ToolpathSettings, max_pen: object) -> None:
+    """Pens the compiler may select must exist on the device (the HP-GL driver's max_pen)."""
+    if settings.hpgl is None or not isinstance(max_pen, int):
+        return
+    pens = {settings.hpgl.pen, *settings.tools.values()}
+    if max(pens) > max_pen:
+        raise ProgramError(
+            f"profile {name}: [toolpath] selects pen {max(pens)}, the device has {max_pen}",
+            code=UNSUPPORTED,
+        )
 
 
 def limits_for(

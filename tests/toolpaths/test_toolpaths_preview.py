@@ -52,15 +52,18 @@ def test_preview_shows_what_the_machine_does_not_what_was_asked() -> None:
     """The first cut is the grain line scored from (260, 130): the drawing starts 0.25 mm further
     on, where the knife's axis actually goes down (blade offset), with machine Y drawn up."""
     root = ET.fromstring(render_preview_svg(job(tshirt_paths()), KNIFE))
+    bed = root.find(f"{SVG}rect[@class='bed']")
+    assert bed is not None
+    left, top = float(bed.attrib["x"]), float(bed.attrib["y"])
+    height = float(bed.attrib["height"])
     first = polylines(root, "cuts")[0]
-    margin, header, height = 10.0, 14.0, 1000.0
     x, y = first[0]
-    assert (x - margin, header + margin + height - y) == pytest.approx((260.0, 130.25))
+    assert (x - left, top + height - y) == pytest.approx((260.0, 130.25))
     # Every cut lies on the bed outline's inside.
     for line in polylines(root, "cuts"):
         for px, py in line:
-            assert margin <= px <= margin + 1600.0
-            assert header + margin <= py <= header + margin + height
+            assert left <= px <= left + 1600.0
+            assert top <= py <= top + height
 
 
 def test_preview_command_writes_an_svg(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

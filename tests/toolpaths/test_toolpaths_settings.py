@@ -136,3 +136,13 @@ def test_hpgl_reach_limits_the_bed() -> None:
     assert limits.height_mm == pytest.approx(32767 / 40)
     assert limits.unit_mm == 0.025
     assert limits_for(584.0, 2000.0, settings, 20000).height_mm == 500.0
+
+
+def test_pens_beyond_the_device_are_refused() -> None:
+    data = profile_data("hpgl-7475a")
+    data["toolpath"]["tools"] = {"marker-red": 7}  # the 7475A carousel holds 6
+    profile = parse_profile(data, source="seven-pens")
+    with pytest.raises(ProgramError) as caught:
+        compile_toolpaths(job(tshirt_paths()), profile)
+    assert caught.value.code == "unsupported_kind"
+    assert "pen 7" in caught.value.message
