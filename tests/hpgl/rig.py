@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.drivers.base import DriverListener, Telemetry
+from agent.drivers.base import DeviceInfo, DriverListener, Telemetry
 from agent.drivers.factory import create_driver, serial_handshake
 from agent.drivers.hpgl import HpglDriver
 from agent.emulators.hpgl import HpglEmulator
@@ -54,6 +54,7 @@ class Rig:
     driver: HpglDriver
     listener: RecordingListener
     run_task: asyncio.Task[None]
+    info: DeviceInfo
 
 
 async def wait_until_idle(emulator: HpglEmulator, received: int, limit_s: float = 60.0) -> None:
@@ -74,11 +75,13 @@ async def plotter_rig(
     buffer_bytes: int = 1024,
     pen_speed_mm_s: float = 2000.0,
     record_path: Path | None = None,
+    stale_io_error: int = 0,
 ) -> AsyncIterator[Rig]:
     """``wire_baud``: the pty's simulated wire (None: as fast as the pty goes)."""
     async with PtyEndpoint(baud=wire_baud, latency_s=latency_s) as endpoint:
         emulator = HpglEmulator(endpoint, buffer_bytes=buffer_bytes,
                                 pen_speed_mm_s=pen_speed_mm_s, record_path=record_path)
+        emulator.io_error = stale_io_error  # as left by an earlier session
         emulator.start()
         rtscts, xonxoff = serial_handshake(profile)
         link = await SerialLink.open(endpoint.path, profile.baud, rtscts=rtscts, xonxoff=xonxoff)
@@ -87,9 +90,9 @@ async def plotter_rig(
         assert isinstance(driver, HpglDriver)
         run_task: asyncio.Task[None] | None = None
         try:
-            await driver.open()
+            info = await driver.open()
             run_task = asyncio.create_task(driver.run(), name="hpgl-driver-run")
-            yield Rig(endpoint, emulator, link, driver, listener, run_task)
+            yield Rig(endpoint, emulator, link, driver, listener, run_task, info)
         finally:
             if run_task is not None:
                 run_task.cancel()
