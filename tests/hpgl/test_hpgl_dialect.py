@@ -30,7 +30,8 @@ def cutter() -> HpglProfile:
 def strokes_of(lines: tuple[str, ...]) -> list[tuple[int, tuple[tuple[int, int], ...]]]:
     """Replay normalised lines (absolute PU/PD only) into pen-down strokes."""
     strokes = []
-    pen, pos, down, current = 0, (0, 0), False, []
+    pen, pos, down = 0, (0, 0), False
+    current: list[tuple[int, int]] = []
     for line in lines:
         m, body = line[:2], line[2:-1]
         nums = [int(v) for v in body.split(",")] if body else []
