@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from agent.config import AgentConfig
 from agent.jobs.store import JobStore
@@ -16,6 +17,9 @@ from agent.link.session import BrokerLink
 from agent.link.topics import StationTopics
 from agent.profiles import load_profile
 from agent.reporter import Reporter
+from agent.safety import SafetyPanel, StackLight, hardware_pin_factory
+from agent.sdnotify import Notifier, ProgressWatchdog
+from agent.signing import JobVerifier
 from agent.station import Station
 from agent.storage import Database
 
@@ -49,37 +53,64 @@ def build_agent(config: AgentConfig) -> Agent:
 
 
 async def run_agent(config: AgentConfig, *, stop: asyncio.Event | None = None,
-                    on_ready: Callable[[Agent], None] | None = None) -> None:
+                    on_ready: Callable[[Agent], None] | None = None,
+                    pin_factory: Any = None, notifier: Notifier | None = None) -> None:
     """Run until ``stop`` is set (or the task is cancelled), then shut down cleanly.
 
-    A clean shutdown publishes the retained ``offline`` status itself, since the broker sends
-    the Will only when a connection dies.
+    ``pin_factory`` is gpiozero's (tests pass a MockFactory; a Pi gets lgpio). A clean shutdown
+    publishes the retained ``offline`` status itself, since the broker sends the Will only when
+    a connection dies.
     """
+    notifier = notifier or Notifier()
     agent = build_agent(config)
     stop = stop or asyncio.Event()
     station = agent.station
-    try:
-        interrupted = station.runner.recover()
-        if interrupted:
-            log.warning("jobs interrupted by the last stop: %s", ", ".join(interrupted))
-        agent.reporter.info(station.info())
-        station.refresh_status()
-        async with asyncio.TaskGroup() as tg:
-            tasks = [
-                tg.create_task(station.device.run(), name="device"),
-                tg.create_task(station.runner.run(), name="runner"),
-                tg.create_task(agent.link.run(), name="broker-link"),
-            ]
-            if on_ready is not None:
-                on_ready(agent)
-            try:
-                await stop.wait()
-            finally:
-                await _say_goodbye(agent)
-                for task in tasks:
-                    task.cancel()
-    finally:
-        agent.db.close()
+    loop = asyncio.get_running_loop()
+    with contextlib.ExitStack() as hardware:
+        if config.signing.enabled:
+            station.verifier = JobVerifier.from_config(config.signing)
+        if config.gpio is not None:
+            factory = pin_factory if pin_factory is not None else hardware_pin_factory()
+            station.light = hardware.enter_context(StackLight(config.gpio, factory))
+            panel = hardware.enter_context(SafetyPanel(config.gpio, factory, loop, station))
+            station.estop_input_pressed = panel.estop_pressed
+            station.door_open = panel.door_open
+        watchdog = ProgressWatchdog(notifier)
+        watchdog.register("device", max_silence_s=max(10.0, config.serial.reopen_interval_s * 5))
+        station.device.heartbeat = lambda: watchdog.beat("device")
+
+        def on_connected() -> None:
+            notifier.status(f"connected to the broker; machine "
+                            f"{'online' if station.device.online.is_set() else 'offline'}")
+
+        agent.link.on_connected = on_connected
+        try:
+            interrupted = station.runner.recover()
+            if interrupted:
+                log.warning("jobs interrupted by the last stop: %s", ", ".join(interrupted))
+            agent.reporter.info(station.info())
+            station.refresh_status()
+            async with asyncio.TaskGroup() as tg:
+                tasks = [
+                    tg.create_task(station.device.run(), name="device"),
+                    tg.create_task(station.runner.run(), name="runner"),
+                    tg.create_task(agent.link.run(), name="broker-link"),
+                    tg.create_task(watchdog.run(), name="watchdog"),
+                ]
+                # Ready once local set-up is done; the broker may well be down at boot.
+                notifier.ready("local set-up done; connecting to the broker")
+                if on_ready is not None:
+                    on_ready(agent)
+                try:
+                    await stop.wait()
+                finally:
+                    notifier.stopping("shutting down")
+                    await _say_goodbye(agent)
+                    for task in tasks:
+                        task.cancel()
+                    await station.close_background()
+        finally:
+            agent.db.close()
 
 
 async def _say_goodbye(agent: Agent) -> None:

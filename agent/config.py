@@ -11,6 +11,8 @@ from pydantic import Field, ValidationError, model_validator
 from agent.errors import ConfigError
 from agent.profiles import format_validation_error
 from agent.profiles.base import StrictModel
+from agent.safety.config import GpioConfig
+from agent.signing import SigningConfig
 
 StationId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 TopicLevel = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
@@ -80,6 +82,10 @@ class AgentConfig(StrictModel):
     serial: SerialConfig = SerialConfig()
     storage: StorageConfig = StorageConfig()
     limits: LimitsConfig = LimitsConfig()
+    # The station's safety I/O (e-stop, door, start button, stack light); None: no GPIO.
+    gpio: GpioConfig | None = None
+    # Ed25519-signed jobs from the planner; off by default.
+    signing: SigningConfig = SigningConfig()
 
     @model_validator(mode="after")
     def _check_backoff(self) -> AgentConfig:

@@ -28,11 +28,42 @@ class DeviceEvents(DriverListener):
     def on_device_offline(self, reason: str) -> None: ...
 
 
+class _BeatingLink:
+    """A link that reports every read, so the watchdog knows the serial reader is alive."""
+
+    def __init__(self, inner: ByteLink, beat: Callable[[], None]) -> None:
+        self._inner = inner
+        self._beat = beat
+
+    @property
+    def name(self) -> str:
+        return self._inner.name
+
+    async def read(self) -> bytes:
+        data = await self._inner.read()
+        self._beat()
+        return data
+
+    def write(self, data: bytes, *, urgent: bool = False) -> None:
+        self._inner.write(data, urgent=urgent)
+
+    async def drain(self) -> None:
+        await self._inner.drain()
+
+    def set_flow_paused(self, paused: bool) -> None:
+        self._inner.set_flow_paused(paused)
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
 class DeviceManager:
     def __init__(self, profile: Profile, opener: LinkOpener, events: DeviceEvents,
                  reopen_interval_s: float = 1.0) -> None:
         self.profile = profile
         self._opener = opener
+        # Called on every byte chunk from the machine and every reopen attempt (watchdog).
+        self.heartbeat: Callable[[], None] = lambda: None
         self.events = events
         self.reopen_interval_s = reopen_interval_s
         self.driver: MachineDriver | None = None
@@ -54,8 +85,9 @@ class DeviceManager:
     async def run(self) -> None:
         announced_missing = False
         while True:
+            self.heartbeat()
             try:
-                link = await self._opener()
+                link: ByteLink = _BeatingLink(await self._opener(), lambda: self.heartbeat())
             except DeviceError as exc:
                 if not announced_missing:
                     self.last_error = exc.message

@@ -6,23 +6,30 @@ decided is committed to the database (the caller then syncs and acknowledges to 
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+from collections.abc import Coroutine
+from datetime import UTC, datetime
 from typing import Any
 
 from agent import __version__
 from agent.config import AgentConfig
 from agent.device import DeviceEvents, DeviceManager
 from agent.drivers.base import DeviceInfo, Telemetry
-from agent.jobs.intake import AcceptedJob, Rejection, parse_command, parse_job
+from agent.errors import StationAgentError
+from agent.jobs.intake import AcceptedJob, Rejection, decode_object, parse_command, parse_job
 from agent.jobs.runner import JobRunner
 from agent.jobs.states import JobState
 from agent.jobs.store import JobStore
 from agent.link.topics import TopicName
 from agent.profiles import Profile
 from agent.reporter import Reporter
+from agent.safety.light import LightState, StackLight
 from agent.schemas.command import Command, CommandName
 from agent.schemas.event import EventType
 from agent.schemas.status import Info, StationState
+from agent.signing import JobVerifier
 from agent.storage import Database
 
 log = logging.getLogger(__name__)
@@ -30,6 +37,17 @@ log = logging.getLogger(__name__)
 _JOB_KINDS = {"grbl": ["gcode", "toolpaths"], "marlin": ["gcode", "toolpaths"],
               "hpgl": ["hpgl", "toolpaths"]}
 _DIALECTS = {"grbl": "grbl-1.1", "marlin": "marlin", "hpgl": "hpgl"}
+_LIGHTS = {
+    StationState.IDLE: LightState.IDLE,
+    StationState.BUSY: LightState.RUNNING,
+    StationState.AWAITING_OPERATOR: LightState.ATTENTION,
+    StationState.PAUSED: LightState.ATTENTION,
+    StationState.ALARM: LightState.FAULT,
+    StationState.ERROR: LightState.FAULT,
+    StationState.DEVICE_OFFLINE: LightState.FAULT,
+    StationState.ESTOP: LightState.ESTOP,
+    StationState.OFFLINE: LightState.FAULT,
+}
 
 
 class Station(DeviceEvents):
@@ -51,6 +69,9 @@ class Station(DeviceEvents):
                                 on_change=self.refresh_status)
         self._device_state = ""
         self._alarm: Any = None
+        self.light: StackLight | None = None
+        self.verifier: JobVerifier | None = None
+        self._background: set[asyncio.Task[Any]] = set()
 
     # -- state -----------------------------------------------------------------------------
 
@@ -84,6 +105,9 @@ class Station(DeviceEvents):
         state, job_id = self.derive_state()
         self.reporter.device = self._device_summary()
         self.reporter.status(state, job_id)
+        if self.light is not None:
+            self.light.show(LightState.ATTENTION if self.door_open and state in (
+                StationState.IDLE, StationState.BUSY) else _LIGHTS[state])
 
     def _device_summary(self) -> dict[str, Any]:
         out = self.device.describe()
@@ -127,12 +151,33 @@ class Station(DeviceEvents):
                                    f"{name.value}: {type(exc).__name__}: {exc}"))
 
     def handle_job(self, payload: bytes) -> None:
+        if self.verifier is not None:
+            checked = self._verified(payload)
+            if checked is None:
+                return
+            payload = checked
         result = parse_job(payload, self.profile, max_bytes=self.config.mqtt.max_payload_bytes,
                            max_lines=self.config.limits.max_program_lines)
         if isinstance(result, Rejection):
             self._reject(result)
             return
         self._accept(result)
+
+    def _verified(self, payload: bytes) -> bytes | None:
+        """The job without its signature if the signature holds; else None (rejected)."""
+        assert self.verifier is not None
+        obj, rejection = decode_object(payload, self.config.mqtt.max_payload_bytes)
+        if rejection is not None:
+            self._reject(rejection)
+            return None
+        assert obj is not None
+        job_id = obj.get("job_id") if isinstance(obj.get("job_id"), str) else None
+        try:
+            job = self.verifier.verify(obj, now=datetime.now(UTC))
+        except StationAgentError as exc:
+            self._reject(Rejection(exc.code, exc.message, job_id))
+            return None
+        return json.dumps(job, ensure_ascii=False).encode("utf-8")
 
     def _accept(self, job: AcceptedJob) -> None:
         job_id = job.request.job_id
@@ -210,10 +255,13 @@ class Station(DeviceEvents):
         driver = self.device.driver
         if driver is not None:
             await driver.estop()
+        self._latch_estop(source)
+        self.refresh_status()
+
+    def _latch_estop(self, source: str) -> None:
         if not self.estop_latched:
             self.estop_latched = True
             self.reporter.event(EventType.WARNING, None, {"estop": True, "source": source})
-        self.refresh_status()
 
     async def reset(self, request_id: str | None) -> tuple[str, str] | None:
         if self.estop_input_pressed:
@@ -230,6 +278,48 @@ class Station(DeviceEvents):
         self.runner.notify_queue()
         self.refresh_status()
         return None
+
+    # -- safety inputs (agent.safety.SafetyListener; called on the event loop) --------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s failed", task.get_name(), exc_info=task.exception())
+
+    def on_estop(self, pressed: bool) -> None:
+        self.estop_input_pressed = pressed
+        if pressed:
+            driver = self.device.driver
+            if driver is not None:
+                # The stop bytes are written by the driver's first step, before anything else.
+                self._spawn(driver.estop(), "estop")
+            self._latch_estop("estop_button")
+        self.refresh_status()
+
+    def on_door(self, open: bool) -> None:  # noqa: A002 - the listener protocol's name
+        self.door_open = open
+        self.reporter.event(EventType.WARNING, self.runner.current.record.job_id
+                            if self.runner.current else None, {"door": "open" if open else "closed"})
+        job = self.runner.current
+        if open and job is not None and job.state is JobState.RUNNING:
+            self._spawn(self.runner.pause(None, reason="door_open"), "door-pause")
+        self.refresh_status()
+
+    def on_start_pressed(self) -> None:
+        self.runner.operator_start()
+
+    def on_reset_pressed(self) -> None:
+        self._spawn(self.reset(None), "reset-button")
+
+    async def close_background(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
 
     # -- device events ---------------------------------------------------------------------
 

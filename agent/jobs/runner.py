@@ -235,7 +235,7 @@ class JobRunner:
 
     # -- commands on the current job -------------------------------------------------------
 
-    async def pause(self, request_id: str | None) -> str | None:
+    async def pause(self, request_id: str | None, *, reason: str | None = None) -> str | None:
         job = self.current
         if job is None or job.state is not JobState.RUNNING:
             return "no running job to pause"
@@ -248,6 +248,7 @@ class JobRunner:
             self.reporter.event(EventType.PAUSED, job.record.job_id, {
                 "lines_done": driver.lines_acknowledged,
                 **({"request_id": request_id} if request_id else {}),
+                **({"reason": reason} if reason else {}),
             })
         job.state = JobState.PAUSED
         self._on_change()
