@@ -99,8 +99,8 @@ def emit_gcode(plan: Sequence[PlannedPath], target: MachineTarget) -> list[str]:
     else:
         _tool_up(w)
     for path in plan:
-        for _ in range(path.settings.passes):
-            _one_pass(w, path)
+        for route in path.routes:
+            _one_pass(w, path, route)
     if laser is not None:
         w.emit("M5")
         if laser.air_assist:
@@ -110,9 +110,9 @@ def emit_gcode(plan: Sequence[PlannedPath], target: MachineTarget) -> list[str]:
     return w.lines
 
 
-def _one_pass(w: GcodeWriter, path: PlannedPath) -> None:
+def _one_pass(w: GcodeWriter, path: PlannedPath, route: tuple[XY, ...]) -> None:
     s = w.target.settings
-    pts = [w.units(p) for p in path.points]
+    pts = [w.units(p) for p in route]
     travel_feed = "" if w.compact else w.feed_of(s.travel_speed_mm_s)
     if pts[0] != w.pos:
         if w.down:

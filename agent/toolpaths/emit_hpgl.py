@@ -42,8 +42,8 @@ def emit_hpgl(plan: Sequence[PlannedPath], target: MachineTarget) -> list[str]:
             if fs != force:
                 lines.append(f"FS{fs};")
                 force = fs
-        pts = [(round(x * scale), round(y * scale)) for x, y in path.points]
-        for _ in range(path.settings.passes):
+        for route in path.routes:
+            pts = [(round(x * scale), round(y * scale)) for x, y in route]
             if pts[0] != pos:
                 lines.append(f"PU{pts[0][0]},{pts[0][1]};")
             pos = pts[0]

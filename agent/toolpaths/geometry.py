@@ -113,7 +113,11 @@ def _unit(a: XY, b: XY) -> XY:
 
 
 def blade_offset(
-    points: Sequence[XY], offset_mm: float, corner_threshold_deg: float, swivel_step_deg: float
+    points: Sequence[XY],
+    offset_mm: float,
+    corner_threshold_deg: float,
+    swivel_step_deg: float,
+    entry_direction: XY | None = None,
 ) -> Polyline:
     """Where the knife holder's axis must go so a drag blade's tip follows ``points``.
 
@@ -121,29 +125,75 @@ def blade_offset(
     ``offset_mm`` ahead of each vertex along the segment that reaches it. Where the direction turns
     by more than ``corner_threshold_deg`` the axis swings on an arc of radius ``offset_mm`` about
     the vertex, turning the blade in place; gentler turns are left to the blade's own drag.
-    Every output point lies within ``offset_mm`` of the input polyline.
+
+    ``entry_direction`` is where the blade points when it goes down (where the last cut left
+    it): the axis goes down one offset from the start that way and swivels the blade round
+    to the first direction before cutting on. Every output point lies within ``offset_mm`` of
+    the input polyline.
     """
     pts = drop_repeats(points)
     if offset_mm <= 0.0 or len(pts) < 2:
         return list(pts)
     dirs = [_unit(a, b) for a, b in itertools.pairwise(pts)]
-    out: Polyline = [(pts[0][0] + dirs[0][0] * offset_mm, pts[0][1] + dirs[0][1] * offset_mm)]
+    first = pts[0]
+    out: Polyline = []
+    entry: Polyline = []
+    if entry_direction is not None:
+        entry = _swivel(
+            first,
+            entry_direction,
+            dirs[0],
+            offset_mm,
+            threshold_deg=corner_threshold_deg,
+            step_deg=swivel_step_deg,
+        )
+    if entry_direction is not None and entry:
+        out.append(
+            (first[0] + entry_direction[0] * offset_mm, first[1] + entry_direction[1] * offset_mm)
+        )
+        out += entry
+    else:
+        out.append((first[0] + dirs[0][0] * offset_mm, first[1] + dirs[0][1] * offset_mm))
     for i, d in enumerate(dirs):
         v = pts[i + 1]
         out.append((v[0] + d[0] * offset_mm, v[1] + d[1] * offset_mm))
-        if i + 1 == len(dirs):
-            break
-        nd = dirs[i + 1]
-        start = math.atan2(d[1], d[0])
-        turn = math.atan2(nd[1], nd[0]) - start
-        turn = (turn + math.pi) % (2.0 * math.pi) - math.pi  # shortest way round
-        if abs(math.degrees(turn)) <= corner_threshold_deg:
-            continue
-        steps = max(1, math.ceil(abs(math.degrees(turn)) / swivel_step_deg))
-        for k in range(1, steps + 1):
-            a = start + turn * k / steps
-            out.append((v[0] + math.cos(a) * offset_mm, v[1] + math.sin(a) * offset_mm))
+        if i + 1 < len(dirs):
+            out += _swivel(
+                v,
+                d,
+                dirs[i + 1],
+                offset_mm,
+                threshold_deg=corner_threshold_deg,
+                step_deg=swivel_step_deg,
+            )
     return out
+
+
+def _swivel(
+    pivot: XY, old: XY, new: XY, radius: float, *, threshold_deg: float, step_deg: float
+) -> Polyline:
+    """The arc about ``pivot`` from direction ``old`` to ``new`` (after the start, ending
+    exactly at pivot + radius * new), or nothing when the turn is gentle."""
+    start = math.atan2(old[1], old[0])
+    turn = math.atan2(new[1], new[0]) - start
+    turn = (turn + math.pi) % (2.0 * math.pi) - math.pi  # shortest way round
+    if abs(math.degrees(turn)) <= threshold_deg:
+        return []
+    steps = max(1, math.ceil(abs(math.degrees(turn)) / step_deg))
+    arc = [
+        (pivot[0] + math.cos(a) * radius, pivot[1] + math.sin(a) * radius)
+        for a in (start + turn * k / steps for k in range(1, steps))
+    ]
+    arc.append((pivot[0] + new[0] * radius, pivot[1] + new[1] * radius))
+    return arc
+
+
+def last_direction(points: Sequence[XY]) -> XY | None:
+    """Unit direction of the polyline's last segment of non-zero length."""
+    for i in range(len(points) - 1, 0, -1):
+        if points[i] != points[i - 1]:
+            return _unit(points[i - 1], points[i])
+    return None
 
 
 def distance_to_segment(p: XY, a: XY, b: XY) -> float:

@@ -24,6 +24,7 @@ from agent.toolpaths.geometry import (
     blade_offset,
     close_ring,
     drop_repeats,
+    last_direction,
     open_ring,
     transform,
     with_overcut,
@@ -50,8 +51,9 @@ class PlannedPath:
 
     ``tip`` is the line cut into the fabric: the job's path, placed, started where the order
     chose, closed paths returning to their start and then running on by the overcut.
-    ``points`` is the route the machine is told: ``tip`` itself, or for a drag knife the
-    holder's axis (blade-offset compensated).
+    ``routes`` holds, for each pass, the route the machine is told: ``tip`` itself, or for a
+    drag knife the holder's axis (blade-offset compensated, starting with a swivel from where
+    the previous cut left the blade).
     """
 
     source: int  # index of the path in the job
@@ -60,7 +62,7 @@ class PlannedPath:
     tool: str
     closed: bool
     settings: CutSettings
-    points: tuple[XY, ...]
+    routes: tuple[tuple[XY, ...], ...]
     tip: tuple[XY, ...]
 
 
@@ -85,6 +87,7 @@ def plan_toolpaths(
     pieces = _place(toolpaths, job, limits.width_mm)
     visits = order_paths([OrderItem(p.points, p.closed) for p in pieces])
     planned: list[PlannedPath] = []
+    blade = BladeTracker(settings)
     for visit in visits:
         piece = pieces[visit.index]
         path = toolpaths.paths[piece.source]
@@ -94,7 +97,7 @@ def plan_toolpaths(
         else:
             tip = list(reversed(piece.points)) if visit.reverse else list(piece.points)
         tip = _with_overcut(tip, piece.closed, settings)
-        route = _tool_route(tip, settings)
+        passes = resolved[piece.source].passes
         planned.append(
             PlannedPath(
                 source=piece.source,
@@ -103,12 +106,12 @@ def plan_toolpaths(
                 tool=path.tool,
                 closed=piece.closed,
                 settings=resolved[piece.source],
-                points=tuple(route),
+                routes=tuple(tuple(blade.route(tip)) for _ in range(passes)),
                 tip=tuple(tip),
             )
         )
     if check_bed:
-        check_bounds((p.points for p in planned), limits)
+        check_bounds((route for p in planned for route in p.routes), limits)
     return planned
 
 
@@ -218,10 +221,27 @@ def _with_overcut(tip: Polyline, closed: bool, settings: ToolpathSettings) -> Po
     return with_overcut(tip, knife.overcut_mm)
 
 
-def _tool_route(tip: Polyline, settings: ToolpathSettings) -> Polyline:
-    knife = settings.knife
-    if settings.machine is not MachineKind.DRAG_KNIFE or knife is None:
-        return tip
-    return blade_offset(
-        tip, knife.blade_offset_mm, knife.corner_threshold_deg, knife.swivel_step_deg
-    )
+class BladeTracker:
+    """Routes for a drag knife, remembering which way the blade points between cuts.
+
+    A lifted blade keeps the direction it last cut in; the next cut swivels it round from
+    there. Before the first cut of a job it is taken to point along +X.
+    """
+
+    def __init__(self, settings: ToolpathSettings) -> None:
+        self.knife = settings.knife if settings.machine is MachineKind.DRAG_KNIFE else None
+        self.direction: XY = (1.0, 0.0)
+
+    def route(self, tip: Polyline) -> Polyline:
+        knife = self.knife
+        if knife is None:
+            return tip
+        route = blade_offset(
+            tip,
+            knife.blade_offset_mm,
+            knife.corner_threshold_deg,
+            knife.swivel_step_deg,
+            entry_direction=self.direction,
+        )
+        self.direction = last_direction(tip) or self.direction
+        return route

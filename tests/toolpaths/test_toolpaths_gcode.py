@@ -254,8 +254,8 @@ def test_marlin_knife_lines_are_plain_gcode_and_read_back_as_planned() -> None:
     plan = plan_for_target(sleeves, target)
     assert len(cuts) == len(plan) == 2
     for stroke, planned in zip(cuts, plan, strict=True):
-        assert len(stroke.points) == len(planned.points)
-        for got, want in zip(stroke.points, planned.points, strict=True):
+        assert len(stroke.points) == len(planned.routes[0])
+        for got, want in zip(stroke.points, planned.routes[0], strict=True):
             assert math.dist(got, want) <= 0.001
     # Feed is modal and shared by G0 and G1 in Marlin: every cut after a travel restates it.
     feed = None

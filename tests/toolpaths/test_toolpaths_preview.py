@@ -49,16 +49,22 @@ def test_preview_draws_the_bed_cuts_travels_and_order() -> None:
 
 
 def test_preview_shows_what_the_machine_does_not_what_was_asked() -> None:
-    """The first cut is the grain line scored from (260, 130): the drawing starts 0.25 mm further
-    on, where the knife's axis actually goes down (blade offset), with machine Y drawn up."""
+    """The first cut is the grain line scored upwards from (260, 130). The drawing shows the
+    knife's axis: down 0.25 mm to the right of the start (the blade points along +X before the
+    first cut), swivelled round the start to 0.25 mm above it, then up the line."""
     root = ET.fromstring(render_preview_svg(job(tshirt_paths()), KNIFE))
     bed = root.find(f"{SVG}rect[@class='bed']")
     assert bed is not None
     left, top = float(bed.attrib["x"]), float(bed.attrib["y"])
     height = float(bed.attrib["height"])
     first = polylines(root, "cuts")[0]
-    x, y = first[0]
-    assert (x - left, top + height - y) == pytest.approx((260.0, 130.25))
+    machine = [(x - left, top + height - y) for x, y in first]
+    assert machine[0] == pytest.approx((260.25, 130.0))
+    swivel = machine[: machine.index(min(machine, key=lambda p: math.dist(p, (260.0, 130.25)))) + 1]
+    assert len(swivel) >= 3
+    for p in swivel:
+        assert math.dist(p, (260.0, 130.0)) == pytest.approx(0.25, abs=2e-3)
+    assert machine[-1] == pytest.approx((260.0, 430.25))
     # Every cut lies on the bed outline's inside.
     for line in polylines(root, "cuts"):
         for px, py in line:

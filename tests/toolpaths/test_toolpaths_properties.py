@@ -106,8 +106,9 @@ def assert_readback_matches_plan(
     last_key: tuple[float, float] | None = None
     for path in plan:
         key = (path.settings.speed_mm_s, path.settings.power_pct)
-        for _ in range(path.settings.passes):
-            q = quantised(path.points, target.settings.units_per_mm)
+        assert len(path.routes) == path.settings.passes
+        for route in path.routes:
+            q = quantised(route, target.settings.units_per_mm)
             if len(q) < 2:  # shorter than the machine's resolution: nothing is cut
                 if q[0][0] != end:
                     last_key = None
@@ -197,8 +198,8 @@ def test_compile_then_parse_back_gives_the_plan_or_an_out_of_bounds_rejection(na
             assert rejection.code == "out_of_bounds"
             # Rightly: the same job, unchecked, does leave the bed, by the extent reported.
             loose = plan_for_target(job, target, check_bed=False)
-            xs = [x for p in loose for x, _ in p.points]
-            ys = [y for p in loose for _, y in p.points]
+            xs = [x for p in loose for r in p.routes for x, _ in r]
+            ys = [y for p in loose for r in p.routes for _, y in r]
             assert (min(xs), min(ys), max(xs), max(ys)) == pytest.approx(rejection.extent_mm)
             slack = target.limits.unit_mm * 0.49
             assert (
@@ -231,20 +232,38 @@ def test_blade_offset_output_follows_the_offset_path(name: str) -> None:
     @given(job=jobs((500.0, 500.0), (400.0, 400.0)))
     def check(job: JobRequest) -> None:
         plan = plan_for_target(job, big)
+        blade = (1.0, 0.0)  # where the blade points before the job's first cut
         for p in plan:
-            # The holder's axis never strays further than the blade offset from the cut line.
-            for q in p.points:
-                assert distance_to_polyline(q, p.tip) <= d + 1e-6
-            # It starts one offset ahead of the cut's start, along the first direction...
-            (ax, ay), (bx, by) = drop_repeats(p.tip)[:2]
-            length = math.dist((ax, ay), (bx, by))
-            start = (ax + (bx - ax) / length * d, ay + (by - ay) / length * d)
-            assert math.dist(p.points[0], start) <= 1e-6
-            # ...and ends one offset beyond the cut's end, along the last direction.
-            (ax, ay), (bx, by) = drop_repeats(p.tip)[-2:]
-            length = math.dist((ax, ay), (bx, by))
-            end = (bx + (bx - ax) / length * d, by + (by - ay) / length * d)
-            assert math.dist(p.points[-1], end) <= 1e-6
+            for route in p.routes:
+                # The holder's axis never strays further than the blade offset from the cut line.
+                for q in route:
+                    assert distance_to_polyline(q, p.tip) <= d + 1e-6
+                # It goes down one offset from the cut's start, the way the blade points...
+                (ax, ay), (bx, by) = drop_repeats(p.tip)[:2]
+                length = math.dist((ax, ay), (bx, by))
+                ahead = (ax + (bx - ax) / length * d, ay + (by - ay) / length * d)
+                behind_blade = (ax + blade[0] * d, ay + blade[1] * d)
+                turn = math.degrees(
+                    math.acos(
+                        max(-1.0, min(1.0, (blade[0] * (bx - ax) + blade[1] * (by - ay)) / length))
+                    )
+                )
+                if turn > knife.corner_threshold_deg + 1e-6:
+                    # ...and swivels the blade round about the start before cutting on.
+                    assert math.dist(route[0], behind_blade) <= 1e-6
+                    assert ahead in route
+                elif turn < knife.corner_threshold_deg - 1e-6:
+                    assert math.dist(route[0], ahead) <= 1e-6
+                else:  # on the threshold, rounding decides
+                    assert (
+                        min(math.dist(route[0], ahead), math.dist(route[0], behind_blade)) <= 1e-6
+                    )
+                # It ends one offset beyond the cut's end, along the last direction.
+                (ax, ay), (bx, by) = drop_repeats(p.tip)[-2:]
+                length = math.dist((ax, ay), (bx, by))
+                end = (bx + (bx - ax) / length * d, by + (by - ay) / length * d)
+                assert math.dist(route[-1], end) <= 1e-6
+                blade = ((bx - ax) / length, (by - ay) / length)
             # Closed pieces are cut on past their start by the overcut (at most one lap).
             if p.closed:
                 assert job.toolpaths is not None
