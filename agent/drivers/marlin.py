@@ -59,6 +59,8 @@ BREAK_WAIT = b"M108\n"
 _BOOT_QUIET_S = 0.3
 # Each M110 ping waits this long for its ok before the next one goes out.
 _PING_INTERVAL_S = 1.0
+# The stream task checks the flow's clock at least this often.
+_MAX_SLEEP_S = 0.25
 
 
 def _telemetry(state: str, temps: dict[str, tuple[float, float | None]]) -> Telemetry:
@@ -312,7 +314,10 @@ class MarlinDriver(MachineDriver):
             self._pump(flow)
             while self._outcome is None:
                 deadline = flow.next_deadline()
-                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+                # Capped: an answer to a probe can bring the deadline closer while we sleep.
+                timeout = _MAX_SLEEP_S
+                if deadline is not None:
+                    timeout = min(timeout, max(0.0, deadline - time.monotonic()))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
                 self._wake.clear()

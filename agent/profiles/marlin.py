@@ -52,6 +52,9 @@ class MarlinSettings(StrictModel):
     # One line in flight at a time, like OctoPrint (for boards that lose bytes otherwise).
     stop_and_wait: bool = False
     advanced_ok: AdvancedOk = AdvancedOk.AUTO
+    # Without ADVANCED_OK: an M105 after every this many lines; its ``ok T:`` answer puts the ok
+    # count right if an ok was lost (0: only on silence).
+    sync_every_lines: Annotated[int, Field(ge=0, le=100_000)] = 200
     # No ok/resend/busy within this while lines are in flight: one probe, then device_timeout.
     response_timeout_s: Annotated[float, Field(gt=0, le=600)] = 10.0
     # BUSY_PROTOCOL interval asked for with M113 (whole seconds, Marlin's unit).

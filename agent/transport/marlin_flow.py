@@ -32,8 +32,10 @@ Acknowledgements
     skipped, and an ``M105`` line (the agent's probes) is answered by ``ok T:...`` only, which
     acknowledges everything up to that M105 - so a plain ok while an M105 is the oldest line
     is spurious and ignored, and every M105 answer re-synchronises a count that a lost or an
-    extra ok had shifted. The job ends when the final ``M105`` barrier, sent after the
-    ``M400`` fence, is answered: every line has then executed and motion is finished.
+    extra ok had shifted. Without ADVANCED_OK an M105 goes out every ``sync_every_lines``
+    lines, so lost oks never shrink the window for long. The job ends when the final ``M105``
+    barrier, sent after the ``M400`` fence, is answered: every line has then executed and
+    motion is finished.
 
 Lost oks and silence
     The clock runs while lines are in flight. Any ok, resend request or ``busy:`` resets it. The
@@ -41,20 +43,26 @@ Lost oks and silence
     says ``busy:`` every interval during any long command, so silence means a lost ok or a dead
     board); without it, ``response_timeout_s``, or the profile's allowance while a long command
     (G28, G29, M109, M190, M400, G4 and its duration) is the oldest line. When it runs out the
-    flow sends one probe - an ``M105`` line, whose answer acknowledges everything before it - and
-    if nothing comes within ``response_timeout_s`` more, the job fails with ``device_timeout``.
+    flow sends one probe - an ``M105`` line, whose answer acknowledges everything before it
+    (M105s still in flight are taken as lost, so their answers are not waited for) - and if
+    nothing comes within ``response_timeout_s`` more, the job fails with ``device_timeout``.
+    With BUSY_PROTOCOL the silence proves the board idle, so a late answer cannot be mistaken
+    for the probe's; without it a late answer of an older M105 could acknowledge lines early.
 
 Resends
     ``Resend: n`` (or ``rs n``) means the firmware accepted every line before n and flushed its
     receive buffer; lines n.. in flight are lost or will be refused. The flow rewinds to n and
-    enters recovery: only line n is sent until it is known accepted (its ok, or a resend
-    request for a later line). Lines sent before the rewind arrive first and each may be
-    refused with another ``Resend: n`` (duplicates): up to that many requests for n are
-    ignored, and the silence probe (during recovery: n sent again, which the firmware either
-    takes or refuses with ``Resend: n+1``) covers a copy of n that a duplicate's flush
-    discarded. A line retransmitted more than ``max_resends_per_line`` times fails the job with
-    ``resend_loop``. Line numbers make a second copy harmless: Marlin refuses a line whose
-    number is not its last + 1, so nothing runs twice and nothing is skipped.
+    sends n again. Lines sent after n before the rewind (s of them) arrive first and each may
+    be refused with another ``Resend: n``: until s such duplicates have come, or n is known
+    accepted (its ok, or a request for a later line), the flow is in recovery - duplicates are
+    ignored and nothing after n is sent, so no new stale lines join the old ones. A refusal's
+    flush may discard the copy of n: then the next line sent after recovery is refused with
+    ``Resend: n`` (a genuine request, answered at once), or, when nothing else is in flight, the
+    silence probe (in recovery, after 0.25 s: n sent again, which the firmware takes or refuses
+    with ``Resend: n+1``) finds out. A line retransmitted more than ``max_resends_per_line`` times
+    fails the job with ``resend_loop``. Line numbers make a second copy harmless: Marlin
+    refuses a line whose number is not its last + 1, so nothing runs twice and nothing is
+    skipped.
 """
 
 from __future__ import annotations
@@ -69,6 +77,8 @@ from agent.dialects.marlin import frame_line
 from agent.errors import DeviceError, DeviceTimeout
 from agent.profiles.marlin import MarlinSettings
 
+# Silence during recovery before line n is sent again.
+_RECOVERY_PROBE_S = 0.25
 # A reply line longer than this is noise (Marlin's longest are M115 capability lists).
 MAX_REPLY_BYTES = 1024
 
@@ -386,6 +396,8 @@ class MarlinFlow:
         self._reported_progress = start_index
         self._last_heard = now
         self._probe_at: float | None = None
+        self._sync_every = settings.sync_every_lines
+        self._since_sync = 0
         self.max_in_flight = 0
         self.retransmissions = 0
         self.probes_sent = 0
@@ -458,6 +470,15 @@ class MarlinFlow:
                 item = self._peek()
                 if item is None:
                     break
+                if (
+                    item[0] is EntryKind.PROGRAM
+                    and self._sync_every
+                    and not self._advanced
+                    and self._since_sync >= self._sync_every
+                ):
+                    self._since_sync = 0
+                    item = (EntryKind.PROBE, "M105", -1)
+                    self._pending.appendleft(item)
                 # Framed once here; the size test needs the real bytes (N grows).
                 data = frame_line(self._next_n, item[1])
                 if not self._fits(len(data)):
@@ -479,6 +500,8 @@ class MarlinFlow:
         self._entries.append(entry)
         self._out += entry.data
         self._next_n += 1
+        if kind is EntryKind.PROGRAM:
+            self._since_sync += 1
         in_flight = self._next_n - self._acked_n - 1
         self.max_in_flight = max(self.max_in_flight, in_flight)
 
@@ -657,30 +680,30 @@ class MarlinFlow:
             # An extra ok was counted: the firmware has not even accepted line n.
             self._acked_n = n - 1
         if self._recovering is not None:
-            if n < self._recovering:
-                pass  # cannot happen with Marlin; treated as a new request below
-            elif n == self._recovering and n < self._next_n:
-                if self._stale_requests > 0:
-                    self._stale_requests -= 1  # refused copy of a line sent before the rewind
-                    return
-            else:
+            if n == self._recovering and n < self._next_n and self._stale_requests > 0:
+                # A copy of a line sent before the rewind was refused: expected, ignored. When
+                # the last one has come, line n is in or gone, and later lines may follow.
+                self._stale_requests -= 1
+                if self._stale_requests == 0:
+                    self._recovering = None
+                return
+            if n > self._recovering:
                 # Every line before n is accepted: recovery of the earlier line is over.
                 self._recovering = None
                 self._stale_requests = 0
         if n == self._next_n:
             return  # the firmware wants the next new line: nothing was lost
-        dropped = self._next_n - n
+        stale = self._next_n - n - 1
         self._count_resend(n)
         if self.phase is not Phase.STREAMING:
             return
-        if self._recovering is None:
-            self._stale_requests = max(0, dropped - 1)
-        self._recovering = n
         self._rewind(n)
+        # Lines sent after n may still arrive and each be refused with "Resend: n": send
+        # nothing after n until they have (or n is known accepted).
+        self._recovering = n if stale > 0 else None
+        self._stale_requests = stale
         if self._peek() is not None:
             self._send_next()
-        else:
-            self._recovering = None
 
     def _rewind(self, n: int) -> None:
         """Take lines n.. back: they are sent again, under the same numbers."""
@@ -756,6 +779,10 @@ class MarlinFlow:
 
     def _silence_limit(self) -> float:
         settings = self._settings
+        if self._recovering is not None and self._probe_at is None:
+            # Recovery's probe is one copy of the line (taken, or refused with a request for the
+            # next): harmless, so it need not wait for a full timeout.
+            return _RECOVERY_PROBE_S
         if self._busy_active:
             return 2.5 * settings.keepalive_interval_s
         n = self._acked_n + 1
@@ -793,6 +820,10 @@ class MarlinFlow:
             if self.phase is Phase.STREAMING:
                 self._out += self._entries[self._recovering].data
         else:
+            # After the silence every answer still owed has come or is lost: M105s in flight
+            # stop waiting for theirs, so the probe's own answer is not taken for an older one.
+            for m in range(self._acked_n + 1, self._next_n):
+                self._entries[m].answers_temperatures = False
             self._pending.appendleft((EntryKind.PROBE, "M105", -1))
             self._send_next()
 
