@@ -16,6 +16,10 @@ def create_driver(profile: Profile, link: ByteLink, listener: DriverListener) ->
         from agent.drivers.hpgl import HpglDriver
 
         return HpglDriver(link, listener, profile)
+    if profile.family == "marlin":
+        from agent.drivers.marlin import MarlinDriver
+
+        return MarlinDriver(link, listener, profile)
     raise NotImplementedError(f"no driver for family {profile.family}")
 
 
