@@ -104,7 +104,7 @@ def with_overcut(ring_closed: Sequence[XY], overcut_mm: float) -> Polyline:
         return path
     perimeter = sum(math.dist(a, b) for a, b in itertools.pairwise(path))
     extra = walk(path, min(overcut_mm, perimeter))
-    return path + [p for p in extra[1:] if p != path[-1]]
+    return path + extra[1:]
 
 
 def _unit(a: XY, b: XY) -> XY:
