@@ -163,25 +163,32 @@ def _circle(center: Point, r: float, step_mm: float) -> list[Point]:
              center[1] + r * math.sin(2 * math.pi * i / n)) for i in range(n + 1)]
 
 
-def chest_logo_vinyl() -> tuple[str, list[Stroke]]:
-    """A 90 mm badge for a chest print, mirrored (heat-transfer vinyl is cut face down)."""
+def chest_logo_vinyl(speed_cm_s: int = 20, copies: int = 1) -> tuple[str, list[Stroke]]:
+    """A 90 mm badge for a chest print, mirrored (heat-transfer vinyl is cut face down).
+
+    ``speed_cm_s``: 20 for plain vinyl; glitter and flock are cut slower. ``copies`` are laid
+    side by side across the media, 130 mm apart.
+    """
     w = HpglWriter(points_per_pd=8)
-    w.raw("IN;\nVS20;\nFS80;\n")
+    w.raw(f"IN;\nVS{speed_cm_s};\nFS80;\n")
     w.select_pen(1)
-    c = (60.0, 60.0)
+    for copy in range(copies):
+        dx = 130.0 * copy
+        c = (60.0 + dx, 60.0)
 
-    def mirror(points: list[Point]) -> list[Point]:
-        return [(2 * c[0] - x, y) for x, y in points]
+        def mirror(points: list[Point], c: Point = c) -> list[Point]:
+            return [(2 * c[0] - x, y) for x, y in points]
 
-    w.polyline(mirror(_circle(c, 45, 0.5)))
-    w.polyline(mirror(_circle(c, 40, 0.5)))
-    star = []
-    for i in range(11):
-        r = 30 if i % 2 == 0 else 12
-        a = math.pi / 2 + i * math.pi / 5
-        star.append((c[0] + r * math.cos(a), c[1] + r * math.sin(a)))
-    w.polyline(mirror(star))
-    box = [(8.0, 8.0), (112.0, 8.0), (112.0, 112.0), (8.0, 112.0), (8.0, 8.0)]
-    w.polyline(mirror(box))  # weeding box
+        w.polyline(mirror(_circle(c, 45, 0.5)))
+        w.polyline(mirror(_circle(c, 40, 0.5)))
+        star = []
+        for i in range(11):
+            r = 30 if i % 2 == 0 else 12
+            a = math.pi / 2 + i * math.pi / 5
+            star.append((c[0] + r * math.cos(a), c[1] + r * math.sin(a)))
+        w.polyline(mirror(star))
+        box = [(8.0 + dx, 8.0), (112.0 + dx, 8.0), (112.0 + dx, 112.0), (8.0 + dx, 112.0),
+               (8.0 + dx, 8.0)]
+        w.polyline(mirror(box))  # weeding box
     w.raw("PU;\nSP0;\n")
     return w.text(), w.strokes
