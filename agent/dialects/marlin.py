@@ -41,9 +41,15 @@ _PARAM = re.compile(r"([A-Z])([+-]?(?:\d+\.?\d*|\.\d+))?")
 
 def checksum(data: bytes) -> int:
     """Marlin's line checksum: XOR of every byte before ``*``."""
-    value = 0
-    for byte in data:
-        value ^= byte
+    # Fold the line read as one integer onto itself: XOR of the two halves, bytewise, until one
+    # byte is left (a handful of big-integer operations instead of a Python loop per byte).
+    value = int.from_bytes(data, "little")
+    size = len(data)
+    while size > 1:
+        half = (size + 1) // 2
+        bits = 8 * half
+        value = (value & ((1 << bits) - 1)) ^ (value >> bits)
+        size = half
     return value
 
 

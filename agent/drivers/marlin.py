@@ -267,13 +267,16 @@ class MarlinDriver(MachineDriver):
         data = flow.output()
         if data:
             self.link.write(data)
+        acked = flow.acknowledged
+        if acked != self._acked:
+            self._acked = acked
+            if self._on_progress is not None:
+                self._on_progress(acked)
+        if not flow.has_events:
+            return
         for event in flow.take_events():
             kind = event.kind
-            if kind is EventKind.PROGRESS:
-                self._acked = event.value
-                if self._on_progress is not None:
-                    self._on_progress(event.value)
-            elif kind is EventKind.TELEMETRY and event.temperatures is not None:
+            if kind is EventKind.TELEMETRY and event.temperatures is not None:
                 self.listener.on_telemetry(_telemetry(self._device_state, event.temperatures))
             elif kind is EventKind.WARNING:
                 self._warnings.append(dict(event.detail, message=event.message))

@@ -219,6 +219,17 @@ def parse_reply(text: str) -> MarlinReply:
     return OtherReply(text)
 
 
+def _fast_advanced_ok(raw: bytes) -> OkReply | None:
+    """``ok N<n> P<p> B<b>`` without a regular expression (one per line at full speed)."""
+    parts = raw.split()
+    if len(parts) != 4 or parts[2][:1] != b"P" or parts[3][:1] != b"B":
+        return None
+    try:
+        return OkReply(int(parts[1][1:]), int(parts[2][1:]), int(parts[3][1:]))
+    except ValueError:
+        return None
+
+
 class MarlinReplyParser:
     """Bytes from the firmware in, complete replies out (partial lines are kept)."""
 
@@ -233,9 +244,15 @@ class MarlinReplyParser:
             self._partial = b""
         out: list[MarlinReply] = []
         for raw in parts:
-            if raw in {b"ok", b"ok\r"}:
-                out.append(_OK)
-                continue
+            if raw[:2] == b"ok":
+                if raw in {b"ok", b"ok\r"}:
+                    out.append(_OK)
+                    continue
+                if raw[:4] == b"ok N":
+                    fast = _fast_advanced_ok(raw)
+                    if fast is not None:
+                        out.append(fast)
+                        continue
             text = raw.decode("ascii", "replace").strip()
             if text and len(text) <= MAX_REPLY_BYTES:
                 out.append(parse_reply(text))
@@ -307,7 +324,7 @@ class Phase(Enum):
 
 
 class EventKind(Enum):
-    PROGRESS = auto()  # value: program lines acknowledged (absolute index into lines)
+    # Progress is not an event (one per line would cost): read MarlinFlow.acknowledged.
     TELEMETRY = auto()  # temperatures
     WARNING = auto()
     DONE = auto()
@@ -384,6 +401,7 @@ class MarlinFlow:
         self._foreign_slots = 0
         # Entries of the lines sent, by line number (N0 is the M110 sync); always next_n long.
         self._entries: list[_Entry] = []
+        self._sizes: list[int] = []  # len(entry.data) by line number, for the window sum
         self._next_n = 0  # next line number to transmit
         self._acked_n = -1  # highest line number known executed
         self._skip_oks = 0
@@ -452,13 +470,11 @@ class MarlinFlow:
             return True
         if self._settings.stop_and_wait or self.phase is Phase.SYNCING:
             return False
-        queued = max(0, self._slots - self._foreign_slots)
-        first_rx = self._acked_n + 1 + queued
-        rx = size
-        entries = self._entries
-        for n in range(first_rx, self._next_n):
-            rx += len(entries[n].data)
-        return rx <= self._rx_limit
+        queued = self._slots - self._foreign_slots
+        first_rx = self._acked_n + 1 + (queued if queued > 0 else 0)
+        if first_rx >= self._next_n:
+            return True
+        return size + sum(self._sizes[first_rx:self._next_n]) <= self._rx_limit
 
     def output(self) -> bytes:
         """Bytes to write now: every line the window allows."""
@@ -498,6 +514,7 @@ class MarlinFlow:
         kind, text, index = item
         entry = self._make_entry(kind, text, index, self._next_n, data)
         self._entries.append(entry)
+        self._sizes.append(len(entry.data))
         self._out += entry.data
         self._next_n += 1
         if kind is EntryKind.PROGRAM:
@@ -647,9 +664,7 @@ class MarlinFlow:
         if self._recovering is not None and n >= self._recovering:
             self._recovering = None
             self._stale_requests = 0
-        if self._progress > self._reported_progress:
-            self._reported_progress = self._progress
-            self._events.append(FlowEvent(EventKind.PROGRESS, value=self._progress))
+        self._reported_progress = max(self._reported_progress, self._progress)
         if self._exhausted and n >= self._next_n - 1:
             self._finish()
 
@@ -709,6 +724,7 @@ class MarlinFlow:
         """Take lines n.. back: they are sent again, under the same numbers."""
         taken = [(e.kind, e.text, e.index) for e in self._entries[n:]]
         del self._entries[n:]
+        del self._sizes[n:]
         self._next_n = n
         if self._canceling:
             # Refused program lines of a canceled job are dropped, not sent again.
@@ -828,6 +844,10 @@ class MarlinFlow:
             self._send_next()
 
     # -- outputs ---------------------------------------------------------------------------
+
+    @property
+    def has_events(self) -> bool:
+        return bool(self._events)
 
     def take_events(self) -> list[FlowEvent]:
         events = self._events
