@@ -11,7 +11,7 @@ driver's own and never come from a job: their answers would be taken for the dri
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
@@ -313,3 +313,41 @@ def prepare_hpgl_program(program: str, profile: HpglProfile) -> Program:
 def is_pen_up_point(line: str) -> bool:
     """Whether the pen is up once this normalised line has run (a safe place for OS;)."""
     return line.startswith(("PU", "SP", "IN"))
+
+
+def resume_preamble(lines: Sequence[str], start: int) -> list[str]:
+    """Lines that restore what ``lines[:start]`` left set, without drawing anything.
+
+    Used when a job continues from ``start``: ``IN;`` for a known state, then the pen, speed,
+    force and line type in effect, a pen-up move to the last position, and the pen down again
+    if it was down (the next ``PD`` then draws from the right point).
+    """
+    pen: str | None = None
+    settings: dict[str, str] = {}
+    position: tuple[str, str] | None = None
+    down = False
+    for line in lines[:start]:
+        mnemonic, body = line[:2], line[2:].rstrip(";")
+        if mnemonic in ("IN", "DF"):
+            settings.clear()
+            down = False
+            if mnemonic == "IN":
+                pen = None
+        elif mnemonic == "SP":
+            pen, down = line, False
+        elif mnemonic in ("VS", "FS", "LT"):
+            settings[mnemonic] = line
+        elif mnemonic in ("PU", "PD"):
+            down = mnemonic == "PD"
+            coords = body.split(",") if body else []
+            if len(coords) >= 2:
+                position = (coords[-2], coords[-1])
+    out = ["IN;", "PA;"]
+    if pen is not None:
+        out.append(pen)
+    out.extend(settings.values())
+    if position is not None:
+        out.append(f"PU{position[0]},{position[1]};")
+    if down:
+        out.append("PD;")
+    return out

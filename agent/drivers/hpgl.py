@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from agent.dialects.hpgl import is_pen_up_point
+from agent.dialects.hpgl import is_pen_up_point, resume_preamble
 from agent.drivers.base import (
     DeviceInfo,
     DriverListener,
@@ -100,6 +100,7 @@ class HpglDriver(MachineDriver):
         self._planned: deque[Query] = deque()
         self._init_sent_since_status = False
         self._init_before_status = False
+        self._status_read = False
         self._next_ext_poll = 0.0
         self._line_at_query = 0
         self._ext: ExtendedStatus | None = None
@@ -166,6 +167,7 @@ class HpglDriver(MachineDriver):
                 code=code, line=line, device_code=f"ESC.E{reply.code}",
             ))
         elif isinstance(reply, Status):
+            self._status_read = True
             if reply.error and self._streaming:
                 self._planned.appendleft(Query.ERROR)
             if reply.initialized and self._streaming and not self._init_before_status:
@@ -221,8 +223,9 @@ class HpglDriver(MachineDriver):
     def _send_query(self, query: Query) -> None:
         self._line_at_query = self._acked
         if query is Query.STATUS:
-            # An IN; sent before this OS; explains an "initialised" bit in its answer.
-            self._init_before_status = self._init_sent_since_status
+            # An IN; sent before this OS; (or no OS read since we connected) explains an
+            # "initialised" bit in its answer; otherwise the plotter was reset under us.
+            self._init_before_status = self._init_sent_since_status or not self._status_read
             self._init_sent_since_status = False
         self._flow.query_sent(query, self._now())
         self.link.write(query.wire)
@@ -419,9 +422,14 @@ class HpglDriver(MachineDriver):
     async def _stream(
         self, lines: Sequence[str], on_progress: ProgressCallback, start_index: int
     ) -> StreamResult:
-        data = [line.encode("ascii") for line in lines]
+        # Continuing a job: first restore the pen, settings and position (nothing drawn).
+        preamble = resume_preamble(lines, start_index) if start_index > 0 else []
+        sequence = [*preamble, *lines[start_index:]]
+        data = [line.encode("ascii") for line in sequence]
+        # Program line number of sequence[i] is base + i + 1 (for i past the preamble).
+        base = start_index - len(preamble)
         total = len(data)
-        index = start_index
+        index = 0
         since_check = 0
         # Checks waiting for their turn (one query outstanding at a time), in order.
         planned = self._planned
@@ -450,15 +458,15 @@ class HpglDriver(MachineDriver):
                         self._init_sent_since_status = True
                     index += 1
                     since_check += len(chunk)
-                    if since_check >= check_every and is_pen_up_point(lines[index - 1]):
+                    if since_check >= check_every and is_pen_up_point(sequence[index - 1]):
                         # ESC.E first: it is never lost, and it follows every byte sent.
                         planned.extend((Query.IO_ERROR, Query.STATUS))
                         since_check = 0
                         break
                 if batch:
                     self.link.write(bytes(batch))
-                    self._acked = index
-                    on_progress(index)
+                    self._acked = max(start_index, base + index)
+                    on_progress(self._acked)
             if phase is _Phase.SENDING and index >= total and not planned:
                 phase = _Phase.FINAL_CHECKS
                 planned.extend((Query.IO_ERROR, Query.STATUS))
@@ -479,13 +487,13 @@ class HpglDriver(MachineDriver):
                 elif phase is _Phase.FINAL_EMPTY:
                     ext = self._ext
                     if ext is not None and ext.buffer_empty:
-                        return StreamResult(lines_done=total)
+                        return StreamResult(lines_done=len(lines))
                     if ext is not None and (ext.paused or ext.lever_up):
                         waiting_empty_since = now  # the operator's pause is not a fault
                     if now - waiting_empty_since > self.settings.drain_timeout_s:
                         raise DeviceTimeout(
                             f"plotter buffer not empty {self.settings.drain_timeout_s:g} s "
-                            "after the last line", line=total,
+                            "after the last line", line=len(lines),
                         )
                     if now >= self._next_ext_poll:
                         query = Query.EXTENDED_STATUS
@@ -537,7 +545,7 @@ class HpglDriver(MachineDriver):
 
     async def _abort_device(self, *, park: bool = True) -> None:
         """ESC.K (discard the buffer), again once our queue has left, then park the pen."""
-        with contextlib.suppress(DeviceLost):
+        with contextlib.suppress(DeviceLost, TimeoutError):
             self.link.write(ABORT, urgent=True)
             if self._flow.outstanding is not None and not self._flow.outstanding.immediate:
                 self._flow.forget_outstanding()  # discarded with the buffer: no answer comes

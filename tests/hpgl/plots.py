@@ -192,3 +192,31 @@ def chest_logo_vinyl(speed_cm_s: int = 20, copies: int = 1) -> tuple[str, list[S
         w.polyline(mirror(box))  # weeding box
     w.raw("PU;\nSP0;\n")
     return w.text(), w.strokes
+
+
+def strokes_of(lines: Sequence[str]) -> list[Stroke]:
+    """Replay normalised lines (absolute PU/PD only) into pen-down strokes."""
+    strokes = []
+    pen, pos, down = 0, (0, 0), False
+    current: list[tuple[int, int]] = []
+    for line in lines:
+        m, body = line[:2], line[2:-1]
+        nums = [int(v) for v in body.split(",")] if body else []
+        if m in ("SP", "IN", "PU") and current:
+            strokes.append((pen, tuple(current)))
+            current = []
+        if m == "SP":
+            pen, down = (nums[0] if nums else 0), False
+        elif m == "IN":
+            down = False
+        elif m in ("PU", "PD"):
+            if m == "PD" and not down:
+                current = [pos]
+            down = m == "PD"
+            for k in range(0, len(nums), 2):
+                pos = (nums[k], nums[k + 1])
+                if down:
+                    current.append(pos)
+    if current:
+        strokes.append((pen, tuple(current)))
+    return strokes

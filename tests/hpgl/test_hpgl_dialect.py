@@ -6,13 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.dialects.hpgl import prepare_hpgl_program
+from agent.dialects.hpgl import prepare_hpgl_program, resume_preamble
 from agent.dialects.prepare import prepare_program
 from agent.errors import ProgramError
 from agent.profiles import load_profile, parse_profile
 from agent.profiles.hpgl import HpglProfile
 from agent.schemas.job import JobKind, JobRequest
-from tests.hpgl.plots import chest_logo_vinyl, graded_nest, sleeve_pattern
+from tests.hpgl.plots import chest_logo_vinyl, graded_nest, sleeve_pattern, strokes_of
 
 
 def plotter() -> HpglProfile:
@@ -25,34 +25,6 @@ def cutter() -> HpglProfile:
     profile = load_profile("roland-camm-gl3")
     assert isinstance(profile, HpglProfile)
     return profile
-
-
-def strokes_of(lines: tuple[str, ...]) -> list[tuple[int, tuple[tuple[int, int], ...]]]:
-    """Replay normalised lines (absolute PU/PD only) into pen-down strokes."""
-    strokes = []
-    pen, pos, down = 0, (0, 0), False
-    current: list[tuple[int, int]] = []
-    for line in lines:
-        m, body = line[:2], line[2:-1]
-        nums = [int(v) for v in body.split(",")] if body else []
-        if m in ("SP", "IN", "PU") and current:
-            strokes.append((pen, tuple(current)))
-            current = []
-        if m == "SP":
-            pen, down = (nums[0] if nums else 0), False
-        elif m == "IN":
-            down = False
-        elif m in ("PU", "PD"):
-            if m == "PD" and not down:
-                current = [pos]
-            down = m == "PD"
-            for k in range(0, len(nums), 2):
-                pos = (nums[k], nums[k + 1])
-                if down:
-                    current.append(pos)
-    if current:
-        strokes.append((pen, tuple(current)))
-    return strokes
 
 
 def test_sleeve_pattern_normalises_to_the_same_drawing() -> None:
@@ -173,3 +145,12 @@ def test_any_in_bed_polyline_set_survives_normalisation(
     program = prepare_hpgl_program("".join(parts), plotter())
     assert strokes_of(program.lines) == expected
     assert max(len(line) for line in program.lines) < plotter().hpgl.buffer_bytes // 4
+
+
+def test_resume_preamble_restores_pen_settings_and_position_without_drawing() -> None:
+    lines = ("PA;", "IN;", "PA;", "VS20;", "SP2;", "LT2,2;", "PU400,400;", "PD800,400,800,800;",
+             "PD400,800;", "PU;")
+    assert resume_preamble(lines, 8) == ["IN;", "PA;", "SP2;", "VS20;", "LT2,2;", "PU800,800;",
+                                         "PD;"]
+    assert resume_preamble(lines, 9)[-2:] == ["PU400,800;", "PD;"]
+    assert resume_preamble(lines, 10)[-1] == "PU400,800;"  # the pen was up: stays up

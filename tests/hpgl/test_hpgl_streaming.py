@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from agent.dialects.hpgl import prepare_hpgl_program
 from agent.errors import DeviceError
-from tests.hpgl.plots import chest_logo_vinyl, graded_nest, sleeve_pattern
+from tests.hpgl.plots import chest_logo_vinyl, graded_nest, sleeve_pattern, strokes_of
 from tests.hpgl.rig import hpgl_profile, plotter_rig, wait_until_idle
 
 pytestmark = pytest.mark.timeout(90)
@@ -107,3 +108,26 @@ async def test_rtscts_without_a_cts_wire_is_caught_as_an_overflow() -> None:
         await wait_until_idle(rig.emulator, rig.emulator.bytes_received)
         assert not rig.emulator.pen_down
         assert rig.emulator.pen == 0
+
+
+def segments(strokes: list[tuple[int, tuple[tuple[int, int], ...]]]) -> list[tuple[object, ...]]:
+    return [(pen, a, b) for pen, pts in strokes for a, b in itertools.pairwise(pts)]
+
+
+async def test_a_job_continued_mid_stroke_draws_the_rest_once() -> None:
+    """start_index in the middle of a pen-down run: nothing drawn twice, nothing missed."""
+    profile = hpgl_profile()
+    text, expected = sleeve_pattern()
+    program = prepare_hpgl_program(text, profile)
+    start = next(i for i, line in enumerate(program.lines)
+                 if line.startswith("PD") and program.lines[i - 1].startswith("PD") and i > 20)
+    already = strokes_of(program.lines[:start])  # what the first, interrupted run drew
+    async with plotter_rig(profile, pen_speed_mm_s=2000.0) as rig:
+        progress: list[int] = []
+        result = await rig.driver.stream(program.lines, progress.append, start_index=start)
+        assert result.lines_done == len(program)
+        assert progress[0] > start
+        assert progress[-1] == len(program)
+        rest = [(s.pen, s.points) for s in rig.emulator.strokes]
+    assert not set(segments(already)) & set(segments(rest))
+    assert segments(already) + segments(rest) == segments(expected)
