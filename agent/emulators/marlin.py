@@ -228,6 +228,10 @@ class MarlinEmulator:
         finally:
             await self.stop()
 
+    def say(self, text: str) -> None:
+        """Print a line as the firmware would (tests: a stray resend request, an error)."""
+        self._emit(text)
+
     def go_silent(self) -> None:
         """The board hangs: it answers nothing and runs nothing more."""
         self.silent = True

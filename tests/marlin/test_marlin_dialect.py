@@ -1,0 +1,118 @@
+"""Marlin programs: normalisation, blocked instructions, framing and the profile."""
+
+from __future__ import annotations
+
+import functools
+import operator
+
+import pytest
+
+from agent.dialects.marlin import checksum, frame_line, prepare_marlin_program
+from agent.errors import ProgramError
+from agent.profiles import load_profile
+from agent.profiles.marlin import MarlinProfile
+from tests.marlin.conftest import marlin_profile
+
+FRONT_PANEL = """\
+; T-shirt front, size M - knife on Z
+G21
+G90
+N10 g01 z5 f600*37
+G0 X20 Y20 ; hem corner
+G1 Z-1 F600
+G1X540Y20 F3000
+G1 X540 Y(side seam) 510
+M117 Cutting front (M)
+M400
+"""
+
+
+def test_profile_loads_with_its_marlin_section() -> None:
+    profile = load_profile("marlin-2")
+    assert isinstance(profile, MarlinProfile)
+    assert profile.marlin.rx_buffer_bytes == 128
+    assert profile.marlin.command_queue == 4
+    assert "M104 S0" in profile.marlin.cancel_sequence
+
+
+def test_front_panel_is_normalised_line_by_line() -> None:
+    program = prepare_marlin_program(FRONT_PANEL, marlin_profile())
+    assert program.lines == (
+        "G21",
+        "G90",
+        "G1 Z5 F600",
+        "G0 X20 Y20",
+        "G1 Z-1 F600",
+        "G1 X540 Y20 F3000",
+        "G1 X540 Y510",
+        # Parenthesised text is a comment, even in a message (documented in the dialect).
+        "M117 Cutting front",
+        "M400",
+    )
+    # Source numbering survives dropped comment lines.
+    assert program.source_lines[0] == 2
+    assert program.source_lines[2] == 4
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        ("M500", "blocked_instruction"),
+        ("M502", "blocked_instruction"),
+        ("M997", "blocked_instruction"),
+        ("M303 E0 S210 C8", "blocked_instruction"),
+        ("M0 Load fabric", "blocked_instruction"),
+        ("M01", "blocked_instruction"),
+        ("M600", "blocked_instruction"),
+        ("M112", "blocked_instruction"),
+        ("M110 N5", "blocked_instruction"),
+        ("M28 label.gco", "blocked_instruction"),
+        ("G1 X10 *Y3", "invalid_program"),
+        ("hello", "invalid_program"),
+        ("G1 X1.2.3", "invalid_program"),
+        ("G28 G29", "invalid_program"),
+        ("G1 X10 M3", "invalid_program"),
+        ("G1 X10 (unclosed", "invalid_program"),
+        ("G1 X10\x07", "invalid_program"),
+    ],
+)
+def test_bad_lines_are_rejected_with_code_and_line(line: str, code: str) -> None:
+    program = f"G21\nG90\n{line}\nG1 X5 Y5\n"
+    with pytest.raises(ProgramError) as info:
+        prepare_marlin_program(program, marlin_profile())
+    assert info.value.code == code
+    assert info.value.line == 3
+
+
+def test_allow_wins_over_blocked() -> None:
+    profile = marlin_profile()
+    blocked = profile.blocked.model_copy(update={"allow": ("M600(?!\\d).*",)})
+    profile = profile.model_copy(update={"blocked": blocked})
+    assert prepare_marlin_program("M600", profile).lines == ("M600",)
+
+
+def test_m5000_is_not_mistaken_for_m500() -> None:
+    # An unknown number is the firmware's business (it answers "Unknown command").
+    assert prepare_marlin_program("M5000", marlin_profile()).lines == ("M5000",)
+
+
+def test_long_line_and_empty_program() -> None:
+    with pytest.raises(ProgramError) as info:
+        prepare_marlin_program("M117 " + "x" * 100, marlin_profile())
+    assert info.value.code == "line_too_long"
+    with pytest.raises(ProgramError) as info:
+        prepare_marlin_program("; nothing\n\n", marlin_profile())
+    assert info.value.code == "empty_program"
+
+
+def test_checksum_is_xor_of_the_bytes() -> None:
+    for body in (b"", b"N1 G28", b"N12345 G1 X540.125 Y-20.5 F3000", bytes(range(256))):
+        assert checksum(body) == functools.reduce(operator.xor, body, 0)
+
+
+def test_frame_line_matches_marlins_format() -> None:
+    assert frame_line(0, "M110 N0") == b"N0 M110 N0*125\n"
+    framed = frame_line(42, "G1 X10 Y20")
+    body, _, tail = framed.rstrip(b"\n").partition(b"*")
+    assert body == b"N42 G1 X10 Y20"
+    assert int(tail) == checksum(body)
