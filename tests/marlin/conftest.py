@@ -39,6 +39,26 @@ class RecordingListener(DriverListener):
         self.warnings.append((message, detail))
 
 
+class Progress:
+    """An on_progress callback that a test can wait on."""
+
+    def __init__(self) -> None:
+        self.values: list[int] = []
+        self._threshold: int | None = None
+        self._reached = asyncio.Event()
+
+    def __call__(self, acknowledged: int) -> None:
+        self.values.append(acknowledged)
+        if self._threshold is not None and acknowledged >= self._threshold:
+            self._reached.set()
+
+    async def reached(self, count: int, within_s: float = 30.0) -> None:
+        self._threshold = count
+        if self.values and self.values[-1] >= count:
+            return
+        await asyncio.wait_for(self._reached.wait(), within_s)
+
+
 def marlin_profile(**marlin: Any) -> MarlinProfile:
     base = load_profile("marlin-2")
     assert isinstance(base, MarlinProfile)
