@@ -1,0 +1,263 @@
+"""Operator actions, long commands and failures, end to end on a pseudo-terminal."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+from pathlib import Path
+
+import pytest
+
+from agent.drivers.factory import create_driver
+from agent.drivers.marlin import MarlinDriver
+from agent.emulators.marlin import DEFAULT_CAPABILITIES, add_cli_arguments
+from agent.errors import DeviceError, DeviceLost, DeviceTimeout, JobStopped
+from tests.marlin.conftest import (
+    Progress,
+    RecordingListener,
+    executed_program,
+    marlin_profile,
+    marlin_station,
+    sleeve_program,
+)
+
+pytestmark = pytest.mark.timeout(90)
+
+LABEL_JOB = (
+    "M104 S210",
+    "M140 S60",
+    "G28",
+    "M190 S60",
+    "M109 S210",
+    "M117 Care label",
+    "G1 Z0.3 F600",
+    "G1 X10 Y10 F1500",
+    "G1 X50 Y10",
+    "G1 X50 Y25",
+    "G1 X10 Y25",
+    "G1 X10 Y10",
+    "M104 S0",
+    "M140 S0",
+)
+
+
+async def test_handshake_reads_m115_and_switches_on_reports(tmp_path: Path) -> None:
+    async with marlin_station(tmp_path) as station:
+        info = station.driver.info
+        log = list(station.emulator.log)
+    assert info.firmware == "marlin"
+    assert info.version.startswith("Marlin 2.1.2.1")
+    assert info.capabilities["AUTOREPORT_TEMP"] is True
+    assert info.capabilities["EMERGENCY_PARSER"] is True
+    assert info.capabilities["ADVANCED_OK"] is False
+    assert "M115" in log
+    assert any(line.startswith("M155 S") for line in log)
+    assert any(line.startswith("M113 S") for line in log)
+    assert isinstance(station.driver, MarlinDriver)
+
+
+def test_factory_builds_the_marlin_driver() -> None:
+    class _Link:
+        name = "none"
+
+    driver = create_driver(marlin_profile(), _Link(), RecordingListener())  # type: ignore[arg-type]
+    assert isinstance(driver, MarlinDriver)
+
+
+async def test_twenty_seconds_of_heating_do_not_time_out(tmp_path: Path) -> None:
+    # No BUSY_PROTOCOL and a 0.5 s response timeout: only the M109/M190 allowances keep the job
+    # alive through 20 simulated seconds of heating (run 10x faster than the wall clock).
+    caps = dict(DEFAULT_CAPABILITIES, BUSY_PROTOCOL=False)
+    profile = marlin_profile(boot_wait_s=0.2, response_timeout_s=0.5)
+    async with marlin_station(
+        tmp_path, profile=profile, capabilities=caps, heating_rate_c_s=10.0, time_scale=10.0
+    ) as station:
+        result = await asyncio.wait_for(station.driver.stream(LABEL_JOB, lambda n: None), 60)
+        emulator = station.emulator
+        telemetry = list(station.listener.telemetry)
+    assert result.lines_done == len(LABEL_JOB)
+    assert executed_program(emulator.executed) == list(LABEL_JOB)
+    # The hot end went from room temperature to 210 C at 10 C/s: 19 simulated seconds.
+    assert emulator.hotend.current >= 209
+    assert any("hotend_c" in t.extra and t.extra.get("hotend_target_c") == 210 for t in telemetry)
+
+
+async def test_busy_messages_carry_a_long_homing(tmp_path: Path) -> None:
+    # BUSY_PROTOCOL on, keepalive every second: a 3.5 s G28 outlasts 2.5 keepalive intervals.
+    profile = marlin_profile(boot_wait_s=0.2, response_timeout_s=0.5)
+    async with marlin_station(tmp_path, profile=profile, homing_time_s=3.5) as station:
+        result = await asyncio.wait_for(
+            station.driver.stream(("G28", "G1 X10 Y10 F3000"), lambda n: None), 30
+        )
+    assert result.lines_done == 2
+
+
+async def test_a_silent_board_fails_the_job_with_device_timeout(tmp_path: Path) -> None:
+    profile = marlin_profile(boot_wait_s=0.2, response_timeout_s=1.0)
+    lines = sleeve_program(4000)
+    async with marlin_station(tmp_path, profile=profile) as station:
+        progress = Progress()
+        job = asyncio.create_task(station.driver.stream(lines, progress))
+        await progress.reached(300)
+        station.emulator.go_silent()
+        with pytest.raises(DeviceTimeout) as info:
+            await asyncio.wait_for(job, 20)  # 2.5 s of silence, one probe, 1 s more
+        probes = [line for line in station.emulator.log if line.endswith(tuple("0123456789"))
+                  and " M105*" in line]
+    assert info.value.code == "device_timeout"
+    assert info.value.line is not None
+    assert 300 <= info.value.line <= len(lines)
+    assert probes  # the probe went out before giving up
+
+
+async def test_estop_reaches_the_board_before_any_further_program_line(tmp_path: Path) -> None:
+    lines = sleeve_program(5000)
+    async with marlin_station(tmp_path, latency_s=0.005) as station:
+        driver, emulator = station.driver, station.emulator
+        progress = Progress()
+        job = asyncio.create_task(driver.stream(lines, progress))
+        await progress.reached(400)
+        flow = driver.flow
+        assert flow is not None
+        last_written = flow.last_sent_number
+        await driver.estop()
+        with pytest.raises(JobStopped) as info:
+            await asyncio.wait_for(job, 10)
+        for _ in range(100):
+            if emulator.killed:
+                break
+            await asyncio.sleep(0.01)
+        log = list(emulator.log)
+        ready = driver.ready_for_job
+    assert info.value.code == "estop"
+    assert emulator.killed
+    stop_at = log.index("M112")
+    numbers = [int(m.group(1)) for line in log[stop_at + 1:]
+               if (m := re.match(r"N(\d+) ", line))]
+    # Nothing the agent wrote after the e-stop reached the board, and what follows M112 was
+    # already on its way before it.
+    assert all(n <= last_written for n in numbers)
+    assert len(emulator.executed) < len(lines)
+    assert ready == (False, "estop")
+
+
+async def test_cancel_stops_feeding_and_runs_the_cancel_sequence(tmp_path: Path) -> None:
+    profile = marlin_profile(boot_wait_s=0.2)
+    lines = sleeve_program(5000)
+    async with marlin_station(tmp_path, profile=profile) as station:
+        progress = Progress()
+        job = asyncio.create_task(station.driver.stream(lines, progress))
+        await progress.reached(300)
+        await station.driver.cancel()
+        with pytest.raises(JobStopped) as info:
+            await asyncio.wait_for(job, 10)
+        ran = executed_program(station.emulator.executed)
+        ready = station.driver.ready_for_job
+    assert info.value.code == "canceled"
+    cancel = list(profile.marlin.cancel_sequence)
+    assert ran[-len(cancel):] == cancel
+    program_part = ran[: -len(cancel)]
+    assert program_part == list(lines[: len(program_part)])
+    assert 300 <= len(program_part) < len(lines)
+    assert ready == (True, "")
+
+
+async def test_pause_holds_the_feed_and_resume_finishes_the_job(tmp_path: Path) -> None:
+    lines = sleeve_program(3000)
+    async with marlin_station(tmp_path) as station:
+        progress = Progress()
+        job = asyncio.create_task(station.driver.stream(lines, progress))
+        await progress.reached(200)
+        await station.driver.pause()
+        await asyncio.sleep(0.3)  # what was in flight drains
+        held = len(station.emulator.executed)
+        await asyncio.sleep(0.5)
+        still = len(station.emulator.executed)
+        await station.driver.resume()
+        result = await asyncio.wait_for(job, 30)
+        ran = executed_program(station.emulator.executed)
+    assert held == still
+    assert held < len(lines)
+    assert result.lines_done == len(lines)
+    assert ran == list(lines)
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        ("Error:Hotend heating failed", "device_error"),
+        ("Error:Printer halted. kill() called!", "device_killed"),
+    ],
+)
+async def test_firmware_error_fails_the_job_with_its_text(
+    tmp_path: Path, message: str, code: str
+) -> None:
+    lines = sleeve_program(4000)
+    async with marlin_station(tmp_path) as station:
+        progress = Progress()
+        job = asyncio.create_task(station.driver.stream(lines, progress))
+        await progress.reached(200)
+        station.emulator.say(message)
+        with pytest.raises(DeviceError) as info:
+            await asyncio.wait_for(job, 10)
+        ready = station.driver.ready_for_job
+    assert info.value.code == code
+    assert info.value.device_code == message.partition(":")[2]
+    assert info.value.line is not None
+    assert info.value.line >= 200
+    if code == "device_killed":
+        assert ready == (False, "device_killed")
+
+
+async def test_unknown_command_is_reported_as_a_warning(tmp_path: Path) -> None:
+    program = ("G21", "M42 P4 S255", "G1 X10 Y10 F3000")
+    async with marlin_station(tmp_path) as station:
+        result = await asyncio.wait_for(station.driver.stream(program, lambda n: None), 10)
+        warnings = list(station.listener.warnings)
+    assert result.lines_done == 3
+    assert [w[1]["code"] for w in warnings] == ["unknown_command"]
+    assert warnings[0][1]["line"] == 2
+    assert result.warnings[0]["command"] == "M42 P4 S255"
+
+
+async def test_unplugged_board_fails_the_job_with_device_lost(tmp_path: Path) -> None:
+    lines = sleeve_program(4000)
+    async with marlin_station(tmp_path) as station:
+        progress = Progress()
+        job = asyncio.create_task(station.driver.stream(lines, progress))
+        await progress.reached(200)
+        station.endpoint.disconnect()
+        with pytest.raises(DeviceLost):
+            await asyncio.wait_for(job, 10)
+        assert station.driver.ready_for_job == (False, "device_lost")
+
+
+async def test_no_answer_at_all_fails_open_with_device_timeout(tmp_path: Path) -> None:
+    from agent.emulators.pty import PtyEndpoint
+    from agent.transport.serial_port import SerialLink
+
+    profile = marlin_profile(boot_wait_s=0.1).model_copy(update={"hello_timeout_s": 1.0})
+    async with PtyEndpoint(tmp_path / "dead", baud=None) as endpoint:
+        link = await SerialLink.open(endpoint.path, 115200)
+        try:
+            with pytest.raises(DeviceTimeout) as info:
+                await MarlinDriver(link, RecordingListener(), profile).open()
+        finally:
+            await link.close()
+    assert info.value.code == "device_timeout"
+
+
+def test_cli_arguments() -> None:
+    parser = argparse.ArgumentParser()
+    add_cli_arguments(parser)
+    args = parser.parse_args(["--link", "/tmp/marlin0", "--latency-ms", "5", "--bufsize", "8",
+                              "--advanced-ok", "--corrupt", "0.02", "--drop-ok", "0.005",
+                              "--record", "/tmp/ran.gcode"])
+    assert args.link == Path("/tmp/marlin0")
+    assert args.bufsize == 8
+    assert args.advanced_ok is True
+    assert args.corrupt == pytest.approx(0.02)
+    assert args.drop_ok == pytest.approx(0.005)
+    assert args.baud == 0
+    assert args.record == Path("/tmp/ran.gcode")
