@@ -261,3 +261,23 @@ def test_cli_arguments() -> None:
     assert args.drop_ok == pytest.approx(0.005)
     assert args.baud == 0
     assert args.record == Path("/tmp/ran.gcode")
+
+
+async def test_pause_may_break_a_heat_wait_with_m108(tmp_path: Path) -> None:
+    # Opt-in: with EMERGENCY_PARSER, pausing during M109 ends the wait at once.
+    profile = marlin_profile(boot_wait_s=0.2, pause_breaks_heat_wait=True)
+    program = ("M109 S210", "G1 X10 Y10 F1500", "G1 X50 Y10")
+    async with marlin_station(
+        tmp_path, profile=profile, heating_rate_c_s=1.0, time_scale=1.0
+    ) as station:
+        job = asyncio.create_task(station.driver.stream(program, lambda n: None))
+        await asyncio.sleep(0.5)
+        assert station.emulator.executed[-1] == "M109 S210"  # waiting for the heater
+        await station.driver.pause()
+        await station.driver.resume()
+        result = await asyncio.wait_for(job, 20)
+        log = list(station.emulator.log)
+        hotend = station.emulator.hotend.current
+    assert "M108" in log
+    assert hotend < 200  # the wait was broken, not finished
+    assert result.lines_done == len(program)

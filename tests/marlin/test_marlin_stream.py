@@ -95,3 +95,16 @@ async def test_resend_request_outside_the_history_fails_the_job(tmp_path: Path) 
             await asyncio.wait_for(job, 30)
     assert info.value.code == "resend_out_of_history"
     assert "3" in info.value.message
+
+
+async def test_garbage_replies_are_ignored_and_the_record_file_matches(tmp_path: Path) -> None:
+    lines = sleeve_program(2000)
+    record = tmp_path / "ran.gcode"
+    async with marlin_station(
+        tmp_path, garbage_fraction=0.05, seed=5, record_path=record
+    ) as station:
+        result = await asyncio.wait_for(station.driver.stream(lines, lambda n: None), 60)
+        executed = list(station.emulator.executed)
+    assert result.lines_done == len(lines)
+    assert executed_program(executed) == list(lines)
+    assert record.read_text().splitlines() == executed
