@@ -306,7 +306,9 @@ class HpglEmulator:
             return False
         data = text.encode("ascii") + _CR
         if self.endpoint.bytes_per_s is not None:
-            self._output_busy_until = now + len(data) / self.endpoint.bytes_per_s
+            # Less a millisecond: the pty's own pacing is no finer than that, so a host that
+            # waited for the whole answer never trips this.
+            self._output_busy_until = now + len(data) / self.endpoint.bytes_per_s - 0.001
         self.endpoint.send(data)
         return True
 
