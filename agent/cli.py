@@ -54,13 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("demo", help="broker + emulated cutter + agent + a real job, live")
 
-    preview = sub.add_parser("preview", help="render what the machine will do as SVG")
-    preview.add_argument("job", type=Path)
-    preview.add_argument("--profile", required=True)
-    preview.add_argument("-o", "--output", type=Path, required=True)
+    preview = sub.add_parser("preview", help="render what the machine will do as SVG: "
+                             "preview JOB.json --profile NAME -o preview.svg", add_help=False)
+    preview.add_argument("rest", nargs=argparse.REMAINDER)
 
-    doctor = sub.add_parser("doctor", help="check a station's set-up")
-    doctor.add_argument("--config", type=Path, required=True)
+    doctor = sub.add_parser("doctor", help="check a station's set-up: doctor --config FILE",
+                            add_help=False)
+    doctor.add_argument("rest", nargs=argparse.REMAINDER)
 
     keys = sub.add_parser("keys", help="signing keys")
     keys.add_argument("rest", nargs=argparse.REMAINDER)
@@ -91,7 +91,24 @@ async def _run_emulator(args: argparse.Namespace) -> None:
         await task
 
 
+PASSTHROUGH = {
+    "preview": ("agent.toolpaths", "preview_main"),
+    "doctor": ("agent.doctor", "doctor_main"),
+    "keys": ("agent.signing", "keys_main"),
+    "sign": ("agent.signing", "sign_main"),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in PASSTHROUGH:
+        # These subcommands own their argument parsing (and --help).
+        module, func = PASSTHROUGH[argv[0]]
+        try:
+            return int(getattr(importlib.import_module(module), func)(argv[1:]))
+        except StationAgentError as exc:
+            print(f"station-agent: {exc.code}: {exc.message}", file=sys.stderr)
+            return 2
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -121,27 +138,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         from agent.demo import main as demo_main
 
         return demo_main()
-    if args.command == "preview":
-        from agent.profiles import load_profile
-        from agent.schemas.job import JobRequest
-        from agent.toolpaths.preview import render_preview_svg
-
-        request = JobRequest.model_validate_json(args.job.read_bytes())
-        args.output.write_text(render_preview_svg(request, load_profile(args.profile)))
-        print(f"wrote {args.output}")
-        return 0
-    if args.command == "doctor":
-        from agent.doctor import doctor_main
-
-        return int(doctor_main(["--config", str(args.config)]))
-    if args.command == "keys":
-        from agent.signing import keys_main
-
-        return int(keys_main(args.rest))
-    if args.command == "sign":
-        from agent.signing import sign_main
-
-        return int(sign_main(args.rest))
     return 2
 
 

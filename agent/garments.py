@@ -135,11 +135,11 @@ def _scaled_pieces(detail: int) -> list[tuple[str, list[Point], Point]]:
     ]
 
 
-def short_segment_outline(n_lines: int) -> str:
+def short_segment_outline(n_lines: int, feed_mm_min: int = 6000, samples: int = 4000) -> str:
     """``n_lines`` G1 moves of about 0.5 mm tracing a sleeve cap again and again (a benchmark
     of streaming short segments, the hardest case for a sender)."""
-    cap = _bezier((0.0, 0.0), (90.0, 140.0), (290.0, 130.0), (380.0, 0.0), 4000)
-    lines = ["G21G90G94", "G1F6000"]
+    cap = _bezier((0.0, 0.0), (90.0, 140.0), (290.0, 130.0), (380.0, 0.0), samples)
+    lines = ["G21G90G94", f"G1F{feed_mm_min}"]
     i = 0
     forward = True
     while len(lines) < n_lines:

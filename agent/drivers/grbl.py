@@ -107,6 +107,8 @@ class GrblDriver(MachineDriver):
         self._expect_reset = False
         self._warnings: list[dict[str, Any]] = []
         self._command_lock = asyncio.Lock()
+        # The shortest line plus newline: below this much room nothing can be sent anyway.
+        self._refill_bytes = 2
         self.info = DeviceInfo(firmware="grbl")
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -202,7 +204,12 @@ class GrblDriver(MachineDriver):
     def _handle(self, reply: GrblReply) -> None:
         if isinstance(reply, Ok | ErrorReply):
             self._on_answer(reply)
-        elif isinstance(reply, StatusReport):
+            # Refill as soon as a line fits: refilling only at half a buffer saved little CPU
+            # and cost about 4% of the link in bench/stream_grbl.py.
+            if self._counter.capacity - self._counter.in_flight_bytes >= self._refill_bytes:
+                self._wake.set()
+            return
+        if isinstance(reply, StatusReport):
             self._on_status(reply)
         elif isinstance(reply, Feedback):
             text = f"{reply.kind}:{reply.text}" if reply.text else reply.kind

@@ -40,6 +40,10 @@ class PtyEndpoint:
         self.slave_name = ""
         self._rx_wire_free_at = 0.0
         self._rx_pending = bytearray()
+        # When each not-yet-delivered run of bytes was written by the host: bytes queued
+        # behind others arrive back to back on the wire, not when the device asks for them.
+        self._rx_written: deque[tuple[int, float]] = deque()
+        self._rx_offset = 0
         self._rx_event = asyncio.Event()
         self._tx_queue: deque[tuple[float, bytes]] = deque()
         self._tx_event = asyncio.Event()
@@ -89,6 +93,7 @@ class PtyEndpoint:
         except OSError:
             return
         if data:
+            self._rx_written.append((self._rx_offset + len(self._rx_pending), time.monotonic()))
             self._rx_pending += data
             self._rx_event.set()
 
@@ -102,11 +107,20 @@ class PtyEndpoint:
         if self.bytes_per_s is None:
             data = bytes(self._rx_pending)
             self._rx_pending.clear()
+            self._rx_written.clear()
+            self._rx_offset += len(data)
             return data
         data = bytes(self._rx_pending[:_CHUNK])
         del self._rx_pending[:_CHUNK]
+        # The chunk's first byte was written at the latest write-time at or before its offset.
+        written = 0.0
+        while self._rx_written and self._rx_written[0][0] <= self._rx_offset:
+            written = self._rx_written.popleft()[1]
+        if written:
+            self._rx_written.appendleft((self._rx_offset, written))
+        self._rx_offset += len(data)
         now = time.monotonic()
-        start = max(now, self._rx_wire_free_at)
+        start = max(written or now, self._rx_wire_free_at)
         self._rx_wire_free_at = start + len(data) / self.bytes_per_s
         delay = self._rx_wire_free_at - now
         if delay > 0.0005:
