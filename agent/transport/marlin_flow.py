@@ -311,7 +311,6 @@ class _Entry:
     data: bytes
     index: int  # program index for PROGRAM entries, else -1
     answers_temperatures: bool  # an M105: answered by "ok T:..." only
-    allowance_s: float | None  # long-running command: its own silence allowance
 
 
 class Phase(Enum):
@@ -415,6 +414,7 @@ class MarlinFlow:
         self._last_heard = now
         self._probe_at: float | None = None
         self._sync_every = settings.sync_every_lines
+        self._head: tuple[int, _Item, bytes] | None = None
         self._since_sync = 0
         self.max_in_flight = 0
         self.retransmissions = 0
@@ -444,7 +444,6 @@ class MarlinFlow:
             data if data is not None else frame_line(number, text),
             index,
             text == "M105" or text.startswith("M105 "),
-            long_command_allowance(text, self._settings),
         )
 
     def _peek(self) -> _Item | None:
@@ -495,8 +494,13 @@ class MarlinFlow:
                     self._since_sync = 0
                     item = (EntryKind.PROBE, "M105", -1)
                     self._pending.appendleft(item)
-                # Framed once here; the size test needs the real bytes (N grows).
-                data = frame_line(self._next_n, item[1])
+                # Framed once (the size test needs the real bytes) and kept while it waits.
+                head = self._head
+                if head is not None and head[0] == self._next_n and head[1] is item:
+                    data = head[2]
+                else:
+                    data = frame_line(self._next_n, item[1])
+                    self._head = (self._next_n, item, data)
                 if not self._fits(len(data)):
                     break
                 self._send_next(data)
@@ -803,7 +807,7 @@ class MarlinFlow:
             return 2.5 * settings.keepalive_interval_s
         n = self._acked_n + 1
         if n < self._next_n:
-            allowance = self._entries[n].allowance_s
+            allowance = long_command_allowance(self._entries[n].text, settings)
             if allowance is not None:
                 return max(allowance, settings.response_timeout_s)
         return settings.response_timeout_s
