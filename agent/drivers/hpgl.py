@@ -454,10 +454,15 @@ class HpglDriver(MachineDriver):
                         break
                     flow.data_sent(len(chunk), now)
                     batch += chunk
-                    if chunk.startswith(b"IN"):
-                        self._init_sent_since_status = True
                     index += 1
                     since_check += len(chunk)
+                    if chunk.startswith(b"IN"):
+                        # Read the "initialised" bit IN; sets at once, so that a later one
+                        # can only mean the plotter was reset under the job.
+                        self._init_sent_since_status = True
+                        planned.extend((Query.IO_ERROR, Query.STATUS))
+                        since_check = 0
+                        break
                     if since_check >= check_every and is_pen_up_point(sequence[index - 1]):
                         # ESC.E first: it is never lost, and it follows every byte sent.
                         planned.extend((Query.IO_ERROR, Query.STATUS))
@@ -465,8 +470,10 @@ class HpglDriver(MachineDriver):
                         break
                 if batch:
                     self.link.write(bytes(batch))
-                    self._acked = max(start_index, base + index)
-                    on_progress(self._acked)
+                    done = max(start_index, base + index)
+                    if done > self._acked:  # the resume preamble is not progress
+                        self._acked = done
+                        on_progress(done)
             if phase is _Phase.SENDING and index >= total and not planned:
                 phase = _Phase.FINAL_CHECKS
                 planned.extend((Query.IO_ERROR, Query.STATUS))

@@ -169,6 +169,19 @@ class HpglEmulator:
         else:
             self._resume_event.set()
 
+    def power_cycle(self) -> None:
+        """Like a power cut: the buffer and errors are gone, the pen is up, OS says 24."""
+        self.buffer.clear()
+        self._close_stroke()
+        self.io_error = self.hpgl_error = 0
+        self.status_initialized = True
+        self.pen_down = False
+        self.pen = 0
+        self.absolute = True
+        self.down_speed_mm_s = self.pen_speed_mm_s
+        self.xon_char = self.xoff_char = None
+        self.xoff_sent = False
+
     @property
     def bytes_free(self) -> int:
         return max(0, self.capacity - len(self.buffer))

@@ -156,3 +156,20 @@ async def test_a_lost_link_ends_the_stream_and_the_run_task() -> None:
         assert rig.driver.ready_for_job == (False, "device_lost")
         with contextlib.suppress(Exception):
             await rig.emulator.stop()
+
+
+async def test_a_plotter_reset_mid_job_is_caught_at_the_next_status_check() -> None:
+    """OS bit 3 ("initialised") without an IN; from us: the plotter lost the job's state."""
+    profile = hpgl_profile(check_every_bytes=512)
+    program = prepare_hpgl_program(graded_nest()[0], profile)
+    async with plotter_rig(profile, pen_speed_mm_s=300.0) as rig:
+        task, reached = start_stream(rig, program.lines, after=1500)
+        await asyncio.wait_for(reached.wait(), 30)
+        rig.emulator.power_cycle()
+        with pytest.raises(DeviceError) as caught:
+            await asyncio.wait_for(task, 30)
+        assert caught.value.code == "device_error"
+        assert caught.value.device_code is not None
+        assert caught.value.device_code.startswith("OS")
+        assert caught.value.line is not None
+        assert caught.value.line >= 1500
