@@ -281,3 +281,38 @@ async def test_pause_may_break_a_heat_wait_with_m108(tmp_path: Path) -> None:
     assert "M108" in log
     assert hotend < 200  # the wait was broken, not finished
     assert result.lines_done == len(program)
+
+
+async def test_a_board_that_garbles_every_line_fails_with_resend_loop(tmp_path: Path) -> None:
+    profile = marlin_profile(boot_wait_s=0.2, max_resends_per_line=4)
+    async with marlin_station(tmp_path, profile=profile) as station:
+        station.emulator.corrupt_fraction = 1.0
+        with pytest.raises(DeviceError) as info:
+            await asyncio.wait_for(station.driver.stream(LABEL_JOB, lambda n: None), 20)
+    assert info.value.code == "resend_loop"
+
+
+async def test_temperatures_are_polled_without_auto_report(tmp_path: Path) -> None:
+    caps = dict(DEFAULT_CAPABILITIES, AUTOREPORT_TEMP=False)
+    profile = marlin_profile(boot_wait_s=0.2).model_copy(update={"telemetry_hz": 10.0})
+    async with marlin_station(tmp_path, profile=profile, capabilities=caps) as station:
+        station.emulator.hotend.target = 60.0
+        await asyncio.sleep(0.6)
+        telemetry = list(station.listener.telemetry)
+        log = list(station.emulator.log)
+    assert "M105" in log
+    assert not any(line.startswith("M155") for line in log)
+    assert telemetry
+    assert telemetry[-1].extra["hotend_target_c"] == 60.0
+
+
+async def test_reset_after_an_estop_needs_the_board_reset(tmp_path: Path) -> None:
+    profile = marlin_profile(boot_wait_s=0.2, response_timeout_s=0.5)
+    async with marlin_station(tmp_path, profile=profile) as station:
+        await station.driver.estop()
+        assert station.driver.ready_for_job == (False, "estop")
+        with pytest.raises(DeviceError) as info:
+            await station.driver.reset()
+        assert station.driver.ready_for_job == (False, "estop")
+    # M112 killed the board: only its reset button or a power cycle brings it back.
+    assert info.value.code == "device_killed"
