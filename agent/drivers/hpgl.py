@@ -314,7 +314,11 @@ class HpglDriver(MachineDriver):
         assert isinstance(ext, ExtendedStatus)
         if ext.buffer_empty:
             # Buffered queries would wait behind a leftover plot: only ask when it is empty.
-            await self._ask(Query.IDENTITY, hello)
+            try:
+                await self._ask(Query.IDENTITY, hello)
+            except DeviceTimeout:
+                # Some cutters ignore OI; (and flag HP-GL error 1, cleared below).
+                self.listener.on_warning("plotter does not answer OI; (identity unknown)", {})
             status = await self._ask(Query.STATUS, hello)  # reading OS clears "initialised"
             if isinstance(status, Status) and status.error:
                 await self._ask(Query.ERROR, hello)  # reading OE clears the error

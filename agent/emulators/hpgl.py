@@ -431,7 +431,10 @@ class HpglEmulator:
             if self._output(str(self.hpgl_error)):
                 self.hpgl_error = 0
         elif mnemonic == "OI":
-            self._output(self.identity)
+            if self.identity:
+                self._output(self.identity)
+            else:  # a device without OI: "instruction not recognised"
+                self.hpgl_error = 1
         elif mnemonic == "OA":
             x, y = self.position
             self._output(f"{x},{y},{1 if self.pen_down else 0}")
@@ -498,7 +501,8 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
                         help="input buffer size in bytes (HP 7475A: about 1 KB)")
     parser.add_argument("--pen-speed", type=float, default=380.0,
                         help="pen speed in mm/s (VS may lower it for pen-down moves)")
-    parser.add_argument("--identity", default="7475A", help="what OI; answers")
+    parser.add_argument("--identity", default="7475A",
+                        help="what OI; answers ('' for a device without OI)")
     parser.add_argument("--record", type=Path, default=None,
                         help="append each pen-down stroke as a JSON line to this file")
 

@@ -48,6 +48,18 @@ async def test_open_reads_identity_and_the_smaller_buffer_and_clears_old_errors(
         assert rig.driver.ready_for_job == (True, "")
 
 
+async def test_a_cutter_without_oi_still_connects() -> None:
+    profile = hpgl_profile("roland-camm-gl3").model_copy(update={"hello_timeout_s": 1.0})
+    async with plotter_rig(profile, identity="") as rig:
+        assert rig.info.firmware == "HP-GL"
+        assert any("OI;" in message for message, _ in rig.listener.warnings)
+        assert rig.emulator.hpgl_error == 0  # the error OI; raised was read and cleared
+        assert rig.driver.ready_for_job == (True, "")
+        await rig.driver.stream(("PA;", "SP1;", "PU400,400;", "PD800,400;", "PU;"),
+                                lambda n: None)
+        assert rig.emulator.strokes[-1].points == ((400, 400), (800, 400))
+
+
 async def test_cancel_aborts_discards_the_buffer_and_parks_the_pen() -> None:
     profile = hpgl_profile()
     program = prepare_hpgl_program(graded_nest()[0], profile)
