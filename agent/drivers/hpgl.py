@@ -550,7 +550,7 @@ class HpglDriver(MachineDriver):
         self._raise_if_lost()
         if self._stop is not None:
             raise JobStopped(f"job stopped by {self._stop.value}", code=(
-                "canceled" if self._stop is _Stop.CANCEL else "estopped"))
+                "canceled" if self._stop is _Stop.CANCEL else "estop"))
         if self._error is not None:
             raise self._error
 
@@ -637,7 +637,7 @@ class HpglDriver(MachineDriver):
         if not self._opened:
             return (False, "not_open")
         if self._estopped:
-            return (False, "estopped")
+            return (False, "estop")
         if self._streaming:
             return (False, "busy")
         if self._ext is not None:

@@ -97,11 +97,11 @@ async def test_estop_blocks_jobs_until_reset() -> None:
         await rig.driver.estop()
         with pytest.raises(JobStopped) as caught:
             await task
-        assert caught.value.code == "estopped"
-        assert rig.driver.ready_for_job == (False, "estopped")
+        assert caught.value.code == "estop"
+        assert rig.driver.ready_for_job == (False, "estop")
         with pytest.raises(DeviceError) as refused:
             await rig.driver.stream(("PU0,0;",), lambda n: None)
-        assert refused.value.code == "estopped"
+        assert refused.value.code == "estop"
         await wait_until_idle(rig.emulator, rig.emulator.bytes_received)
         await rig.driver.reset()
         assert rig.driver.ready_for_job == (True, "")
