@@ -187,10 +187,14 @@ class MarlinDriver(MachineDriver):
     # -- the driver's task -----------------------------------------------------------------
 
     async def run(self) -> None:
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._poll_loop(), name="marlin-temperature-poll")
+        """Read the link until it dies (raises DeviceLost) or the task is cancelled."""
+        poll = asyncio.create_task(self._poll_loop(), name="marlin-temperature-poll")
+        try:
             await self._read_loop()
-            raise asyncio.CancelledError  # unreachable: _read_loop only ends by raising
+        finally:
+            poll.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poll
 
     async def _read_loop(self) -> None:
         try:
@@ -211,6 +215,7 @@ class MarlinDriver(MachineDriver):
         except DeviceLost as exc:
             self._lost = exc
             self._device_state = "lost"
+            self.listener.on_device_state("lost", {"message": exc.message})
             if self._flow is not None:
                 self._flow.abort()
                 self._finish(exc)

@@ -230,7 +230,10 @@ async def test_unplugged_board_fails_the_job_with_device_lost(tmp_path: Path) ->
         station.endpoint.disconnect()
         with pytest.raises(DeviceLost):
             await asyncio.wait_for(job, 10)
+        with pytest.raises(DeviceLost):
+            await asyncio.wait_for(station.run_task, 10)  # run() ends with the link
         assert station.driver.ready_for_job == (False, "device_lost")
+        assert station.listener.states[-1] == "lost"
 
 
 async def test_no_answer_at_all_fails_open_with_device_timeout(tmp_path: Path) -> None:
