@@ -461,3 +461,34 @@ def test_noisy_job_against_the_model_runs_every_line_once(seed: int) -> None:
     assert program == list(lines)
     assert flow.acknowledged == len(lines)
     assert board.overflows == 0
+
+
+def test_advanced_ok_shrinks_the_window_for_slots_taken_by_others() -> None:
+    lines = sleeve_program(300)
+    flow, first = synced(lines, caps=FirmwareCaps(advanced_ok=True), ok=b"ok N0 P15 B3\n")
+    flow.pause()
+    last = first[-1][0]
+    for k in range(1, last - 1):
+        flow.receive(b"ok N%d P15 B3\n" % k, 0.01)
+    # Two of our lines are left, yet the report shows the queue full: two slots hold commands
+    # that are not ours (an LCD menu, an SD print macro).
+    flow.receive(b"ok N%d P15 B0\n" % (last - 1), 0.02)
+    flow.resume()
+    more = sent(flow.output())
+    in_flight = [first[-1], *more]
+    framed = [len(f"N{n} {c}*{checksum(f'N{n} {c}'.encode())}\n") for n, c in in_flight]
+    # Only 4 - 2 = 2 lines are taken to be in the queue; the rest must fit the 127 bytes.
+    assert sum(framed[2:]) <= 127
+    _, unpaused = synced(lines, caps=FirmwareCaps(advanced_ok=True), ok=b"ok N0 P15 B3\n")
+    assert len(in_flight) < len(unpaused)
+
+
+def test_start_index_resumes_a_job_part_way() -> None:
+    lines = sleeve_program(50)
+    flow = MarlinFlow(lines, SETTINGS, PLAIN, start_index=20, now=0.0)
+    flow.output()
+    flow.receive(b"ok\n", 0.0)
+    first = sent(flow.output())
+    assert first[0] == (1, lines[20])
+    flow.receive(b"ok\n", 0.01)
+    assert flow.acknowledged == 21
