@@ -9,7 +9,9 @@ Wire format and numbering
     counter when it executes M110, so numbered lines sent before that ok would be refused). Then
     each line goes out as ``N<n> <line>*<cs>``; N1 is the first line sent, and the agent's own
     lines (the closing ``M400`` fence, ``M105`` probes, the cancel sequence) take numbers in the
-    same sequence. Every entry is kept by number for resends; a request older than
+    same sequence. (Without ADVANCED_OK the M110 ok is a plain ok: the driver starts a job only
+    when no other answer is owed, so it cannot be mistaken.) Every entry is kept by number for
+    resends; a request older than
     ``history_lines`` lines, or for a line never sent, fails with ``resend_out_of_history``.
 
 Window (how many lines are in flight)

@@ -116,3 +116,15 @@ def test_frame_line_matches_marlins_format() -> None:
     body, _, tail = framed.rstrip(b"\n").partition(b"*")
     assert body == b"N42 G1 X10 Y20"
     assert int(tail) == checksum(body)
+
+
+def test_prepare_program_dispatches_gcode_jobs_to_the_marlin_dialect() -> None:
+    from agent.dialects.prepare import prepare_program
+    from agent.schemas.job import JobKind, JobRequest
+
+    job = JobRequest(job_id="front-M-0001", kind=JobKind.GCODE, program=FRONT_PANEL)
+    assert prepare_program(job, marlin_profile()).lines[0] == "G21"
+    plot = JobRequest(job_id="label-0001", kind=JobKind.HPGL, program="IN;SP1;PU0,0;")
+    with pytest.raises(ProgramError) as info:
+        prepare_program(plot, marlin_profile())
+    assert info.value.code == "unsupported_kind"
