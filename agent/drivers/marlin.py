@@ -424,8 +424,10 @@ class MarlinDriver(MachineDriver):
         nothing until its reset button or a power cycle: then this raises ``device_killed``."""
         if self._flow is not None:
             raise DeviceError("a job is running", code="busy")
-        self.link.write(b"M999\n")
         try:
+            # One at a time, each waiting for its own ok: no answer may be left owed when the
+            # next job's M110 waits for a plain ok.
+            await self._request_during_run("M999", self.settings.response_timeout_s)
             await self._request_during_run("M110 N0", self.settings.response_timeout_s)
         except DeviceTimeout:
             raise DeviceError(
