@@ -483,34 +483,49 @@ class MarlinFlow:
             if self._next_n == 0:
                 self._send_next()
         elif self.phase is Phase.STREAMING and not (self._paused and not self._canceling):
-            while self._recovering is None or self._next_n <= self._recovering:
-                item = self._peek()
-                if item is None:
-                    break
-                if (
-                    item[0] is EntryKind.PROGRAM
-                    and self._sync_every
-                    and not self._advanced
-                    and self._since_sync >= self._sync_every
-                ):
-                    self._since_sync = 0
-                    item = (EntryKind.PROBE, "M105", -1)
-                    self._pending.appendleft(item)
-                # Framed once (the size test needs the real bytes) and kept while it waits.
-                head = self._head
-                if head is not None and head[0] == self._next_n and head[1] is item:
-                    data = head[2]
-                else:
-                    data = frame_line(self._next_n, item[1])
-                    self._head = (self._next_n, item, data)
-                if not self._fits(len(data)):
-                    break
-                self._send_next(data)
+            self._fill_window()
         if not self._out:
             return b""
         data = bytes(self._out)
         self._out.clear()
         return data
+
+    def _fill_window(self) -> None:
+        # The hot path: one pass per line at full speed, so locals and no helper calls.
+        pending = self._pending
+        entries = self._entries
+        sizes = self._sizes
+        out = self._out
+        sync_every = 0 if self._advanced else self._sync_every
+        program = EntryKind.PROGRAM
+        while self._recovering is None or self._next_n <= self._recovering:
+            item = pending[0] if pending else self._peek()
+            if item is None:
+                break
+            n = self._next_n
+            if sync_every and item[0] is program and self._since_sync >= sync_every:
+                self._since_sync = 0
+                item = (EntryKind.PROBE, "M105", -1)
+                pending.appendleft(item)
+            # Framed once (the size test needs the real bytes) and kept while it waits.
+            head = self._head
+            if head is not None and head[1] is item and head[0] == n:
+                data = head[2]
+            else:
+                data = frame_line(n, item[1])
+                self._head = (n, item, data)
+            if not self._fits(len(data)):
+                break
+            pending.popleft()
+            kind, text, index = item
+            entries.append(_Entry(kind, text, data, index, text == "M105" or text[:5] == "M105 "))
+            sizes.append(len(data))
+            out += data
+            self._next_n = n + 1
+            if kind is program:
+                self._since_sync += 1
+        in_flight = self._next_n - self._acked_n - 1
+        self.max_in_flight = max(self.max_in_flight, in_flight)
 
     def _send_next(self, data: bytes | None = None) -> None:
         """Number and send the next pending line."""
