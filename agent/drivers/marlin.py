@@ -98,6 +98,12 @@ class MarlinDriver(MachineDriver):
         self._device_state = "unknown"
         self._autoreport = False
         self._ok_waiter: asyncio.Future[None] | None = None
+        # An unnumbered M105 poll whose "ok T:" has not come yet: a job must not start then,
+        # or that answer would be taken for the job's own M105.
+        self._poll_owed = asyncio.Event()
+        self._poll_answered = asyncio.Event()
+        self._poll_sent_at = 0.0
+        self._starting = False
 
     # -- handshake -------------------------------------------------------------------------
 
@@ -229,7 +235,15 @@ class MarlinDriver(MachineDriver):
                 continue
             flow = self._flow
             if flow is None:
-                self.link.write(b"M105\n")
+                now = time.monotonic()
+                if self._poll_owed.is_set() and now - self._poll_sent_at > (
+                    self.settings.response_timeout_s
+                ):
+                    self._poll_owed.clear()  # that answer was lost
+                if not self._starting and not self._poll_owed.is_set():
+                    self._poll_owed.set()
+                    self._poll_sent_at = now
+                    self.link.write(b"M105\n")
             elif flow.phase is Phase.STREAMING:
                 flow.poll_temperature()
                 self._pump(flow)
@@ -243,6 +257,9 @@ class MarlinDriver(MachineDriver):
             and not waiter.done()
         ):
             waiter.set_result(None)
+        if isinstance(reply, OkReply) and reply.temperatures is not None:
+            self._poll_owed.clear()
+            self._poll_answered.set()
         temps = reply.temperatures if isinstance(reply, (TemperatureReply, OkReply)) else None
         if temps is not None:
             self.listener.on_telemetry(_telemetry(self._device_state, temps))
@@ -306,6 +323,17 @@ class MarlinDriver(MachineDriver):
         ready, reason = self.ready_for_job
         if not ready:
             raise DeviceError(f"machine not ready: {reason}", code=reason)
+        self._starting = True
+        try:
+            if self._poll_owed.is_set():
+                self._poll_answered.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._poll_answered.wait(), self.settings.response_timeout_s
+                    )
+                self._poll_owed.clear()
+        finally:
+            self._starting = False
         flow = MarlinFlow(
             lines, self.settings, self.caps, start_index=start_index, now=time.monotonic()
         )

@@ -319,3 +319,20 @@ async def test_reset_after_an_estop_needs_the_board_reset(tmp_path: Path) -> Non
         assert station.driver.ready_for_job == (False, "estop")
     # M112 killed the board: only its reset button or a power cycle brings it back.
     assert info.value.code == "device_killed"
+
+
+async def test_idle_m105_answers_are_not_taken_for_a_jobs_own(tmp_path: Path) -> None:
+    # No auto-report: the driver polls M105 between jobs. A poll still owed when a short job
+    # starts must not answer the job's final M105 (the job would end before its last lines ran).
+    caps = dict(DEFAULT_CAPABILITIES, AUTOREPORT_TEMP=False)
+    profile = marlin_profile(boot_wait_s=0.2).model_copy(update={"telemetry_hz": 20.0})
+    job = ("G21", "G90", "G1 X10 Y10 F1500", "G4 P100", "G1 X50 Y10", "M107")
+    async with marlin_station(
+        tmp_path, profile=profile, capabilities=caps, latency_s=0.02
+    ) as station:
+        for _ in range(5):
+            await asyncio.sleep(0.06)
+            await asyncio.wait_for(station.driver.stream(job, lambda n: None), 10)
+            assert executed_program(station.emulator.executed)[-len(job):] == list(job)
+        log = list(station.emulator.log)
+    assert log.count("M105") >= 3  # the polls really went out between the jobs
