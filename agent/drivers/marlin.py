@@ -210,10 +210,8 @@ class MarlinDriver(MachineDriver):
                 flow = self._flow
                 replies = self._parser.feed(data)
                 if flow is not None and flow.phase in (Phase.SYNCING, Phase.STREAMING):
-                    for reply in replies:
-                        flow.handle(reply, now)
-                        if isinstance(reply, ErrorReply) and reply.kind is ErrorKind.KILLED:
-                            self._set_killed()
+                    # A kill fails the flow (FAILED, device_killed): _pump marks the board.
+                    flow.handle_all(replies, now)
                     self._pump(flow)
                 else:
                     for reply in replies:

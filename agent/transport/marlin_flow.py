@@ -586,7 +586,24 @@ class MarlinFlow:
     # -- inputs ----------------------------------------------------------------------------
 
     def receive(self, data: bytes, now: float) -> None:
-        for reply in self._parser.feed(data):
+        self.handle_all(self._parser.feed(data), now)
+
+    def handle_all(self, replies: list[MarlinReply], now: float) -> None:
+        """Every reply of one read, in order (a counted plain ok takes a shorter path)."""
+        streaming = Phase.STREAMING
+        for reply in replies:
+            if (
+                reply is _OK
+                and self.phase is streaming
+                and not self._advanced
+                and not self._skip_oks
+            ):
+                self._last_heard = now
+                self._probe_at = None
+                n = self._acked_n + 1
+                if n < self._next_n and not self._entries[n].answers_temperatures:
+                    self._ack_through(n)
+                continue
             self.handle(reply, now)
 
     def handle(self, reply: MarlinReply, now: float) -> None:
