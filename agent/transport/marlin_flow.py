@@ -604,6 +604,17 @@ class MarlinFlow:
                 if n < self._next_n and not self._entries[n].answers_temperatures:
                     self._ack_through(n)
                 continue
+            if (
+                self._advanced
+                and isinstance(reply, OkReply)
+                and reply.line is not None
+                and reply.temperatures is None
+                and self.phase is streaming
+            ):
+                self._last_heard = now
+                self._probe_at = None
+                self._on_ok(reply)
+                continue
             self.handle(reply, now)
 
     def handle(self, reply: MarlinReply, now: float) -> None:
