@@ -36,10 +36,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_broker(workdir: Path, port: int) -> subprocess.Popen[bytes]:
+def start_broker(workdir: Path, port: int, extra: str = "") -> subprocess.Popen[bytes]:
     conf = workdir / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                    "log_dest none\n")
+                    f"log_dest none\n{extra}\n")
     proc = subprocess.Popen([find_mosquitto(), "-c", str(conf)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10

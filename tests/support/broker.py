@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
 import os
 import shutil
 import signal
@@ -47,6 +48,9 @@ class Broker:
 
     def write_conf(self) -> None:
         lines = [
+            # Mosquitto started as root drops to the `mosquitto` user, which cannot write the
+            # test's temporary folder; stay the user who runs the tests.
+            f"user {getpass.getuser()}",
             f"listener {self.port} 127.0.0.1",
             "allow_anonymous true",
             f"persistence {'true' if self.persistence else 'false'}",
