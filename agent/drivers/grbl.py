@@ -75,6 +75,16 @@ class _InFlight:
     feedback: list[str] = field(default_factory=list)
 
 
+@dataclass
+class _Job:
+    lines: Sequence[str]
+    index: int
+    fence: _InFlight
+    progress_step: int
+    fence_sent: bool = False
+    reported: int = 0
+
+
 class _StopReason(enum.Enum):
     CANCEL = "canceled"
     ESTOP = "estop"
@@ -107,8 +117,7 @@ class GrblDriver(MachineDriver):
         self._expect_reset = False
         self._warnings: list[dict[str, Any]] = []
         self._command_lock = asyncio.Lock()
-        # The shortest line plus newline: below this much room nothing can be sent anyway.
-        self._refill_bytes = 2
+        self._job: _Job | None = None
         self.info = DeviceInfo(firmware="grbl")
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -181,6 +190,7 @@ class GrblDriver(MachineDriver):
                 self._last_rx = time.monotonic()
                 for reply in self._parser.feed(data):
                     self._handle(reply)
+                self._pump()
         except DeviceError as exc:
             self._fail(exc)
             raise
@@ -204,9 +214,11 @@ class GrblDriver(MachineDriver):
     def _handle(self, reply: GrblReply) -> None:
         if isinstance(reply, Ok | ErrorReply):
             self._on_answer(reply)
-            # Refill as soon as a line fits: refilling only at half a buffer saved little CPU
-            # and cost about 4% of the link in bench/stream_grbl.py.
-            if self._counter.capacity - self._counter.in_flight_bytes >= self._refill_bytes:
+            # The reader refills the buffer itself (_pump); the stream task is woken only for
+            # what it must act on: progress steps, the fence, errors.
+            job = self._job
+            if (job is None or isinstance(reply, ErrorReply) or not self._in_flight
+                    or self._acked - job.reported >= job.progress_step):
                 self._wake.set()
             return
         if isinstance(reply, StatusReport):
@@ -366,51 +378,60 @@ class GrblDriver(MachineDriver):
         self._failure = None
         self._acked = start_index
         self._warnings = []
-        fence_sent = False
-        fence_done = False
-        index = start_index
-        total = len(lines)
+        fence = _InFlight(_Kind.FENCE, len(lines), asyncio.get_running_loop().create_future())
+        self._job = _Job(lines, start_index, fence, max(1, len(lines) // 200),
+                         reported=start_index)
         reported = start_index
         try:
-            while not fence_done:
+            while True:
                 if self._stop is not None:
                     raise JobStopped(f"job {self._stop.value}", code=self._stop.value)
                 if self._failure is not None:
                     await self._abort_motion()
                     raise self._failure
-                if not self._paused:
-                    batch = bytearray()
-                    while index < total:
-                        data = lines[index].encode("ascii") + b"\n"
-                        if not self._counter.fits(len(data)):
-                            break
-                        self._counter.push(len(data))
-                        self._in_flight.append(_InFlight(_Kind.PROGRAM, index))
-                        batch += data
-                        index += 1
-                    if index >= total and not fence_sent and self._counter.fits(len(FENCE) + 1):
-                        fence = _InFlight(_Kind.FENCE, total, asyncio.get_running_loop().create_future())
-                        self._counter.push(len(FENCE) + 1)
-                        self._in_flight.append(fence)
-                        batch += FENCE.encode() + b"\n"
-                        fence_sent = True
-                    if batch:
-                        self.link.write(bytes(batch))
+                self._pump()
                 if self._acked != reported:
                     reported = self._acked
+                    self._job.reported = reported
                     on_progress(reported)
-                if fence_sent and not any(e.kind is _Kind.FENCE for e in self._in_flight):
-                    fence_done = self._failure is None and self._stop is None
-                    if fence_done:
-                        break
+                if fence.done is not None and fence.done.done() and not fence.done.cancelled():
+                    break
                 self._wake.clear()
                 await self._wake.wait()
             if self._acked != reported:
                 on_progress(self._acked)
             return StreamResult(lines_done=self._acked, warnings=tuple(self._warnings))
         finally:
+            self._job = None
             self._streaming = False
             self._paused = False
+
+    def _pump(self) -> None:
+        """Send as many of the job's lines as fit. Runs in the reader right after each reply,
+        so a freed slot is refilled without waking the stream task (one write per reply)."""
+        job = self._job
+        if job is None or self._paused or self._stop is not None or self._failure is not None:
+            return
+        batch = bytearray()
+        lines, index, total = job.lines, job.index, len(job.lines)
+        counter = self._counter
+        while index < total:
+            data = lines[index].encode("ascii") + b"\n"
+            size = len(data)
+            if not counter.fits(size):
+                break
+            counter.push(size)
+            self._in_flight.append(_InFlight(_Kind.PROGRAM, index))
+            batch += data
+            index += 1
+        job.index = index
+        if index >= total and not job.fence_sent and counter.fits(len(FENCE) + 1):
+            counter.push(len(FENCE) + 1)
+            self._in_flight.append(job.fence)
+            batch += FENCE.encode() + b"\n"
+            job.fence_sent = True
+        if batch:
+            self.link.write(bytes(batch))
 
     async def _abort_motion(self) -> None:
         """Hold, then soft-reset: discard what GRBL still buffers without losing position."""
