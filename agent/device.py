@@ -71,6 +71,9 @@ class DeviceManager:
         self.online = asyncio.Event()
         self.last_error: str | None = None
 
+    def _beat(self) -> None:
+        self.heartbeat()
+
     @classmethod
     def for_serial(cls, profile: Profile, port: str, baud: int | None, events: DeviceEvents,
                    reopen_interval_s: float = 1.0) -> DeviceManager:
@@ -87,7 +90,8 @@ class DeviceManager:
         while True:
             self.heartbeat()
             try:
-                link: ByteLink = _BeatingLink(await self._opener(), lambda: self.heartbeat())
+                # Looked up on each call: the watchdog may be attached after construction.
+                link: ByteLink = _BeatingLink(await self._opener(), self._beat)
             except DeviceError as exc:
                 if not announced_missing:
                     self.last_error = exc.message

@@ -28,7 +28,8 @@ class Reporter:
         self.state = StationState.IDLE
         self.job_id: str | None = None
         self.device: dict[str, Any] = {}
-        self._last_status: tuple[StationState, str | None, tuple[tuple[str, Any], ...]] | None = None
+        self._last_status: tuple[StationState, str | None, tuple[tuple[str, Any], ...]] | None
+        self._last_status = None
         self._last_pressure = -PRESSURE_REPORT_INTERVAL_S
         # Set by the broker link while connected: publishes QoS 0 telemetry directly.
         self.live_telemetry: TelemetrySink | None = None
@@ -69,7 +70,8 @@ class Reporter:
                       "session": self.session, "job_id": None, "device": {}})
 
     def info(self, info: Info) -> None:
-        self.outbox.add_retained(RowKind.INFO, self.topics.info, dumps(info.model_dump(mode="json")))
+        payload = dumps(info.model_dump(mode="json"))
+        self.outbox.add_retained(RowKind.INFO, self.topics.info, payload)
 
     def telemetry(self, data: dict[str, Any]) -> None:
         payload = dumps({"v": 1, "station": self.topics.station, "ts": utc_now_rfc3339(), **data})

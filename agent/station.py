@@ -301,10 +301,11 @@ class Station(DeviceEvents):
             self._latch_estop("estop_button")
         self.refresh_status()
 
-    def on_door(self, open: bool) -> None:  # noqa: A002 - the listener protocol's name
+    def on_door(self, open: bool) -> None:
         self.door_open = open
-        self.reporter.event(EventType.WARNING, self.runner.current.record.job_id
-                            if self.runner.current else None, {"door": "open" if open else "closed"})
+        current = self.runner.current
+        self.reporter.event(EventType.WARNING, current.record.job_id if current else None,
+                            {"door": "open" if open else "closed"})
         job = self.runner.current
         if open and job is not None and job.state is JobState.RUNNING:
             self._spawn(self.runner.pause(None, reason="door_open"), "door-pause")

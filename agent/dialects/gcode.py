@@ -27,8 +27,7 @@ def strip_comment(raw: str, line_no: int) -> str:
 
 def iter_program_lines(program: str) -> Iterator[tuple[int, str]]:
     """(1-based line number, raw line) for every line; CR, LF and CRLF all end a line."""
-    for number, raw in enumerate(program.splitlines(), start=1):
-        yield number, raw
+    yield from enumerate(program.splitlines(), start=1)
 
 
 def check_printable(raw: str, line_no: int) -> None:

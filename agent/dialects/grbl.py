@@ -33,7 +33,8 @@ ERROR_TEXTS: dict[int, str] = {
     5: "Homing cycle is not enabled via settings.",
     6: "Minimum step pulse time must be greater than 3usec.",
     7: "EEPROM read failed. Reset and restored to default values.",
-    8: "Grbl '$' command cannot be used unless Grbl is IDLE. Ensures smooth operation during a job.",
+    8: "Grbl '$' command cannot be used unless Grbl is IDLE. Ensures smooth operation during a "
+       "job.",
     9: "G-code locked out during alarm or jog state.",
     10: "Soft limits cannot be enabled without homing also enabled.",
     11: "Max characters per line exceeded. Line was not processed and executed.",

@@ -29,7 +29,8 @@ class Program:
         return self.source_lines[index]
 
     def to_text(self) -> str:
-        return "\n".join(f"{n}\t{line}" for n, line in zip(self.source_lines, self.lines, strict=True))
+        pairs = zip(self.source_lines, self.lines, strict=True)
+        return "\n".join(f"{n}\t{line}" for n, line in pairs)
 
     @classmethod
     def from_text(cls, text: str) -> Program:

@@ -240,7 +240,8 @@ class GrblDriver(MachineDriver):
     def _on_answer(self, reply: Ok | ErrorReply) -> None:
         if not self._in_flight:
             # Nothing in flight: a stray answer. Counting it would let us overrun the buffer.
-            self.listener.on_warning("answer from GRBL with no line in flight", {"reply": str(reply)})
+            self.listener.on_warning("answer from GRBL with no line in flight",
+                                     {"reply": str(reply)})
             return
         entry = self._in_flight.popleft()
         self._counter.pop()

@@ -70,7 +70,9 @@ class JobStore:
         return record
 
     def program(self, job_id: str) -> Program:
-        row = self.db.conn.execute("SELECT program FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        row = self.db.conn.execute(
+            "SELECT program FROM jobs WHERE job_id = ?", (job_id,)
+        ).fetchone()
         if row is None:
             raise KeyError(job_id)
         return Program.from_text(str(row[0]))

@@ -203,7 +203,7 @@ class MqttConnection:
             self._sock = None
         # paho has no public call that drops a socket whose CONNECT was never answered.
         with contextlib.suppress(Exception):
-            self._client._sock_close()  # noqa: SLF001
+            self._client._sock_close()
 
     def _finish(self, exc: MqttError) -> None:
         if self._misc_timer is not None:

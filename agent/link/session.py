@@ -151,7 +151,8 @@ class BrokerLink:
                     raise result
             raise MqttError("connection ended")
 
-    async def _consume(self, conn: MqttConnection, incoming: asyncio.Queue[IncomingMessage]) -> None:
+    async def _consume(self, conn: MqttConnection,
+                       incoming: asyncio.Queue[IncomingMessage]) -> None:
         while True:
             batch = [await incoming.get()]
             while not incoming.empty() and len(batch) < 256:
@@ -193,7 +194,7 @@ class BrokerLink:
                 await fut
             except PublishRejected as exc:
                 self.stats.rejected_by_broker += 1
-                log.error("broker refused outbox row %d: %s; dropping it", row_id, exc)
+                log.error("broker refused outbox row %d: %s; dropping it", row_id, exc)  # noqa: TRY400
             done_ids.append(row_id)
             in_flight.pop(0)
             while in_flight and in_flight[0][1].done():

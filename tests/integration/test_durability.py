@@ -36,21 +36,20 @@ async def test_broker_killed_mid_job_no_event_lost(tmp_path: Path, broker: Broke
         emulator = GrblEmulator(endpoint, motion=True)
         async with background(emulator.run, "grbl"), PersistentSubscriber(
             broker.host, broker.port, "mf/cutter-01/events", "planner-durable"
-        ) as sub:
-            async with running_agent(agent_config(tmp_path, broker, link)) as agent:
-                await agent.wait_device_online()
-                async with Planner(broker.host, broker.port) as planner:
-                    await planner.submit({"job_id": "front-9", "kind": "gcode",
-                                          "program": _program()})
-                    await planner.wait_event("front-9", "started")
-                await _wait(lambda: len(emulator.executed) > 50)
-                broker.stop(kill=True)
-                # The machine keeps cutting while the broker is gone.
-                done_before = len(emulator.executed)
-                await _wait(lambda: len(emulator.executed) > done_before + 20)
-                await asyncio.sleep(1.0)
-                broker.start()
-                await _wait(lambda: any(e["event"] == "succeeded" for e in sub.received), 120)
+        ) as sub, running_agent(agent_config(tmp_path, broker, link)) as agent:
+            await agent.wait_device_online()
+            async with Planner(broker.host, broker.port) as planner:
+                await planner.submit({"job_id": "front-9", "kind": "gcode",
+                                      "program": _program()})
+                await planner.wait_event("front-9", "started")
+            await _wait(lambda: len(emulator.executed) > 50)
+            broker.stop(kill=True)
+            # The machine keeps cutting while the broker is gone.
+            done_before = len(emulator.executed)
+            await _wait(lambda: len(emulator.executed) > done_before + 20)
+            await asyncio.sleep(1.0)
+            broker.start()
+            await _wait(lambda: any(e["event"] == "succeeded" for e in sub.received), 120)
     seqs = sub.unique_seqs()
     assert seqs == list(range(1, len(seqs) + 1)), "a gap or reordering in the event stream"
     names = [e["event"] for e in sub.received if e["job_id"] == "front-9"]

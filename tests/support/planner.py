@@ -4,6 +4,7 @@ station says (events in arrival order, every retained status)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import Callable
@@ -90,13 +91,11 @@ class Planner:
                 return result
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise AssertionError(f"timed out waiting for {what}; events: "
-                                     f"{[(e['seq'], e['event'], e['job_id']) for e in self.events[-15:]]}")
+                recent = [(e["seq"], e["event"], e["job_id"]) for e in self.events[-15:]]
+                raise AssertionError(f"timed out waiting for {what}; events: {recent}")
             self._changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
-            except TimeoutError:
-                pass
 
     def events_for(self, job_id: str | None) -> list[dict[str, Any]]:
         return [e for e in self.events if e["job_id"] == job_id]

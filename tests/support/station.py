@@ -89,7 +89,8 @@ async def running_agent(config: AgentConfig) -> AsyncIterator[RunningAgent]:
 
 
 @contextlib.asynccontextmanager
-async def background(coro_factory: Callable[[], Any], name: str) -> AsyncIterator[asyncio.Task[Any]]:
+async def background(coro_factory: Callable[[], Any],
+                     name: str) -> AsyncIterator[asyncio.Task[Any]]:
     """Run a long-lived coroutine (an emulator) for the duration of the block."""
     task = asyncio.create_task(coro_factory(), name=name)
     try:

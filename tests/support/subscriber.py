@@ -32,17 +32,18 @@ class PersistentSubscriber:
 
     async def _run(self) -> None:
         while True:
-            conn: MqttConnection | None = None
+            holder: list[MqttConnection] = []
 
-            def on_message(msg: IncomingMessage) -> None:
+            def on_message(msg: IncomingMessage, holder: list[MqttConnection] = holder) -> None:
                 self.received.append(json.loads(msg.payload))
-                if conn is not None:
-                    conn.ack(msg.mid, msg.qos)
+                if holder:
+                    holder[0].ack(msg.mid, msg.qos)
 
             options = ConnectOptions(host=self.host, port=self.port, client_id=self.client_id,
                                      clean_start=False, session_expiry_s=3600,
                                      receive_maximum=1000, connect_timeout_s=2)
             conn = MqttConnection(options, on_message)
+            holder.append(conn)
             try:
                 async with conn:
                     self.connects += 1

@@ -20,7 +20,8 @@ from agent.transport.grbl_flow import (
 
 def test_replies_split_across_chunks() -> None:
     parser = GrblReplyParser()
-    stream = b"\r\nGrbl 1.1h ['$' for help]\r\nok\r\nerror:20\r\nALARM:3\r\n[MSG:Reset to continue]\r\n"
+    stream = (b"\r\nGrbl 1.1h ['$' for help]\r\nok\r\nerror:20\r\nALARM:3\r\n"
+              b"[MSG:Reset to continue]\r\n")
     replies = []
     for i in range(len(stream)):
         replies += parser.feed(stream[i : i + 1])

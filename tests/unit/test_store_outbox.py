@@ -21,7 +21,7 @@ def db(tmp_path: Path) -> Database:
 
 
 def test_state_table_terminal_states_have_no_exit() -> None:
-    for (state, _), _target in TRANSITIONS.items():
+    for state, _ in TRANSITIONS:
         assert state not in {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED,
                              JobState.INTERRUPTED}
     with pytest.raises(TransitionError):
@@ -49,9 +49,13 @@ def test_seq_is_consecutive_and_survives_reopen(tmp_path: Path) -> None:
 def test_event_rolled_back_with_its_transaction_does_not_burn_a_seq(db: Database) -> None:
     box = Outbox(db, "cutter-01", max_bytes=1 << 20)
     box.add_event("t", EventType.ACCEPTED, "a")
-    with pytest.raises(RuntimeError), db.transaction():
-        box.add_event("t", EventType.ACCEPTED, "b")
-        raise RuntimeError("boom")
+    def add_then_fail() -> None:
+        with db.transaction():
+            box.add_event("t", EventType.ACCEPTED, "b")
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        add_then_fail()
     assert box.add_event("t", EventType.ACCEPTED, "c").seq == 2
 
 

@@ -1,0 +1,145 @@
+"""`make bench`: run every benchmark, then write docs/benchmarks.md from their JSON results.
+
+Benchmarks print and record; they assert nothing. Each runs as its own process so one's
+memory and CPU do not colour another's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+RESULTS = BENCH / "results"
+DOC = ROOT / "docs" / "benchmarks.md"
+
+Row = tuple[str, str, str]  # figure, measured, goal
+
+
+def _grbl(d: dict[str, Any]) -> list[Row]:
+    agent, base = d["results"]
+    m = d["motion_run"]
+    return [
+        ("GRBL link utilisation, 10k short moves, 115200 baud, 2 ms latency",
+         f"{agent['link_utilisation_pct']} % (stop-and-wait: {base['link_utilisation_pct']} %)",
+         ">= 97 %"),
+        ("GRBL lines/s", f"{agent['lines_per_s']} (stop-and-wait: {base['lines_per_s']})", ""),
+        ("GRBL agent CPU per streamed line", f"{agent['cpu_us_per_line']} µs", "< 30 µs"),
+        ("GRBL planner empty while lines remain (motion on)",
+         f"{m['planner_starved_samples']} of {m['status_samples']} status samples", "0"),
+    ]
+
+
+def _marlin(d: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for r in d["rows"]:
+        if r["mode"] != "windowed":
+            continue
+        aok = "on" if r["advanced_ok"] else "off"
+        name = f"Marlin {r['latency_ms']:g} ms latency, ADVANCED_OK {aok}"
+        rows.append((f"{name}: lines/s (x stop-and-wait)",
+                     f"{r['lines_per_s']} ({r['speedup_vs_stop_and_wait']}x)",
+                     ">= 5x at 5 ms" if r["latency_ms"] == 5 else ""))
+        rows.append((f"{name}: agent CPU per line, overflows",
+                     f"{r['agent_cpu_us_per_line']} µs, {r['rx_overflows']}", "< 50 µs, 0"))
+    return rows
+
+
+def _hpgl(d: dict[str, Any]) -> list[Row]:
+    return [(f"HP-GL {r['job']}: {r['sender']}",
+             f"{r['bytes_per_s']} B/s ({r['utilisation'] * 100:.1f} % of 9600 baud), "
+             f"{r['overflows']} overflows, plot {'correct' if r['plot_correct'] else 'WRONG'}",
+             "0 overflows") for r in d["rows"]]
+
+
+def _durability(d: dict[str, Any]) -> list[Row]:
+    return [
+        ("Durable enqueue rate (" + d["fsync_policy"] + ")",
+         f"{d['enqueue_events_per_s']} events/s", ">= 5000 events/s"),
+        (f"Replay after a {d['events']}-event outage", f"{d['replay_events_per_s']} events/s",
+         ">= 2000 events/s"),
+        ("Agent peak RSS during the backlog", f"{d['peak_rss_mib']} MiB", "< 60 MiB"),
+    ]
+
+
+def _estop(d: dict[str, Any]) -> list[Row]:
+    w = d["while_streaming"]
+    return [(f"E-stop pin to stop byte on the serial port, {d['presses']} presses",
+             f"p50 {d['p50_ms']} ms, p99 {d['p99_ms']} ms (streaming: p99 {w['p99_ms']} ms)",
+             "p99 < 10 ms")]
+
+
+def _compile(d: dict[str, Any]) -> list[Row]:
+    return [(f"Compile a 100,000-point toolpaths job for {r['profile']}",
+             f"{r['compile_s']} s, peak {r['compile_peak_mib']} MiB, {r['program_lines']} lines",
+             "") for r in d["results"]]
+
+
+BENCHMARKS: list[tuple[str, str, Callable[[dict[str, Any]], list[Row]]]] = [
+    ("stream_grbl.py", "stream_grbl.json", _grbl),
+    ("stream_marlin.py", "stream_marlin.json", _marlin),
+    ("stream_hpgl.py", "stream_hpgl.json", _hpgl),
+    ("durability.py", "durability.json", _durability),
+    ("estop_latency.py", "estop_latency.json", _estop),
+    ("compile_toolpaths.py", "compile_toolpaths.json", _compile),
+]
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main() -> int:
+    only = set(sys.argv[1:])
+    failures = []
+    for script, _, _ in BENCHMARKS:
+        if only and script not in only:
+            continue
+        print(f"== bench/{script}", flush=True)
+        rc = subprocess.call([sys.executable, str(BENCH / script)], cwd=ROOT)
+        if rc != 0:
+            failures.append(script)
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Machine: {_cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}. Date: {time.strftime('%Y-%m-%d')}. "
+        "Command: `make bench` (or `.venv/bin/python bench/<name>.py`).",
+        "",
+        "Benchmarks print and record; tests never assert timings. Raw figures are in "
+        "[`bench/results/`](../bench/results/).",
+        "",
+        "| figure | measured | goal | source |",
+        "| --- | --- | --- | --- |",
+    ]
+    for script, result, summarise in BENCHMARKS:
+        path = RESULTS / result
+        if not path.exists():
+            lines.append(f"| bench/{script} | not run | | |")
+            continue
+        for figure, measured, goal in summarise(json.loads(path.read_text())):
+            link = f"[{result}](../bench/results/{result})"
+            lines.append(f"| {figure} | {measured} | {goal} | {link} |")
+    if failures:
+        lines += ["", "Failed to run: " + ", ".join(failures)]
+    DOC.write_text("\n".join(lines) + "\n")
+    print(f"wrote {DOC}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
