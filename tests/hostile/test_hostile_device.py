@@ -1,0 +1,163 @@
+"""Hostile machines: line noise on the serial wire, stray ``ok``s, a device that is unplugged
+mid-job and plugged back in. Real Mosquitto, real ptys, the whole agent in-process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.dialects.grbl import prepare_grbl_program
+from agent.dialects.marlin import prepare_marlin_program
+from agent.emulators.grbl import GrblEmulator
+from agent.emulators.marlin import MarlinEmulator
+from agent.emulators.pty import PtyEndpoint
+from agent.garments import knife_gcode, tshirt_knife_job, tshirt_pieces
+from agent.profiles import load_profile
+from agent.profiles.grbl import GrblProfile
+from agent.profiles.marlin import MarlinProfile
+from tests.support.broker import Broker
+from tests.support.planner import Planner
+from tests.support.station import agent_config, background, running_agent
+
+pytestmark = pytest.mark.timeout(180)
+
+# A care label engraved on the cutter's label corner: short, real, easy to read in a failure.
+CARE_LABEL = "G21 G90\nG0 Z5\nG0 X30 Y900\nG1 Z-1 F600\nG1 X70 Y900 F1500\nG1 X70 Y930\n" \
+             "G1 X30 Y930\nG1 X30 Y900\nG0 Z5\n"
+# Lines the Marlin driver adds around a job itself (numbering, probes, fence, reports).
+MARLIN_HOST_LINES = frozenset({"M110 N0", "M105", "M400"})
+
+
+def _grbl_lines(program: str) -> list[str]:
+    profile = load_profile("grbl-1.1")
+    assert isinstance(profile, GrblProfile)
+    return list(prepare_grbl_program(program, profile).lines)
+
+
+def _marlin_lines(program: str) -> list[str]:
+    profile = load_profile("marlin-2")
+    assert isinstance(profile, MarlinProfile)
+    return list(prepare_marlin_program(program, profile).lines)
+
+
+async def test_noisy_wire_runs_a_tshirt_job_exactly_once_per_line(tmp_path: Path,
+                                                                 broker: Broker) -> None:
+    """Junk before a fifth of the replies (garbage, non-UTF-8, 600-byte runs, cut messages):
+    the job completes and the machine ran every line once, in order, nothing skipped."""
+    link = tmp_path / "ttyGRBL"
+    program = tshirt_knife_job(min_lines=1000)
+    async with PtyEndpoint(link, baud=115_200, latency_s=0.001) as endpoint:
+        emulator = GrblEmulator(endpoint, noise=0.2, seed=7)
+        async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
+            async with running_agent(agent_config(tmp_path, broker, link)) as agent:
+                await agent.wait_device_online()
+                await planner.submit({"job_id": "SO-1042-tshirt-M-noise", "kind": "gcode",
+                                      "program": program})
+                end = await planner.wait_terminal("SO-1042-tshirt-M-noise", timeout=150)
+                assert end["event"] == "succeeded", end
+                await planner.wait_status("idle")
+    expected = _grbl_lines(program)
+    assert len(expected) >= 1000
+    assert emulator.executed == [*expected, "G4P0"]
+    assert emulator.overflow_bytes == 0
+    assert emulator.errors_sent == []
+    # The noise really was there: this is not a quiet run that happens to pass.
+    assert emulator._noise.lines_sent > 50
+
+
+async def test_stray_ok_between_jobs_is_a_warning_not_an_acknowledgement(
+        tmp_path: Path, broker: Broker) -> None:
+    """An ``ok`` with nothing in flight must not free buffer space: the next job is streamed
+    exactly as before and never overruns GRBL's 128-byte receive buffer."""
+    link = tmp_path / "ttyGRBL"
+    front = knife_gcode(tshirt_pieces()[:1], feed_mm_min=6000)
+    async with PtyEndpoint(link, baud=115_200) as endpoint:
+        emulator = GrblEmulator(endpoint)
+        async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
+            async with running_agent(agent_config(tmp_path, broker, link)) as agent:
+                await agent.wait_device_online()
+                await planner.submit({"job_id": "label-stray-1", "kind": "gcode",
+                                      "program": CARE_LABEL})
+                assert (await planner.wait_terminal("label-stray-1"))["event"] == "succeeded"
+                await planner.wait_status("idle")
+                first_run = len(emulator.executed)
+                # Three answers to lines nobody sent (a glitch, a board that replays).
+                endpoint.send(b"ok\r\nok\r\nok\r\n")
+                await planner.wait_for(
+                    lambda: sum(1 for e in planner.events if e["event"] == "warning"
+                                and "no line in flight" in e["detail"].get("message", "")) == 3,
+                    20, "three stray-ok warnings")
+                await planner.submit({"job_id": "SO-1042-front-stray", "kind": "gcode",
+                                      "program": front})
+                end = await planner.wait_terminal("SO-1042-front-stray", timeout=90)
+                assert end["event"] == "succeeded", end
+    expected = _grbl_lines(front)
+    assert len(expected) > 100  # long enough to keep the receive buffer full
+    assert emulator.executed[first_run:] == [*expected, "G4P0"]
+    assert emulator.overflow_bytes == 0
+    assert emulator.errors_sent == []
+
+
+async def test_marlin_garbage_replies_job_completes_exactly(tmp_path: Path,
+                                                           broker: Broker) -> None:
+    link = tmp_path / "ttyMarlin"
+    program = "G21\nG90\n" + "".join(
+        f"G1 X{20 + i * 1.5:.1f} Y{40 + (i % 7) * 2.0:.1f} F1800\n" for i in range(120))
+    async with PtyEndpoint(link, baud=None, latency_s=0.001) as endpoint:
+        emulator = MarlinEmulator(endpoint, garbage_fraction=0.3, seed=11)
+        emulator.start()
+        try:
+            async with Planner(broker.host, broker.port) as planner, running_agent(
+                    agent_config(tmp_path, broker, link, profile="marlin-2")) as agent:
+                await agent.wait_device_online()
+                await planner.submit({"job_id": "sleeve-cap-marlin", "kind": "gcode",
+                                      "program": program})
+                end = await planner.wait_terminal("sleeve-cap-marlin", timeout=90)
+                assert end["event"] == "succeeded", end
+        finally:
+            await emulator.stop()
+    ran = [line for line in emulator.executed if line not in MARLIN_HOST_LINES
+           and not line.startswith(("M115", "M155", "M113"))]
+    assert ran == _marlin_lines(program)
+    assert emulator.rx_overflows == 0
+
+
+async def test_device_unplugged_mid_job_fails_device_lost_then_reconnects(
+        tmp_path: Path, broker: Broker) -> None:
+    link = tmp_path / "ttyGRBL"
+    long_job = knife_gcode(tshirt_pieces(), feed_mm_min=20_000)
+    async with Planner(broker.host, broker.port) as planner, running_agent(
+            agent_config(tmp_path, broker, link)) as agent:
+        endpoint = PtyEndpoint(link, baud=115_200, latency_s=0.001)
+        endpoint.open()
+        emulator = GrblEmulator(endpoint, motion=True)
+        try:
+            async with background(emulator.run, "grbl"):
+                await agent.wait_device_online()
+                await planner.submit({"job_id": "SO-1042-back-L", "kind": "gcode",
+                                      "program": long_job})
+                await planner.wait_event("SO-1042-back-L", "started")
+                await planner.wait_for(lambda: len(emulator.executed) > 30, 30, "cutting")
+                endpoint.disconnect()  # the USB cable is pulled: pty gone, symlink gone
+                end = await planner.wait_terminal("SO-1042-back-L", timeout=30)
+                await planner.wait_status("device_offline", timeout=20)
+        finally:
+            await endpoint.aclose()
+        assert not link.exists()
+        # Plugged back in: a fresh board (a new pty) appears under the same name.
+        async with PtyEndpoint(link, baud=115_200) as endpoint2:
+            emulator2 = GrblEmulator(endpoint2)
+            async with background(emulator2.run, "grbl-replugged"):
+                await planner.wait_status("idle", timeout=30)
+                await planner.submit({"job_id": "label-after-replug", "kind": "gcode",
+                                      "program": CARE_LABEL})
+                after = await planner.wait_terminal("label-after-replug", timeout=60)
+    assert end["event"] == "failed", end
+    assert end["detail"]["error"]["code"] == "device_lost", end
+    assert after["event"] == "succeeded", after
+    assert emulator2.executed == [*_grbl_lines(CARE_LABEL), "G4P0"]
+    # The failed job is not re-run on the new board.
+    assert "SO-1042-back-L" not in {e["job_id"] for e in planner.events
+                                    if e["event"] == "started" and e["seq"] > end["seq"]}
+
