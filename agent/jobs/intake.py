@@ -19,7 +19,16 @@ from agent.schemas.command import Command
 from agent.schemas.job import JobRequest
 
 MAX_JSON_DEPTH = 64
+# A peer's text quoted back in a rejection (a key, a value, a program line) is cut to this, so
+# a hostile payload cannot make the station publish megabytes of its own text back.
+MAX_ECHO_CHARS = 200
 _CONTEXT_KEYS = frozenset({"cmd", "request_id"})
+
+
+def _clip(text: str, limit: int = MAX_ECHO_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
 
 
 @dataclass(frozen=True)
@@ -59,7 +68,11 @@ def _reject_constant(name: str) -> Any:
 
 
 def _depth(obj: Any, limit: int) -> int:
-    """Nesting depth, stopping early once past ``limit``."""
+    """Nesting depth, stopping early once past ``limit``.
+
+    Only containers go on the stack: a payload that is one long flat array of numbers must not
+    cost a stack entry per number.
+    """
     stack: list[tuple[Any, int]] = [(obj, 1)]
     deepest = 0
     while stack:
@@ -67,11 +80,41 @@ def _depth(obj: Any, limit: int) -> int:
         deepest = max(deepest, d)
         if deepest > limit:
             return deepest
-        if isinstance(item, dict):
-            stack.extend((v, d + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, d + 1) for v in item)
+        children = item.values() if isinstance(item, dict) else item
+        for child in children:
+            if isinstance(child, dict | list):
+                stack.append((child, d + 1))
+            else:
+                deepest = max(deepest, d + 1)
     return deepest
+
+
+def _not_utf8(text: str) -> bool:
+    """True for a string holding a lone UTF-16 surrogate (JSON lets ``\\ud800`` escape one)."""
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _has_lone_surrogate(obj: Any) -> bool:
+    stack: list[Any] = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _not_utf8(item):
+                return True
+        elif isinstance(item, dict):
+            for key, value in item.items():
+                if _not_utf8(key):
+                    return True
+                stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def decode_object(payload: bytes, max_bytes: int) -> tuple[dict[str, Any] | None, Rejection | None]:
@@ -90,7 +133,8 @@ def decode_object(payload: bytes, max_bytes: int) -> tuple[dict[str, Any] | None
     try:
         obj = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except _DuplicateKey as exc:
-        return None, Rejection("duplicate_key", f"key {exc.args[0]!r} appears more than once")
+        return None, Rejection("duplicate_key",
+                               f"key {_clip(repr(exc.args[0]))} appears more than once")
     except RecursionError:
         return None, Rejection("invalid_json", "JSON nested too deeply")
     except ValueError as exc:
@@ -99,7 +143,23 @@ def decode_object(payload: bytes, max_bytes: int) -> tuple[dict[str, Any] | None
         return None, Rejection("invalid_json", f"expected a JSON object, got {type(obj).__name__}")
     if _depth(obj, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         return None, Rejection("invalid_json", f"JSON nested deeper than {MAX_JSON_DEPTH}")
+    # Python's json takes an escaped lone surrogate; it is no character, cannot be stored or
+    # echoed as UTF-8, and pydantic's parser refuses it: the payload is not clean UTF-8 text.
+    if _has_lone_surrogate(obj):
+        return None, Rejection("invalid_encoding", "payload escapes a lone UTF-16 surrogate "
+                                                   "(\\ud800-\\udfff), which is not a character")
     return obj, None
+
+
+def _version_rejection(obj: dict[str, Any], what: str, job_id: str | None,
+                       extra: dict[str, Any]) -> Rejection | None:
+    """Only the integer 1 (or no ``v``) is this agent's schema; ``true`` and ``1.0`` are not."""
+    version = obj.get("v", 1)
+    if type(version) is int and version == 1:
+        return None
+    return Rejection("unsupported_version", f"{what} schema version {_clip(repr(version), 40)} "
+                                            "is not supported (this agent speaks v1)",
+                     job_id, extra)
 
 
 def _guess_job_id(obj: dict[str, Any]) -> str | None:
@@ -112,7 +172,7 @@ def _guess_job_id(obj: dict[str, Any]) -> str | None:
 def _validation_rejection(exc: ValidationError, job_id: str | None, what: str) -> Rejection:
     errors = exc.errors(include_url=False)
     first = errors[0]
-    loc = ".".join(str(p) for p in first["loc"])
+    loc = _clip(".".join(str(p) for p in first["loc"]))
     if first["type"] == "missing":
         code = "missing_field"
     elif loc == "kind" or (what == "command" and loc == "cmd"):
@@ -122,7 +182,8 @@ def _validation_rejection(exc: ValidationError, job_id: str | None, what: str) -
     else:
         code = f"invalid_{what}"
     summary = "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or what}: {e['msg']}" for e in errors[:5]
+        f"{_clip('.'.join(str(p) for p in e['loc'])) or what}: {_clip(e['msg'])}"
+        for e in errors[:5]
     )
     if len(errors) > 5:
         summary += f"; and {len(errors) - 5} more"
@@ -143,10 +204,9 @@ def parse_job(payload: bytes, profile: Profile, *, max_bytes: int,
         return rejection
     assert obj is not None
     job_id = _guess_job_id(obj)
-    version = obj.get("v", 1)
-    if version != 1:
-        return Rejection("unsupported_version", f"job schema version {version!r} is not "
-                                                "supported (this agent speaks v1)", job_id)
+    version_rejection = _version_rejection(obj, "job", job_id, {})
+    if version_rejection is not None:
+        return version_rejection
     try:
         request = JobRequest.model_validate_json(payload)
     except ValidationError as exc:
@@ -155,7 +215,8 @@ def parse_job(payload: bytes, profile: Profile, *, max_bytes: int,
         program = prepare_program(request, profile)
     except ProgramError as exc:
         extra = {"line": exc.line} if exc.line is not None else {}
-        return Rejection(exc.code, exc.message, request.job_id, extra)
+        # A program error may quote the offending line, which can be megabytes long.
+        return Rejection(exc.code, _clip(exc.message, 1000), request.job_id, extra)
     if len(program) > max_lines:
         return Rejection("program_too_large", f"{len(program)} lines, the station takes at most "
                                               f"{max_lines}", request.job_id)
@@ -167,15 +228,20 @@ def parse_command(payload: bytes, *, max_bytes: int) -> Command | Rejection:
     if rejection is not None:
         return rejection
     assert obj is not None
+    # What the rejection echoes so the sender can match it to its command.
+    context: dict[str, Any] = {}
+    cmd = obj.get("cmd")
+    if isinstance(cmd, str) and len(cmd) <= 64:
+        context["cmd"] = cmd
+    request_id = obj.get("request_id")
+    if isinstance(request_id, str) and len(request_id) <= 128:
+        context["request_id"] = request_id
+    job_id = _guess_job_id(obj)
+    version_rejection = _version_rejection(obj, "command", job_id, context)
+    if version_rejection is not None:
+        return version_rejection
     try:
         return Command.model_validate_json(payload)
     except ValidationError as exc:
-        rej = _validation_rejection(exc, _guess_job_id(obj), "command")
-        cmd = obj.get("cmd")
-        extra = dict(rej.extra)
-        if isinstance(cmd, str) and len(cmd) <= 64:
-            extra["cmd"] = cmd
-        request_id = obj.get("request_id")
-        if isinstance(request_id, str) and len(request_id) <= 128:
-            extra["request_id"] = request_id
-        return Rejection(rej.code, rej.message, rej.job_id, extra)
+        rej = _validation_rejection(exc, job_id, "command")
+        return Rejection(rej.code, rej.message, rej.job_id, {**rej.extra, **context})
