@@ -44,6 +44,20 @@ class _BeatingLink:
         self._beat()
         return data
 
+    def set_receiver(self, receiver: Callable[[bytes], None] | None) -> None:
+        if receiver is None:
+            self._inner.set_receiver(None)
+            return
+
+        def beating(data: bytes) -> None:
+            self._beat()
+            receiver(data)
+
+        self._inner.set_receiver(beating)
+
+    async def wait_lost(self) -> None:
+        await self._inner.wait_lost()
+
     def write(self, data: bytes, *, urgent: bool = False) -> None:
         self._inner.write(data, urgent=urgent)
 

@@ -77,7 +77,7 @@ class _InFlight:
 
 @dataclass
 class _Job:
-    lines: Sequence[str]
+    encoded: list[bytes]
     index: int
     fence: _InFlight
     progress_step: int
@@ -99,7 +99,8 @@ class GrblDriver(MachineDriver):
         self.settings = profile.grbl
         self._parser = GrblReplyParser()
         self._counter = CharacterCounter(self.settings.rx_buffer_bytes)
-        self._in_flight: deque[_InFlight] = deque()
+        # Program lines in flight are bare ints (their index): the common case stays cheap.
+        self._in_flight: deque[int | _InFlight] = deque()
         self._wake = asyncio.Event()
         self._status: StatusReport | None = None
         self._status_event = asyncio.Event()
@@ -184,18 +185,28 @@ class GrblDriver(MachineDriver):
         await run_together(self._read_loop(), self._poll_status())
 
     async def _read_loop(self) -> None:
+        # Push mode: replies are handled in the reader callback itself, and the freed buffer
+        # refilled there, without a task switch per reply.
+        self.link.set_receiver(self._on_bytes)
         try:
-            while True:
-                data = await self.link.read()
-                self._last_rx = time.monotonic()
-                for reply in self._parser.feed(data):
-                    self._handle(reply)
-                self._pump()
+            await self.link.wait_lost()
         except DeviceError as exc:
             self._fail(exc)
             raise
         finally:
+            self.link.set_receiver(None)
             self._wake.set()
+
+    def _on_bytes(self, data: bytes) -> None:
+        self._last_rx = time.monotonic()
+        try:
+            for reply in self._parser.feed(data):
+                self._handle(reply)
+            self._pump()
+        except DeviceError as exc:  # a write failed: the link is gone
+            self._fail(exc)
+        except Exception:  # a bug must not kill the event loop's reader callback
+            log.exception("handling GRBL output failed")
 
     async def _poll_status(self) -> None:
         interval = 1.0 / self.settings.poll_hz
@@ -225,8 +236,9 @@ class GrblDriver(MachineDriver):
             self._on_status(reply)
         elif isinstance(reply, Feedback):
             text = f"{reply.kind}:{reply.text}" if reply.text else reply.kind
-            if self._in_flight and self._in_flight[0].kind is _Kind.COMMAND:
-                self._in_flight[0].feedback.append(text)
+            head = self._in_flight[0] if self._in_flight else None
+            if isinstance(head, _InFlight) and head.kind is _Kind.COMMAND:
+                head.feedback.append(text)
             elif reply.kind == "MSG":
                 log.info("GRBL says: %s", reply.text)
         elif isinstance(reply, AlarmReply):
@@ -246,28 +258,29 @@ class GrblDriver(MachineDriver):
         entry = self._in_flight.popleft()
         self._counter.pop()
         error = reply if isinstance(reply, ErrorReply) else None
-        if entry.done is not None and not entry.done.done():
-            entry.done.set_result(error)
-        if entry.kind is _Kind.PROGRAM:
-            self._acked = entry.index + 1
-            if error is not None:
-                detail = {
-                    "code": "device_error",
-                    "device_code": f"error:{error.code}",
-                    "meaning": error_text(error.code),
-                    "line_index": entry.index + 1,
-                }
-                if self.settings.on_error == "fail":
-                    self._fail(
-                        DeviceError(
-                            f"GRBL answered error:{error.code} ({error_text(error.code)})",
-                            line=entry.index + 1,
-                            device_code=f"error:{error.code}",
-                        )
+        if isinstance(entry, _InFlight):
+            if entry.done is not None and not entry.done.done():
+                entry.done.set_result(error)
+            return
+        self._acked = entry + 1
+        if error is not None:
+            detail = {
+                "code": "device_error",
+                "device_code": f"error:{error.code}",
+                "meaning": error_text(error.code),
+                "line_index": entry + 1,
+            }
+            if self.settings.on_error == "fail":
+                self._fail(
+                    DeviceError(
+                        f"GRBL answered error:{error.code} ({error_text(error.code)})",
+                        line=entry + 1,
+                        device_code=f"error:{error.code}",
                     )
-                else:
-                    self._warnings.append(detail)
-                    self.listener.on_warning(f"GRBL error:{error.code}", detail)
+                )
+            else:
+                self._warnings.append(detail)
+                self.listener.on_warning(f"GRBL error:{error.code}", detail)
 
     def _on_status(self, report: StatusReport) -> None:
         self._status = report
@@ -321,7 +334,7 @@ class GrblDriver(MachineDriver):
     def _drop_in_flight(self) -> None:
         """A reset empties GRBL's buffers: nothing in flight will be answered."""
         for entry in self._in_flight:
-            if entry.done is not None and not entry.done.done():
+            if isinstance(entry, _InFlight) and entry.done is not None and not entry.done.done():
                 entry.done.cancel()
         self._in_flight.clear()
         self._counter.reset()
@@ -333,7 +346,7 @@ class GrblDriver(MachineDriver):
 
     # -- sending ---------------------------------------------------------------------------
 
-    def _send(self, line: str, entry: _InFlight) -> None:
+    def _send(self, line: str, entry: int | _InFlight) -> None:
         data = line.encode("ascii") + b"\n"
         self._counter.push(len(data))
         self._in_flight.append(entry)
@@ -380,7 +393,8 @@ class GrblDriver(MachineDriver):
         self._acked = start_index
         self._warnings = []
         fence = _InFlight(_Kind.FENCE, len(lines), asyncio.get_running_loop().create_future())
-        self._job = _Job(lines, start_index, fence, max(1, len(lines) // 200),
+        encoded = [line.encode("ascii") + b"\n" for line in lines]
+        self._job = _Job(encoded, start_index, fence, max(1, len(lines) // 200),
                          reported=start_index)
         reported = start_index
         try:
@@ -414,15 +428,16 @@ class GrblDriver(MachineDriver):
         if job is None or self._paused or self._stop is not None or self._failure is not None:
             return
         batch = bytearray()
-        lines, index, total = job.lines, job.index, len(job.lines)
+        encoded, index, total = job.encoded, job.index, len(job.encoded)
         counter = self._counter
+        in_flight = self._in_flight
         while index < total:
-            data = lines[index].encode("ascii") + b"\n"
+            data = encoded[index]
             size = len(data)
             if not counter.fits(size):
                 break
             counter.push(size)
-            self._in_flight.append(_InFlight(_Kind.PROGRAM, index))
+            in_flight.append(index)
             batch += data
             index += 1
         job.index = index

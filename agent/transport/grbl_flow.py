@@ -151,6 +151,9 @@ def parse_reply(text: str) -> GrblReply:
     return Unknown(text)
 
 
+_OK = Ok()
+
+
 class GrblReplyParser:
     """Splits the byte stream into lines (GRBL ends them with CRLF) and parses each."""
 
@@ -159,6 +162,8 @@ class GrblReplyParser:
         self._discarding = False
 
     def feed(self, data: bytes) -> list[GrblReply]:
+        if data == b"ok\r\n" and not self._buf:
+            return [_OK]  # by far the most common chunk on a busy stream
         replies: list[GrblReply] = []
         self._buf += data
         while True:

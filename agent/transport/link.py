@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -18,6 +19,16 @@ class ByteLink(Protocol):
 
     async def read(self) -> bytes:
         """Wait for at least one byte. Raises DeviceLost when the device goes away."""
+        ...
+
+    def set_receiver(self, receiver: Callable[[bytes], None] | None) -> None:
+        """Push mode: hand every chunk to ``receiver`` as soon as it is read, from the event
+        loop's reader callback, instead of queueing it for :meth:`read` (saves a task switch
+        per reply on a busy stream). ``receiver`` must not raise."""
+        ...
+
+    async def wait_lost(self) -> None:
+        """In push mode: wait until the device goes away, then raise DeviceLost."""
         ...
 
     def write(self, data: bytes, *, urgent: bool = False) -> None: ...

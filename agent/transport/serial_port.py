@@ -8,6 +8,7 @@ import errno
 import logging
 import os
 from collections import deque
+from collections.abc import Callable
 
 import serial
 
@@ -28,6 +29,7 @@ class SerialLink:
         self._loop = asyncio.get_running_loop()
         self._rx: deque[bytes] = deque()
         self._rx_ready = asyncio.Event()
+        self._receiver: Callable[[bytes], None] | None = None
         self._tx = bytearray()
         self._tx_urgent = bytearray()
         self._writing = False
@@ -73,8 +75,24 @@ class SerialLink:
         if not data:
             self._fail(f"{self._name} closed (end of file)")
             return
+        if self._receiver is not None:
+            self._receiver(data)
+            return
         self._rx.append(data)
         self._rx_ready.set()
+
+    def set_receiver(self, receiver: Callable[[bytes], None] | None) -> None:
+        self._receiver = receiver
+        if receiver is not None and self._rx:
+            pending = b"".join(self._rx)
+            self._rx.clear()
+            receiver(pending)
+
+    async def wait_lost(self) -> None:
+        while self._error is None:
+            self._rx_ready.clear()
+            await self._rx_ready.wait()
+        raise self._error
 
     async def read(self) -> bytes:
         while not self._rx:
