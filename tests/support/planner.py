@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import json
 import uuid
 from collections.abc import Callable
@@ -15,11 +16,13 @@ from agent.link.mqtt_client import ConnectOptions, IncomingMessage, MqttConnecti
 
 class Planner:
     def __init__(self, host: str, port: int, station: str = "cutter-01", prefix: str = "mf",
-                 *, client_id: str | None = None, persistent: bool = False) -> None:
+                 *, client_id: str | None = None, persistent: bool = False,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.host, self.port = host, port
         self.station, self.prefix = station, prefix
         self.client_id = client_id or f"planner-{uuid.uuid4().hex[:8]}"
         self.persistent = persistent
+        self.tls = tls
         self.events: list[dict[str, Any]] = []
         self.statuses: list[dict[str, Any]] = []
         self.telemetry: list[dict[str, Any]] = []
@@ -34,7 +37,7 @@ class Planner:
         options = ConnectOptions(host=self.host, port=self.port, client_id=self.client_id,
                                  clean_start=not self.persistent,
                                  session_expiry_s=3600 if self.persistent else 0,
-                                 receive_maximum=1000)
+                                 receive_maximum=1000, tls=self.tls)
         self.conn = MqttConnection(options, self._on_message)
         await self.conn.connect()
         await self.conn.subscribe([(self.topic("events"), 1), (self.topic("status"), 1),
