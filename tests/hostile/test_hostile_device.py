@@ -12,7 +12,7 @@ from agent.dialects.marlin import prepare_marlin_program
 from agent.emulators.grbl import GrblEmulator
 from agent.emulators.marlin import MarlinEmulator
 from agent.emulators.pty import PtyEndpoint
-from agent.garments import knife_gcode, tshirt_knife_job, tshirt_pieces
+from agent.garments import knife_gcode, short_segment_outline, tshirt_knife_job, tshirt_pieces
 from agent.profiles import load_profile
 from agent.profiles.grbl import GrblProfile
 from agent.profiles.marlin import MarlinProfile
@@ -23,8 +23,8 @@ from tests.support.station import agent_config, background, running_agent
 pytestmark = pytest.mark.timeout(180)
 
 # A care label engraved on the cutter's label corner: short, real, easy to read in a failure.
-CARE_LABEL = "G21 G90\nG0 Z5\nG0 X30 Y900\nG1 Z-1 F600\nG1 X70 Y900 F1500\nG1 X70 Y930\n" \
-             "G1 X30 Y930\nG1 X30 Y900\nG0 Z5\n"
+CARE_LABEL = "G21 G90\nG0 Z5\nG0 X20 Y20\nG1 Z-1 F600\nG1 X60 Y20 F3000\nG1 X60 Y50\n" \
+             "G1 X20 Y50\nG1 X20 Y20\nG0 Z5\n"
 # Lines the Marlin driver adds around a job itself (numbering, probes, fence, reports).
 MARLIN_HOST_LINES = frozenset({"M110 N0", "M105", "M400"})
 
@@ -71,9 +71,12 @@ async def test_stray_ok_between_jobs_is_a_warning_not_an_acknowledgement(
     """An ``ok`` with nothing in flight must not free buffer space: the next job is streamed
     exactly as before and never overruns GRBL's 128-byte receive buffer."""
     link = tmp_path / "ttyGRBL"
-    front = knife_gcode(tshirt_pieces()[:1], feed_mm_min=6000)
+    # A sleeve cap traced in short segments: the planner fills at once and stays full.
+    front = short_segment_outline(400, feed_mm_min=9000)
     async with PtyEndpoint(link, baud=115_200) as endpoint:
-        emulator = GrblEmulator(endpoint)
+        # With motion the planner fills and GRBL stops taking lines: a host that believed a
+        # stray ok would then overrun the receive buffer, and the emulator would drop bytes.
+        emulator = GrblEmulator(endpoint, motion=True)
         async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
             async with running_agent(agent_config(tmp_path, broker, link)) as agent:
                 await agent.wait_device_online()
@@ -88,9 +91,9 @@ async def test_stray_ok_between_jobs_is_a_warning_not_an_acknowledgement(
                     lambda: sum(1 for e in planner.events if e["event"] == "warning"
                                 and "no line in flight" in e["detail"].get("message", "")) == 3,
                     20, "three stray-ok warnings")
-                await planner.submit({"job_id": "SO-1042-front-stray", "kind": "gcode",
+                await planner.submit({"job_id": "SO-1042-sleeve-stray", "kind": "gcode",
                                       "program": front})
-                end = await planner.wait_terminal("SO-1042-front-stray", timeout=90)
+                end = await planner.wait_terminal("SO-1042-sleeve-stray", timeout=90)
                 assert end["event"] == "succeeded", end
     expected = _grbl_lines(front)
     assert len(expected) > 100  # long enough to keep the receive buffer full
