@@ -6,7 +6,6 @@ millimetres, is the same geometry (within one plotter unit, 0.025 mm).
 
 from __future__ import annotations
 
-
 from pathlib import Path
 from typing import Any
 

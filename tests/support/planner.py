@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 import json
+import ssl
 import uuid
 from collections.abc import Callable
 from typing import Any
