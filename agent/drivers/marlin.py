@@ -203,19 +203,11 @@ class MarlinDriver(MachineDriver):
                 await poll
 
     async def _read_loop(self) -> None:
+        # Push mode: replies are handled in the link's reader callback, and the window refilled
+        # there, without a task switch per reply.
+        self.link.set_receiver(self._on_bytes)
         try:
-            while True:
-                data = await self.link.read()
-                now = time.monotonic()
-                flow = self._flow
-                replies = self._parser.feed(data)
-                if flow is not None and flow.phase in (Phase.SYNCING, Phase.STREAMING):
-                    # A kill fails the flow (FAILED, device_killed): _pump marks the board.
-                    flow.handle_all(replies, now)
-                    self._pump(flow)
-                else:
-                    for reply in replies:
-                        self._observe_idle(reply)
+            await self.link.wait_lost()
         except DeviceLost as exc:
             self._lost = exc
             self._device_state = "lost"
@@ -224,6 +216,25 @@ class MarlinDriver(MachineDriver):
                 self._flow.abort()
                 self._finish(exc)
             raise
+        finally:
+            self.link.set_receiver(None)
+
+    def _on_bytes(self, data: bytes) -> None:
+        try:
+            now = time.monotonic()
+            flow = self._flow
+            replies = self._parser.feed(data)
+            if flow is not None and flow.phase in (Phase.SYNCING, Phase.STREAMING):
+                # A kill fails the flow (FAILED, device_killed): _pump marks the board.
+                flow.handle_all(replies, now)
+                self._pump(flow)
+            else:
+                for reply in replies:
+                    self._observe_idle(reply)
+        except DeviceLost:
+            pass  # the link reports it through wait_lost()
+        except Exception:  # a bug must not kill the event loop's reader callback
+            log.exception("handling Marlin output failed")
 
     async def _poll_loop(self) -> None:
         interval = 1.0 / self.profile.telemetry_hz
