@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -59,6 +60,11 @@ CYCLE_START = b"~"
 SOFT_RESET = b"\x18"
 STATUS_QUERY = b"?"
 FENCE = "G4P0"
+# Reading naps: keep at least this much wire time in flight when reading resumes (covers a
+# USB adapter's reply latency), and nap only when it saves a wake-up.
+KEEP_IN_FLIGHT_S = 0.005
+MIN_NAP_S = 0.001
+MAX_NAP_S = 0.010
 
 
 class _Kind(enum.Enum):
@@ -85,6 +91,15 @@ class _Job:
     reported: int = 0
 
 
+_DWELL = re.compile(rb"G0*4(?![0-9.]).*?P([0-9]*\.?[0-9]+)")
+
+
+def _dwell_seconds(line: bytes) -> float:
+    """Seconds a normalised line dwells (GRBL's ``G4 P`` is in seconds), else 0."""
+    m = _DWELL.search(line)
+    return float(m.group(1)) if m else 0.0
+
+
 class _StopReason(enum.Enum):
     CANCEL = "canceled"
     ESTOP = "estop"
@@ -106,6 +121,9 @@ class GrblDriver(MachineDriver):
         self._status_event = asyncio.Event()
         self._banner_event = asyncio.Event()
         self._last_rx = time.monotonic()
+        # For spotting a lost reply: the last ok/error, and the last status that was not Idle.
+        self._last_answer = time.monotonic()
+        self._last_busy = time.monotonic()
         self._last_telemetry = 0.0
         self._device_state = "unknown"
         self._alarm: int | None = None
@@ -119,6 +137,7 @@ class GrblDriver(MachineDriver):
         self._warnings: list[dict[str, Any]] = []
         self._command_lock = asyncio.Lock()
         self._job: _Job | None = None
+        self._wire_bytes_per_s = profile.baud / 10
         self.info = DeviceInfo(firmware="grbl")
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -203,6 +222,12 @@ class GrblDriver(MachineDriver):
             for reply in self._parser.feed(data):
                 self._handle(reply)
             self._pump()
+            if self._job is not None:
+                # While the receive buffer holds more than the reply latency's worth of bytes,
+                # nothing needs refilling soon: let replies gather and take them in one go.
+                nap = self._counter.in_flight_bytes / self._wire_bytes_per_s - KEEP_IN_FLIGHT_S
+                if nap > MIN_NAP_S:
+                    self.link.pause_reading(min(nap, MAX_NAP_S))
         except DeviceError as exc:  # a write failed: the link is gone
             self._fail(exc)
         except Exception:  # a bug must not kill the event loop's reader callback
@@ -219,6 +244,29 @@ class GrblDriver(MachineDriver):
                 err = DeviceTimeout(f"GRBL silent for {silent:.1f} s (status polls unanswered)")
                 self._fail(err)
                 raise err
+            self._check_unanswered()
+
+    def _check_unanswered(self) -> None:
+        """Fail the job if GRBL sits Idle while lines stay unanswered long after its last reply.
+
+        A glitch on the wire (half a line of noise with no line end) can swallow an ``ok``; no
+        answer will ever come for the line the host still counts, so without this the job
+        would wait forever. The lost reply may have been an error, so the job cannot be called
+        done: it fails with a clear code. A dwell (``G4 P<s>``) in flight legitimately keeps
+        GRBL Idle without answering, so its seconds are allowed on top of the timeout.
+        """
+        job = self._job
+        status = self._status
+        if (job is None or not self._in_flight or self._paused or self._stop is not None
+                or self._failure is not None or status is None or status.state != "Idle"):
+            return
+        quiet = time.monotonic() - max(self._last_answer, self._last_busy)
+        dwell = sum(_dwell_seconds(job.encoded[e]) for e in self._in_flight
+                    if isinstance(e, int) and e < len(job.encoded))
+        if quiet > self.settings.response_timeout_s + dwell:
+            self._fail(DeviceTimeout(
+                f"GRBL is idle but {len(self._in_flight)} line(s) sent to it were never "
+                f"answered in {quiet:.1f} s: a reply was lost on the serial line"))
 
     # -- replies ---------------------------------------------------------------------------
 
@@ -250,6 +298,7 @@ class GrblDriver(MachineDriver):
         self._wake.set()
 
     def _on_answer(self, reply: Ok | ErrorReply) -> None:
+        self._last_answer = time.monotonic()
         if not self._in_flight:
             # Nothing in flight: a stray answer. Counting it would let us overrun the buffer.
             self.listener.on_warning("answer from GRBL with no line in flight",
@@ -285,6 +334,8 @@ class GrblDriver(MachineDriver):
     def _on_status(self, report: StatusReport) -> None:
         self._status = report
         self._status_event.set()
+        if report.state != "Idle":
+            self._last_busy = time.monotonic()
         state = report.state if report.substate is None else f"{report.state}:{report.substate}"
         if report.state == "Alarm":
             if self._alarm is None:

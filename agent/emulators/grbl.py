@@ -137,6 +137,7 @@ class GrblEmulator:
         self.resets = 0
 
         self._noise = ReplyNoise(noise, seed)
+        self._garble_next_ok = False
         self._rx = bytearray()
         self._rx_ready = asyncio.Event()
         self._assembler = LineAssembler()
@@ -200,7 +201,15 @@ class GrblEmulator:
     def _reply(self, text: str) -> None:
         self._send(text.encode("ascii", errors="replace") + b"\r\n")
 
+    def garble_next_ok(self) -> None:
+        """Send the next ``ok`` glued behind half a line of noise with no line end, as a glitch
+        on the wire would: the host reads one garbled line and that ``ok`` is lost for good."""
+        self._garble_next_ok = True
+
     def _ok(self) -> None:
+        if self._garble_next_ok:
+            self._garble_next_ok = False
+            self.endpoint.send(b"[MSG:Chec")
         self._reply("ok")
 
     def _error(self, code: GrblError) -> None:

@@ -102,6 +102,66 @@ async def test_stray_ok_between_jobs_is_a_warning_not_an_acknowledgement(
     assert emulator.errors_sent == []
 
 
+def _quick_timeout_profile(tmp_path: Path) -> Path:
+    """grbl-1.1 with a 2 s response timeout, so a test need not wait the default 10 s."""
+    text = (Path(__file__).parents[2] / "firmware_profiles" / "grbl-1.1.toml").read_text()
+    assert "[grbl]\n" in text
+    path = tmp_path / "grbl-quick.toml"
+    path.write_text(text.replace("[grbl]\n", "[grbl]\nresponse_timeout_s = 2.0\n", 1))
+    return path
+
+
+async def test_ok_swallowed_by_a_half_line_fails_clearly_then_next_job_runs(
+        tmp_path: Path, broker: Broker) -> None:
+    """Half a line of noise with no line end glues itself to the next ``ok``: that reply is
+    gone for good. The job must not hang (it did: GRBL idle, the agent waiting forever for the
+    fence); it fails with ``device_timeout`` and the next job runs exactly."""
+    link = tmp_path / "ttyGRBL"
+    sleeve = short_segment_outline(300, feed_mm_min=9000)
+    config = agent_config(tmp_path, broker, link, profile=str(_quick_timeout_profile(tmp_path)))
+    async with PtyEndpoint(link, baud=115_200) as endpoint:
+        emulator = GrblEmulator(endpoint, motion=True)
+        async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
+            async with running_agent(config) as agent:
+                await agent.wait_device_online()
+                await planner.submit({"job_id": "SO-1042-sleeve-lost", "kind": "gcode",
+                                      "program": sleeve})
+                await planner.wait_for(lambda: len(emulator.executed) > 50, 30, "cutting")
+                emulator.garble_next_ok()
+                end = await planner.wait_terminal("SO-1042-sleeve-lost", timeout=60)
+                await planner.wait_status("idle", timeout=20)
+                before_label = len(emulator.executed)
+                await planner.submit({"job_id": "label-after-lost-ok", "kind": "gcode",
+                                      "program": CARE_LABEL})
+                after = await planner.wait_terminal("label-after-lost-ok", timeout=60)
+    assert end["event"] == "failed", end
+    assert end["detail"]["error"]["code"] == "device_timeout", end
+    assert "never answered" in end["detail"]["error"]["message"]
+    # Nothing was sent twice to make up for the lost reply.
+    assert emulator.executed[:before_label] == [*_grbl_lines(sleeve), "G4P0"]
+    assert after["event"] == "succeeded", after
+    assert emulator.executed[before_label:] == [*_grbl_lines(CARE_LABEL), "G4P0"]
+    assert emulator.overflow_bytes == 0
+
+
+async def test_a_dwell_is_not_mistaken_for_a_lost_reply(tmp_path: Path, broker: Broker) -> None:
+    """GRBL stays Idle without answering during ``G4 P<s>``: a 3 s dwell under a 2 s response
+    timeout must still succeed."""
+    link = tmp_path / "ttyGRBL"
+    # Laser label: wait for the air assist to blow the bed clear before engraving.
+    label = "G21 G90\nG0 X20 Y20\nM8\nG4 P3\nG1 X60 Y20 F3000\nM9\n"
+    config = agent_config(tmp_path, broker, link, profile=str(_quick_timeout_profile(tmp_path)))
+    async with PtyEndpoint(link, baud=115_200) as endpoint:
+        emulator = GrblEmulator(endpoint, motion=True)
+        async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
+            async with running_agent(config) as agent:
+                await agent.wait_device_online()
+                await planner.submit({"job_id": "label-dwell", "kind": "gcode", "program": label})
+                end = await planner.wait_terminal("label-dwell", timeout=60)
+    assert end["event"] == "succeeded", end
+    assert emulator.executed == [*_grbl_lines(label), "G4P0"]
+
+
 async def test_marlin_garbage_replies_job_completes_exactly(tmp_path: Path,
                                                            broker: Broker) -> None:
     link = tmp_path / "ttyMarlin"
