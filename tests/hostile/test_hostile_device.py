@@ -66,6 +66,26 @@ async def test_noisy_wire_runs_a_tshirt_job_exactly_once_per_line(tmp_path: Path
     assert emulator._noise.lines_sent > 50
 
 
+async def test_noisy_wire_with_a_full_planner_runs_exactly(tmp_path: Path,
+                                                          broker: Broker) -> None:
+    """Noise while the machine really moves: the planner fills, GRBL stops taking lines, the
+    receive buffer stays full and status reports arrive garbled-around too."""
+    link = tmp_path / "ttyGRBL"
+    sleeve = short_segment_outline(600, feed_mm_min=9000)
+    async with PtyEndpoint(link, baud=115_200, latency_s=0.001) as endpoint:
+        emulator = GrblEmulator(endpoint, motion=True, noise=0.3, seed=3)
+        async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
+            async with running_agent(agent_config(tmp_path, broker, link)) as agent:
+                await agent.wait_device_online()
+                await planner.submit({"job_id": "SO-1042-sleeve-noise", "kind": "gcode",
+                                      "program": sleeve})
+                end = await planner.wait_terminal("SO-1042-sleeve-noise", timeout=120)
+    assert end["event"] == "succeeded", end
+    assert emulator.executed == [*_grbl_lines(sleeve), "G4P0"]
+    assert emulator.overflow_bytes == 0
+    assert emulator._noise.lines_sent > 50
+
+
 async def test_stray_ok_between_jobs_is_a_warning_not_an_acknowledgement(
         tmp_path: Path, broker: Broker) -> None:
     """An ``ok`` with nothing in flight must not free buffer space: the next job is streamed
@@ -184,6 +204,30 @@ async def test_marlin_garbage_replies_job_completes_exactly(tmp_path: Path,
            and not line.startswith(("M115", "M155", "M113"))]
     assert ran == _marlin_lines(program)
     assert emulator.rx_overflows == 0
+
+
+async def test_device_unplugged_while_paused_fails_device_lost(tmp_path: Path,
+                                                              broker: Broker) -> None:
+    link = tmp_path / "ttyGRBL"
+    long_job = knife_gcode(tshirt_pieces(), feed_mm_min=20_000)
+    async with Planner(broker.host, broker.port) as planner, running_agent(
+            agent_config(tmp_path, broker, link)) as agent:
+        async with PtyEndpoint(link, baud=115_200, latency_s=0.001) as endpoint:
+            emulator = GrblEmulator(endpoint, motion=True)
+            async with background(emulator.run, "grbl"):
+                await agent.wait_device_online()
+                await planner.submit({"job_id": "SO-1042-front-XL", "kind": "gcode",
+                                      "program": long_job})
+                await planner.wait_for(lambda: len(emulator.executed) > 30, 30, "cutting")
+                await planner.command("pause", request_id="hmi-3")
+                await planner.wait_status("paused")
+                await planner.wait_for(lambda: emulator.state == "Hold:0", 10, "hold complete")
+                endpoint.disconnect()
+                end = await planner.wait_terminal("SO-1042-front-XL", timeout=30)
+                await planner.wait_status("device_offline", timeout=20)
+        assert agent.task is not None and not agent.task.done()
+    assert end["event"] == "failed", end
+    assert end["detail"]["error"]["code"] == "device_lost", end
 
 
 async def test_device_unplugged_mid_job_fails_device_lost_then_reconnects(
