@@ -419,5 +419,22 @@ def answers_in(events: Iterable[dict[str, Any]], kinds: frozenset[str]) -> list[
     return [Answer.of_event(e) for e in events if e["event"] in kinds]
 
 
+class AnswerTally:
+    """How many of ``kinds`` a growing event list holds, counted incrementally: a wait that
+    re-scanned tens of thousands of events on every arrival would be quadratic."""
+
+    def __init__(self, events: list[dict[str, Any]], kinds: frozenset[str]) -> None:
+        self.events = events
+        self.kinds = kinds
+        self.count = 0
+        self._scanned = 0
+
+    def __call__(self) -> int:
+        new = self.events[self._scanned:]
+        self._scanned += len(new)
+        self.count += sum(1 for e in new if e["event"] in self.kinds)
+        return self.count
+
+
 def count_where(items: Iterable[Answer], pred: Callable[[Answer], bool]) -> int:
     return sum(1 for a in items if pred(a))

@@ -15,7 +15,7 @@ from agent.emulators.grbl import GrblEmulator
 from agent.emulators.pty import PtyEndpoint
 from agent.profiles import load_profile
 from agent.profiles.grbl import GrblProfile
-from tests.hostile.corpus import care_label_job, care_label_program, encode
+from tests.hostile.corpus import AnswerTally, care_label_job, care_label_program, encode
 from tests.support.broker import Broker
 from tests.support.planner import Planner
 from tests.support.station import agent_config, background, running_agent
@@ -51,8 +51,16 @@ async def _flood(planner: Planner, payloads: list[bytes]) -> None:
     await asyncio.wait_for(asyncio.gather(*futures), 180)
 
 
+ANSWERS = frozenset({"accepted", "rejected", "duplicate"})
+
+
 def _answers(planner: Planner) -> list[dict[str, Any]]:
-    return [e for e in planner.events if e["event"] in ("accepted", "rejected", "duplicate")]
+    return [e for e in planner.events if e["event"] in ANSWERS]
+
+
+async def _wait_answers(planner: Planner, n: int, timeout: float) -> None:
+    tally = AnswerTally(planner.events, ANSWERS)
+    await planner.wait_for(lambda: tally() >= n, timeout, f"{n} answers")
 
 
 async def test_flood_without_a_machine_fills_the_queue_and_rejects_the_rest(
@@ -66,7 +74,7 @@ async def test_flood_without_a_machine_fills_the_queue_and_rejects_the_rest(
     async with Planner(broker.host, broker.port) as planner, running_agent(config) as agent:
         await agent.wait_broker()
         await _flood(planner, payloads)
-        await planner.wait_for(lambda: len(_answers(planner)) >= FLOOD, 180, "every answer")
+        await _wait_answers(planner, FLOOD, 180)
         rss_peak = _rss_mib("VmHWM")
         answers = _answers(planner)
         assert len(answers) == FLOOD
@@ -86,7 +94,7 @@ async def test_flood_without_a_machine_fills_the_queue_and_rejects_the_rest(
         # The station is still answering: a duplicate of a queued job, a new job still full.
         await planner.submit(_flood_job(0))
         await planner.submit(_flood_job(FLOOD))
-        await planner.wait_for(lambda: len(_answers(planner)) >= FLOOD + 2, 30, "two more")
+        await _wait_answers(planner, FLOOD + 2, 30)
         tail = _answers(planner)[FLOOD:]
         assert [(e["event"], e["job_id"]) for e in tail] == [
             ("duplicate", ids[0]), ("rejected", f"SO-1042-label-{FLOOD:05d}")]
@@ -121,7 +129,7 @@ async def test_flood_while_cutting_loses_nothing_and_cuts_nothing_twice(
                 Planner(broker.host, broker.port) as planner, running_agent(config) as agent:
             await agent.wait_device_online()
             await _flood(planner, payloads)
-            await planner.wait_for(lambda: len(_answers(planner)) >= FLOOD, 180, "every answer")
+            await _wait_answers(planner, FLOOD, 180)
             answers = _answers(planner)
             assert [e["job_id"] for e in answers] == [j["job_id"] for j in jobs]
             accepted = [e["job_id"] for e in answers if e["event"] == "accepted"]
@@ -131,14 +139,14 @@ async def test_flood_while_cutting_loses_nothing_and_cuts_nothing_twice(
             assert QUEUE_LIMIT <= len(accepted) < FLOOD
             # Every accepted job is cut to the end.
             ends: dict[str, str] = {}
-
-            def all_ended() -> bool:
-                for e in planner.events:
-                    if e["event"] in ("succeeded", "failed", "canceled", "interrupted"):
-                        ends[e["job_id"]] = e["event"]
-                return len(ends) >= len(accepted)
-
-            await planner.wait_for(all_ended, 180, "every accepted job to end")
+            ended = AnswerTally(planner.events, frozenset(
+                {"succeeded", "failed", "canceled", "interrupted"}))
+            await planner.wait_for(lambda: ended() >= len(accepted), 180,
+                                   "every accepted job to end")
+            for e in planner.events:
+                if e["event"] in ended.kinds:
+                    assert e["job_id"] not in ends, e
+                    ends[e["job_id"]] = e["event"]
             assert ends == dict.fromkeys(accepted, "succeeded")
             started = [e["job_id"] for e in planner.events if e["event"] == "started"]
             assert started == accepted

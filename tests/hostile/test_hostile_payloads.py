@@ -32,6 +32,7 @@ from tests.hostile.corpus import (
     COMMAND_ANSWERS,
     JOB_ANSWERS,
     Answer,
+    AnswerTally,
     answers_in,
     care_label_job,
     encode,
@@ -227,8 +228,8 @@ def _no_device_config(tmp_path: Path, broker: Broker) -> Any:
 
 async def _answers(planner: Planner, kinds: frozenset[str], n: int,
                    timeout: float) -> list[Answer]:
-    await planner.wait_for(lambda: len(answers_in(planner.events, kinds)) >= n, timeout,
-                           f"{n} answers")
+    tally = AnswerTally(planner.events, kinds)
+    await planner.wait_for(lambda: tally() >= n, timeout, f"{n} answers")
     return answers_in(planner.events, kinds)
 
 
@@ -384,3 +385,35 @@ async def test_good_job_runs_on_the_machine_after_a_burst_of_bad_ones(tmp_path: 
     # The machine saw the care label and the agent's fence, nothing else.
     assert emulator.executed == [*_grbl_lines(CARE_LABEL_PROGRAM), "G4P0"]
     assert emulator.overflow_bytes == 0
+
+
+def _amplified_toolpaths_job(job_id: str, points: int, copies: int) -> dict[str, Any]:
+    """A zig-zag outline of ``points`` points, repeated ``copies`` times: a 0.7 MB payload
+    that a knife station expands to millions of points before it can say the job is too big."""
+    outline = [[(i % 100) * 0.5, (i // 100) * 0.5 + (i % 2) * 0.1] for i in range(points)]
+    return {"job_id": job_id, "kind": "toolpaths", "copies": copies, "spacing_mm": 0,
+            "toolpaths": {"units": "mm", "paths": [{"points": outline, "closed": True}]}}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.xfail(strict=True, reason=(
+    "the station compiles a toolpaths job on the event loop: 49,000 points x 100 copies take "
+    "~21 s and 1.6 GiB here before out_of_bounds, past 1.5 x keepalive, so the broker drops the "
+    "agent before the rejection is published or the job acknowledged; the job is redelivered "
+    "and compiled again on every reconnect, and the station never answers anything again"))
+async def test_amplified_toolpaths_job_is_answered_once_without_losing_the_broker(
+    tmp_path: Path, broker: Broker
+) -> None:
+    config = agent_config(tmp_path, broker, tmp_path / "no-such-tty", profile="grbl-knife",
+                          mqtt={"keepalive_s": 5})
+    async with Planner(broker.host, broker.port) as planner, running_agent(config) as agent:
+        await agent.wait_broker()
+        await planner.submit(_amplified_toolpaths_job("SO-1042-amplified", 49_000, 100))
+        await planner.wait_event("SO-1042-amplified", "rejected", timeout=120)
+        await planner.submit(care_label_job("SO-1042-label-after-amplified"))
+        await planner.wait_event("SO-1042-label-after-amplified", "accepted", timeout=120)
+        assert agent.agent is not None
+        # Answered once, on the first connection: the job was not redelivered.
+        assert planner.names_for("SO-1042-amplified") == ["rejected"]
+        assert agent.agent.link.stats.connects == 1
