@@ -417,3 +417,24 @@ async def test_amplified_toolpaths_job_is_answered_once_without_losing_the_broke
         # Answered once, on the first connection: the job was not redelivered.
         assert planner.names_for("SO-1042-amplified") == ["rejected"]
         assert agent.agent.link.stats.connects == 1
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "Station._apply answers an estop command only with a warning event that lacks the "
+    "request_id, and a second estop while latched with no event at all"))
+async def test_every_estop_command_is_answered_with_its_request_id(tmp_path: Path,
+                                                                   broker: Broker) -> None:
+    async with Planner(broker.host, broker.port) as planner, \
+            running_agent(_no_device_config(tmp_path, broker)) as agent:
+        await agent.wait_broker()
+        await planner.command("estop", request_id="hmi-estop-1")
+        await planner.command("estop", request_id="hmi-estop-2")
+        # A marker after both: once it is answered, both estops have been handled.
+        await planner.command("pause", request_id="hmi-marker")
+        await planner.wait_for(lambda: any(e["detail"].get("request_id") == "hmi-marker"
+                                           for e in planner.events), 30, "the marker's answer")
+        assert agent.agent is not None
+        assert agent.agent.station.estop_latched
+        answered = [e["detail"].get("request_id") for e in planner.events]
+        assert "hmi-estop-1" in answered
+        assert "hmi-estop-2" in answered
