@@ -114,15 +114,15 @@ class _NamedPlanner(Planner):
 
 
 def _acl(path: Path) -> Path:
-    # The station reads its job and cmd topics and may write status, info and telemetry, but
-    # not events: every event publish is answered PUBACK 0x87 (not authorised).
+    # Keyed on the username, as a site's ACL is: a station logs in as its station id and reads
+    # its job and cmd topics, may write status, info and telemetry, but not events: every event
+    # publish is answered PUBACK 0x87 (not authorised). The planner may do the opposite.
     path.write_text("\n".join([
-        "user station",
-        f"topic read mf/{STATION}/job",
-        f"topic read mf/{STATION}/cmd",
-        f"topic write mf/{STATION}/status",
-        f"topic write mf/{STATION}/info",
-        f"topic write mf/{STATION}/telemetry",
+        "pattern read mf/%u/job",
+        "pattern read mf/%u/cmd",
+        "pattern write mf/%u/status",
+        "pattern write mf/%u/info",
+        "pattern write mf/%u/telemetry",
         "",
         "user planner",
         f"topic write mf/{STATION}/job",
@@ -140,7 +140,7 @@ async def test_broker_refusing_events_does_not_stop_the_machine(tmp_path: Path) 
     link = tmp_path / "ttyGRBL"
     program = tshirt_knife_job(min_lines=300)
     with running_broker(workdir, extra_conf=f"acl_file {acl}") as acl_broker:
-        config = agent_config(tmp_path, acl_broker, link, mqtt={"username": "station"})
+        config = agent_config(tmp_path, acl_broker, link, mqtt={"username": STATION})
         async with PtyEndpoint(link, baud=115_200) as endpoint:
             emulator = GrblEmulator(endpoint)
             async with background(emulator.run, "grbl"), _NamedPlanner(
