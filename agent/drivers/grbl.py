@@ -60,11 +60,6 @@ CYCLE_START = b"~"
 SOFT_RESET = b"\x18"
 STATUS_QUERY = b"?"
 FENCE = "G4P0"
-# Reading naps: keep at least this much wire time in flight when reading resumes (covers a
-# USB adapter's reply latency), and nap only when it saves a wake-up.
-KEEP_IN_FLIGHT_S = 0.005
-MIN_NAP_S = 0.001
-MAX_NAP_S = 0.010
 
 
 class _Kind(enum.Enum):
@@ -137,7 +132,6 @@ class GrblDriver(MachineDriver):
         self._warnings: list[dict[str, Any]] = []
         self._command_lock = asyncio.Lock()
         self._job: _Job | None = None
-        self._wire_bytes_per_s = profile.baud / 10
         self.info = DeviceInfo(firmware="grbl")
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -222,12 +216,6 @@ class GrblDriver(MachineDriver):
             for reply in self._parser.feed(data):
                 self._handle(reply)
             self._pump()
-            if self._job is not None:
-                # While the receive buffer holds more than the reply latency's worth of bytes,
-                # nothing needs refilling soon: let replies gather and take them in one go.
-                nap = self._counter.in_flight_bytes / self._wire_bytes_per_s - KEEP_IN_FLIGHT_S
-                if nap > MIN_NAP_S:
-                    self.link.pause_reading(min(nap, MAX_NAP_S))
         except DeviceError as exc:  # a write failed: the link is gone
             self._fail(exc)
         except Exception:  # a bug must not kill the event loop's reader callback

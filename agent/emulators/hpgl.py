@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import enum
 import json
 import math
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import IO
 
 from agent.emulators.pty import PtyEndpoint
+from agent.emulators.tasks import EmulatorTasks
 
 MM_PER_UNIT = 0.025
 _ESC = 0x1B
@@ -59,7 +59,7 @@ class _EscState(enum.Enum):
     AFTER_SIMPLE = 4
 
 
-class HpglEmulator:
+class HpglEmulator(EmulatorTasks):
     def __init__(
         self,
         endpoint: PtyEndpoint,
@@ -118,40 +118,20 @@ class HpglEmulator:
 
     # -- lifetime --------------------------------------------------------------------------
 
-    async def __aenter__(self) -> HpglEmulator:
-        self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
     def start(self) -> None:
         if self.record_path is not None:
             self._record = self.record_path.open("a", encoding="utf-8")
-        self._tasks = [
-            asyncio.create_task(self._receive_loop(), name="hpgl-emulator-rx"),
-            asyncio.create_task(self._plot_loop(), name="hpgl-emulator-plot"),
-        ]
+        self._launch(**{
+            "hpgl-emulator-rx": self._receive_loop(),
+            "hpgl-emulator-plot": self._plot_loop(),
+        })
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-                await task
-        self._tasks = []
+        await self._cancel_tasks()
         self._close_stroke()
         if self._record is not None:
             self._record.close()
             self._record = None
-
-    async def serve(self) -> None:
-        """Run until cancelled (the ``station-agent emulate hpgl`` entry point)."""
-        self.start()
-        try:
-            await asyncio.gather(*self._tasks)
-        finally:
-            await self.stop()
 
     # -- operator controls (front panel) ----------------------------------------------------
 

@@ -46,6 +46,7 @@ from typing import TextIO
 
 from agent.dialects.marlin import checksum
 from agent.emulators.pty import PtyEndpoint
+from agent.emulators.tasks import EmulatorTasks
 
 DEFAULT_CAPABILITIES: dict[str, bool] = {
     "SERIAL_XON_XOFF": False,
@@ -128,7 +129,7 @@ class Heater:
             self.current = max(goal, self.current - step / 2)
 
 
-class MarlinEmulator:
+class MarlinEmulator(EmulatorTasks):
     def __init__(
         self,
         endpoint: PtyEndpoint,
@@ -192,41 +193,21 @@ class MarlinEmulator:
 
     # -- lifetime --------------------------------------------------------------------------
 
-    async def __aenter__(self) -> MarlinEmulator:
-        self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
     def start(self) -> None:
         self._clock = time.monotonic()
         self._emit("start")
         self._emit("echo:Marlin 2.1.2.1 (station-agent emulator)")
-        self._tasks = [
-            asyncio.create_task(self._receive_loop(), name="marlin-emu-rx"),
-            asyncio.create_task(self._execute_loop(), name="marlin-emu-exec"),
-            asyncio.create_task(self._autoreport_loop(), name="marlin-emu-report"),
-        ]
+        self._launch(**{
+            "marlin-emu-rx": self._receive_loop(),
+            "marlin-emu-exec": self._execute_loop(),
+            "marlin-emu-report": self._autoreport_loop(),
+        })
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks = []
+        await self._cancel_tasks()
         if self._record is not None:
             self._record.close()
             self._record = None
-
-    async def serve(self) -> None:
-        """Run until the pty goes away."""
-        self.start()
-        try:
-            await asyncio.gather(*self._tasks)
-        finally:
-            await self.stop()
 
     def say(self, text: str) -> None:
         """Print a line as the firmware would (tests: a stray resend request, an error)."""
