@@ -83,11 +83,19 @@ def _compile(d: dict[str, Any]) -> list[Row]:
              "") for r in d["results"]]
 
 
+def _flood(d: dict[str, Any]) -> list[Row]:
+    return [(f"Flood of {d['jobs']} jobs in a burst (queue limit {d['max_queued_jobs']})",
+             f"{d['accepted']} accepted, {d['rejected_queue_full']} queue_full, all answered in "
+             f"{d['answer_all_s']} s; agent peak RSS {d['agent_peak_rss_mib']} MiB",
+             "bounded queue and memory")]
+
+
 BENCHMARKS: list[tuple[str, str, Callable[[dict[str, Any]], list[Row]]]] = [
     ("stream_grbl.py", "stream_grbl.json", _grbl),
     ("stream_marlin.py", "stream_marlin.json", _marlin),
     ("stream_hpgl.py", "stream_hpgl.json", _hpgl),
     ("durability.py", "durability.json", _durability),
+    ("flood.py", "flood.json", _flood),
     ("estop_latency.py", "estop_latency.json", _estop),
     ("compile_toolpaths.py", "compile_toolpaths.json", _compile),
 ]
