@@ -12,7 +12,7 @@ from agent.dialects.marlin import prepare_marlin_program
 from agent.emulators.grbl import GrblEmulator
 from agent.emulators.marlin import MarlinEmulator
 from agent.emulators.pty import PtyEndpoint
-from agent.garments import knife_gcode, short_segment_outline, tshirt_knife_job, tshirt_pieces
+from agent.garments import short_segment_outline, tshirt_knife_job
 from agent.profiles import load_profile
 from agent.profiles.grbl import GrblProfile
 from agent.profiles.marlin import MarlinProfile
@@ -209,7 +209,8 @@ async def test_marlin_garbage_replies_job_completes_exactly(tmp_path: Path,
 async def test_device_unplugged_while_paused_fails_device_lost(tmp_path: Path,
                                                               broker: Broker) -> None:
     link = tmp_path / "ttyGRBL"
-    long_job = knife_gcode(tshirt_pieces(), feed_mm_min=20_000)
+    # Sleeve caps traced in short segments: minutes of cutting, so it is mid-job when pulled.
+    long_job = short_segment_outline(3000, feed_mm_min=6000)
     async with Planner(broker.host, broker.port) as planner, running_agent(
             agent_config(tmp_path, broker, link)) as agent:
         async with PtyEndpoint(link, baud=115_200, latency_s=0.001) as endpoint:
@@ -233,7 +234,8 @@ async def test_device_unplugged_while_paused_fails_device_lost(tmp_path: Path,
 async def test_device_unplugged_mid_job_fails_device_lost_then_reconnects(
         tmp_path: Path, broker: Broker) -> None:
     link = tmp_path / "ttyGRBL"
-    long_job = knife_gcode(tshirt_pieces(), feed_mm_min=20_000)
+    # Sleeve caps traced in short segments: minutes of cutting, so it is mid-job when pulled.
+    long_job = short_segment_outline(3000, feed_mm_min=6000)
     async with Planner(broker.host, broker.port) as planner, running_agent(
             agent_config(tmp_path, broker, link)) as agent:
         endpoint = PtyEndpoint(link, baud=115_200, latency_s=0.001)
