@@ -430,6 +430,8 @@ class GrblDriver(MachineDriver):
         self._stop = None
         self._failure = None
         self._acked = start_index
+        # The machine may have idled for hours: count the silence from the job's first line.
+        self._last_answer = time.monotonic()
         self._warnings = []
         fence = _InFlight(_Kind.FENCE, len(lines), asyncio.get_running_loop().create_future())
         encoded = [line.encode("ascii") + b"\n" for line in lines]

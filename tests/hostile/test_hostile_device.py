@@ -3,6 +3,7 @@ mid-job and plugged back in. Real Mosquitto, real ptys, the whole agent in-proce
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -164,22 +165,31 @@ async def test_ok_swallowed_by_a_half_line_fails_clearly_then_next_job_runs(
     assert emulator.overflow_bytes == 0
 
 
-async def test_a_dwell_is_not_mistaken_for_a_lost_reply(tmp_path: Path, broker: Broker) -> None:
+async def test_a_dwell_or_a_long_idle_is_not_mistaken_for_a_lost_reply(
+        tmp_path: Path, broker: Broker) -> None:
     """GRBL stays Idle without answering during ``G4 P<s>``: a 3 s dwell under a 2 s response
-    timeout must still succeed."""
+    timeout must still succeed. So must a job sent after the machine idled longer than the
+    timeout, with a slow adapter (300 ms) so that a status poll falls between the first line
+    and its ``ok``."""
     link = tmp_path / "ttyGRBL"
     # Laser label: wait for the air assist to blow the bed clear before engraving.
     label = "G21 G90\nG0 X20 Y20\nM8\nG4 P3\nG1 X60 Y20 F3000\nM9\n"
     config = agent_config(tmp_path, broker, link, profile=str(_quick_timeout_profile(tmp_path)))
-    async with PtyEndpoint(link, baud=115_200) as endpoint:
+    async with PtyEndpoint(link, baud=115_200, latency_s=0.3) as endpoint:
         emulator = GrblEmulator(endpoint, motion=True)
         async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
             async with running_agent(config) as agent:
                 await agent.wait_device_online()
+                await planner.wait_status("idle")
+                await asyncio.sleep(2.5)  # idle for longer than the response timeout
+                await planner.submit({"job_id": "label-after-idle", "kind": "gcode",
+                                      "program": CARE_LABEL})
                 await planner.submit({"job_id": "label-dwell", "kind": "gcode", "program": label})
+                first = await planner.wait_terminal("label-after-idle", timeout=60)
                 end = await planner.wait_terminal("label-dwell", timeout=60)
+    assert first["event"] == "succeeded", first
     assert end["event"] == "succeeded", end
-    assert emulator.executed == [*_grbl_lines(label), "G4P0"]
+    assert emulator.executed == [*_grbl_lines(CARE_LABEL), "G4P0", *_grbl_lines(label), "G4P0"]
 
 
 async def test_marlin_garbage_replies_job_completes_exactly(tmp_path: Path,
