@@ -140,24 +140,30 @@ class Station(DeviceEvents):
     async def handle(self, name: TopicName, payload: bytes) -> None:
         try:
             if name is TopicName.JOB:
-                self.handle_job(payload)
+                await self.handle_job(payload)
             elif name is TopicName.CMD:
                 await self.handle_command(payload)
         except Exception as exc:
             # A bug must not take the station down nor make the broker redeliver the message
             # forever: it is answered like any other bad input, and logged with its traceback.
             log.exception("handling a %s message failed", name.value)
-            self._reject(Rejection("internal_error", f"the agent failed to handle this "
-                                   f"{name.value}: {type(exc).__name__}: {exc}"))
+            try:
+                self._reject(Rejection("internal_error", f"the agent failed to handle this "
+                                       f"{name.value}: {type(exc).__name__}"))
+            except Exception:
+                log.exception("could not even report the failure")
 
-    def handle_job(self, payload: bytes) -> None:
+    async def handle_job(self, payload: bytes) -> None:
         if self.verifier is not None:
             checked = self._verified(payload)
             if checked is None:
                 return
             payload = checked
-        result = parse_job(payload, self.profile, max_bytes=self.config.mqtt.max_payload_bytes,
-                           max_lines=self.config.limits.max_program_lines)
+        # Validating and compiling a large job takes a while: off the event loop, so the
+        # machine's stream, the keepalive and the e-stop path never wait for it.
+        result = await asyncio.to_thread(
+            parse_job, payload, self.profile, max_bytes=self.config.mqtt.max_payload_bytes,
+            max_lines=self.config.limits.max_program_lines)
         if isinstance(result, Rejection):
             self._reject(result)
             return
@@ -240,7 +246,12 @@ class Station(DeviceEvents):
         elif cmd.cmd is CommandName.CANCEL:
             problem = await self.runner.cancel(cmd.job_id, cmd.request_id)
         elif cmd.cmd is CommandName.ESTOP:
+            was = self.estop_latched
             await self.emergency_stop("mqtt")
+            self.reporter.event(EventType.COMMAND_DONE, cmd.job_id, {
+                "cmd": "estop", "already_latched": was,
+                **({"request_id": cmd.request_id} if cmd.request_id else {}),
+            })
             problem = None
         elif cmd.cmd is CommandName.RESET:
             return await self.reset(cmd.request_id)

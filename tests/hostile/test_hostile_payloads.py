@@ -397,11 +397,6 @@ def _amplified_toolpaths_job(job_id: str, points: int, copies: int) -> dict[str,
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-@pytest.mark.xfail(strict=True, reason=(
-    "the station compiles a toolpaths job on the event loop: 49,000 points x 100 copies take "
-    "~21 s and 1.6 GiB here before out_of_bounds, past 1.5 x keepalive, so the broker drops the "
-    "agent before the rejection is published or the job acknowledged; the job is redelivered "
-    "and compiled again on every reconnect, and the station never answers anything again"))
 async def test_amplified_toolpaths_job_is_answered_once_without_losing_the_broker(
     tmp_path: Path, broker: Broker
 ) -> None:
@@ -419,9 +414,6 @@ async def test_amplified_toolpaths_job_is_answered_once_without_losing_the_broke
         assert agent.agent.link.stats.connects == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Station._apply answers an estop command only with a warning event that lacks the "
-    "request_id, and a second estop while latched with no event at all"))
 async def test_every_estop_command_is_answered_with_its_request_id(tmp_path: Path,
                                                                    broker: Broker) -> None:
     async with Planner(broker.host, broker.port) as planner, \
