@@ -132,6 +132,7 @@ class GrblDriver(MachineDriver):
         self._warnings: list[dict[str, Any]] = []
         self._command_lock = asyncio.Lock()
         self._job: _Job | None = None
+        self._status_count = 0
         self.info = DeviceInfo(firmware="grbl")
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -321,6 +322,7 @@ class GrblDriver(MachineDriver):
 
     def _on_status(self, report: StatusReport) -> None:
         self._status = report
+        self._status_count += 1
         self._status_event.set()
         if report.state != "Idle":
             self._last_busy = time.monotonic()
@@ -504,13 +506,17 @@ class GrblDriver(MachineDriver):
 
     async def _wait_hold_complete(self) -> None:
         deadline = time.monotonic() + self.settings.hold_timeout_s
+        # A report asked for before the feed hold may still be on its way and say Idle while
+        # the machine has just started moving: trust Idle only from the second report on.
+        first = self._status_count
         while True:
             self._status_event.clear()
             self.link.write(STATUS_QUERY, urgent=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._status_event.wait(), 0.25)
             st = self._status
-            if st is not None and (st.hold_complete or st.state in ("Idle", "Alarm")):
+            fresh = self._status_count >= first + 2
+            if st is not None and (st.hold_complete or (fresh and st.state in ("Idle", "Alarm"))):
                 return
             if time.monotonic() > deadline:
                 raise DeviceTimeout("feed hold did not complete in time")
