@@ -137,6 +137,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from agent.demo import main as demo_main
 
+        if not args.verbose:
+            # The demo's own lines tell the story; the agent's log would bury the progress bar.
+            logging.getLogger().setLevel(logging.WARNING)
         return demo_main()
     return 2
 
