@@ -34,7 +34,8 @@ def progress_bar(percent: int, width: int = 30) -> str:
 
 async def submit(job: dict[str, Any], *, station: str, host: str, port: int, prefix: str = "mf",
                  watch: bool = False, timeout_s: float | None = None,
-                 out: TextIO = sys.stdout) -> int:
+                 out: TextIO | None = None) -> int:
+    out = out if out is not None else sys.stdout  # looked up now: stdout may be redirected
     topics = StationTopics(prefix, station)
     job_id = str(job.get("job_id"))
     events: asyncio.Queue[IncomingMessage] = asyncio.Queue()
