@@ -51,20 +51,20 @@ def start_broker(workdir: Path, port: int, extra: str = "") -> subprocess.Popen[
     raise SystemExit("the private mosquitto broker did not start")
 
 
-async def run_demo(feed_mm_min: int = 24_000) -> int:
+async def run_demo(feed_mm_min: int = 24_000, *, motion: bool = True) -> int:
     with tempfile.TemporaryDirectory(prefix="station-agent-demo-") as tmp:
         work = Path(tmp)
         port = free_port()
         print(f"demo: private Mosquitto broker on 127.0.0.1:{port}")
         broker = start_broker(work, port)
         try:
-            return await _run(work, port, feed_mm_min)
+            return await _run(work, port, feed_mm_min, motion)
         finally:
             broker.terminate()
             broker.wait(timeout=10)
 
 
-async def _run(work: Path, port: int, feed_mm_min: int) -> int:
+async def _run(work: Path, port: int, feed_mm_min: int, motion: bool) -> int:
     link = work / "ttyGRBL"
     config: AgentConfig = parse_config({
         "station_id": "cutter-01",
@@ -81,8 +81,9 @@ async def _run(work: Path, port: int, feed_mm_min: int) -> int:
 
     stop = asyncio.Event()
     async with PtyEndpoint(link, baud=115_200, latency_s=0.002) as endpoint:
-        emulator = GrblEmulator(endpoint, motion=True)
-        print(f"demo: emulated GRBL 1.1 knife cutter on {link} (simulated motion)")
+        emulator = GrblEmulator(endpoint, motion=motion)
+        print(f"demo: emulated GRBL 1.1 knife cutter on {link}"
+              f"{' (simulated motion)' if motion else ''}")
         async with asyncio.TaskGroup() as tg:
             emu_task = tg.create_task(emulator.run(), name="grbl-emulator")
             agent_task = tg.create_task(run_agent(config, stop=stop, on_ready=on_ready))
