@@ -17,7 +17,7 @@ from agent import __version__
 from agent.config import AgentConfig
 from agent.device import DeviceEvents, DeviceManager
 from agent.drivers.base import DeviceInfo, Telemetry
-from agent.errors import StationAgentError
+from agent.errors import DeviceError, StationAgentError
 from agent.jobs.intake import AcceptedJob, Rejection, decode_object, parse_command, parse_job
 from agent.jobs.runner import JobRunner
 from agent.jobs.states import JobState
@@ -255,6 +255,8 @@ class Station(DeviceEvents):
             problem = None
         elif cmd.cmd is CommandName.RESET:
             return await self.reset(cmd.request_id)
+        elif cmd.cmd is CommandName.UNLOCK:
+            return await self.unlock(cmd.request_id)
         else:  # pragma: no cover - every CommandName is handled above
             problem = f"unknown command {cmd.cmd}"
         return ("not_applicable", problem) if problem is not None else None
@@ -285,6 +287,25 @@ class Station(DeviceEvents):
         self.reporter.event(EventType.COMMAND_DONE, None, {
             "cmd": "reset", "estop_cleared": was,
             **({"request_id": request_id} if request_id else {}),
+        })
+        self.runner.notify_queue()
+        self.refresh_status()
+        return None
+
+    async def unlock(self, request_id: str | None) -> tuple[str, str] | None:
+        """Clear the machine's alarm lock: only on a person's explicit command, after reset."""
+        if self.estop_latched:
+            return "estop_active", "release the e-stop and reset before unlocking"
+        driver = self.device.driver
+        unlock = getattr(driver, "unlock", None)
+        if driver is None or unlock is None:
+            return "not_applicable", "this machine has no alarm lock to clear"
+        try:
+            await unlock()
+        except DeviceError as exc:
+            return exc.code, f"the machine refused to unlock: {exc.message}"
+        self.reporter.event(EventType.COMMAND_DONE, None, {
+            "cmd": "unlock", **({"request_id": request_id} if request_id else {}),
         })
         self.runner.notify_queue()
         self.refresh_status()

@@ -17,6 +17,8 @@ class CommandName(StrEnum):
     CANCEL = "cancel"
     ESTOP = "estop"
     RESET = "reset"
+    # Clear a machine alarm (GRBL `$X`) on a person's explicit request; never done on its own.
+    UNLOCK = "unlock"
 
 
 class Command(WireModel):

@@ -130,8 +130,21 @@ async def test_estop_stops_machine_first_and_latches(tmp_path: Path, broker: Bro
                 await asyncio.sleep(0.2)
                 await press(pins, RESET)
                 await planner.wait_for(lambda: planner.statuses[-1]["state"] != "estop", 15)
-                # The soft reset during motion left GRBL in ALARM:3: the agent does not unlock it.
-                assert planner.statuses[-1]["state"] in ("alarm", "idle")
+                # The soft reset during motion left GRBL in ALARM:3, and the agent does not unlock
+                # it by itself: jobs wait until a person sends `unlock`.
+                await planner.wait_status("alarm")
+                assert emulator.state == "Alarm"
+                await planner.submit({"job_id": "back-e2", "kind": "gcode",
+                                      "program": "G21\nG0 X5 Y5\n"})
+                await planner.wait_event("back-e2", "accepted")
+                await asyncio.sleep(0.5)
+                assert "started" not in planner.names_for("back-e2")
+                await planner.command("unlock", request_id="u1")
+                done = await planner.wait_for(lambda: [
+                    e for e in planner.events if e["event"] == "command_done"
+                    and e["detail"].get("request_id") == "u1"], 10)
+                assert done[0]["detail"]["cmd"] == "unlock"
+                assert (await planner.wait_terminal("back-e2"))["event"] == "succeeded"
             finally:
                 await agent.shutdown()
 
