@@ -133,12 +133,10 @@ class DeviceManager:
 
         async def come_online() -> None:
             nonlocal info
-            identify = getattr(driver, "identify", None)
-            if identify is not None:
-                try:
-                    info = await identify()
-                except DeviceError as exc:
-                    log.warning("could not read build info: %s", exc.message)
+            try:
+                info = await driver.identify() or info
+            except DeviceError as exc:
+                log.warning("could not read build info: %s", exc.message)
             self.driver = driver
             self.info = info
             self.online.set()

@@ -27,7 +27,7 @@ from agent.profiles import Profile
 from agent.reporter import Reporter
 from agent.safety.light import LightState, StackLight
 from agent.schemas.command import Command, CommandName
-from agent.schemas.event import EventType
+from agent.schemas.event import EventType, request_echo
 from agent.schemas.status import Info, StationState
 from agent.signing import JobVerifier
 from agent.storage import Database
@@ -248,10 +248,8 @@ class Station(DeviceEvents):
         elif cmd.cmd is CommandName.ESTOP:
             was = self.estop_latched
             await self.emergency_stop("mqtt")
-            self.reporter.event(EventType.COMMAND_DONE, cmd.job_id, {
-                "cmd": "estop", "already_latched": was,
-                **({"request_id": cmd.request_id} if cmd.request_id else {}),
-            })
+            self._command_done(CommandName.ESTOP, cmd.request_id, {"already_latched": was},
+                               job_id=cmd.job_id)
             problem = None
         elif cmd.cmd is CommandName.RESET:
             return await self.reset(cmd.request_id)
@@ -284,12 +282,7 @@ class Station(DeviceEvents):
             await driver.reset()
         was = self.estop_latched
         self.estop_latched = False
-        self.reporter.event(EventType.COMMAND_DONE, None, {
-            "cmd": "reset", "estop_cleared": was,
-            **({"request_id": request_id} if request_id else {}),
-        })
-        self.runner.notify_queue()
-        self.refresh_status()
+        self._command_done(CommandName.RESET, request_id, {"estop_cleared": was})
         return None
 
     async def unlock(self, request_id: str | None) -> tuple[str, str] | None:
@@ -297,19 +290,22 @@ class Station(DeviceEvents):
         if self.estop_latched:
             return "estop_active", "release the e-stop and reset before unlocking"
         driver = self.device.driver
-        unlock = getattr(driver, "unlock", None)
-        if driver is None or unlock is None:
-            return "not_applicable", "this machine has no alarm lock to clear"
+        if driver is None:
+            return "not_applicable", "the machine is offline"
         try:
-            await unlock()
+            await driver.unlock()
         except DeviceError as exc:
-            return exc.code, f"the machine refused to unlock: {exc.message}"
-        self.reporter.event(EventType.COMMAND_DONE, None, {
-            "cmd": "unlock", **({"request_id": request_id} if request_id else {}),
-        })
+            return exc.code, f"cannot unlock: {exc.message}"
+        self._command_done(CommandName.UNLOCK, request_id, {})
+        return None
+
+    def _command_done(self, cmd: CommandName, request_id: str | None, detail: dict[str, Any],
+                      *, job_id: str | None = None) -> None:
+        """Answer a station-level command, and let waiting jobs start if they now may."""
+        self.reporter.event(EventType.COMMAND_DONE, job_id,
+                            {"cmd": cmd.value, **detail, **request_echo(request_id)})
         self.runner.notify_queue()
         self.refresh_status()
-        return None
 
     # -- safety inputs (agent.safety.SafetyListener; called on the event loop) --------------
 
@@ -335,10 +331,9 @@ class Station(DeviceEvents):
 
     def on_door(self, open: bool) -> None:
         self.door_open = open
-        current = self.runner.current
-        self.reporter.event(EventType.WARNING, current.record.job_id if current else None,
-                            {"door": "open" if open else "closed"})
         job = self.runner.current
+        self.reporter.event(EventType.WARNING, job.record.job_id if job else None,
+                            {"door": "open" if open else "closed"})
         if open and job is not None and job.state is JobState.RUNNING:
             self._spawn(self.runner.pause(None, reason="door_open"), "door-pause")
         self.refresh_status()

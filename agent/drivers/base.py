@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.errors import DeviceError
 from agent.transport.link import ByteLink
 
 
@@ -86,6 +87,10 @@ class MachineDriver(abc.ABC):
     @abc.abstractmethod
     async def run(self) -> None: ...
 
+    async def identify(self) -> DeviceInfo | None:
+        """More about the machine once ``run()`` is active (GRBL: ``$I``); None: nothing more."""
+        return None
+
     @abc.abstractmethod
     async def stream(
         self, lines: Sequence[str], on_progress: ProgressCallback, *, start_index: int = 0
@@ -118,6 +123,11 @@ class MachineDriver(abc.ABC):
     @abc.abstractmethod
     async def reset(self) -> None:
         """Operator-requested reset after an e-stop; never unlocks an alarm by itself."""
+
+    async def unlock(self) -> None:
+        """Clear a machine alarm on a person's explicit request (GRBL ``$X``)."""
+        raise DeviceError(f"a {self.family} machine has no alarm lock to clear",
+                          code="not_applicable")
 
     @property
     @abc.abstractmethod

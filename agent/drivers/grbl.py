@@ -63,15 +63,15 @@ FENCE = "G4P0"
 
 
 class _Kind(enum.Enum):
-    PROGRAM = "program"
     FENCE = "fence"
     COMMAND = "command"
 
 
 @dataclass
 class _InFlight:
+    """A fence or system command in flight (program lines in flight are bare indexes)."""
+
     kind: _Kind
-    index: int
     done: asyncio.Future[ErrorReply | None] | None = None
     feedback: list[str] = field(default_factory=list)
 
@@ -401,7 +401,7 @@ class GrblDriver(MachineDriver):
                 self._wake.clear()
                 await self._wake.wait()
             loop = asyncio.get_running_loop()
-            entry = _InFlight(_Kind.COMMAND, -1, loop.create_future())
+            entry = _InFlight(_Kind.COMMAND, loop.create_future())
             self._send(line, entry)
             assert entry.done is not None
             try:
@@ -435,11 +435,10 @@ class GrblDriver(MachineDriver):
         # The machine may have idled for hours: count the silence from the job's first line.
         self._last_answer = time.monotonic()
         self._warnings = []
-        fence = _InFlight(_Kind.FENCE, len(lines), asyncio.get_running_loop().create_future())
+        fence = _InFlight(_Kind.FENCE, asyncio.get_running_loop().create_future())
         encoded = [line.encode("ascii") + b"\n" for line in lines]
-        self._job = _Job(encoded, start_index, fence, max(1, len(lines) // 200),
-                         reported=start_index)
-        reported = start_index
+        job = self._job = _Job(encoded, start_index, fence, max(1, len(lines) // 200),
+                               reported=start_index)
         try:
             while True:
                 if self._stop is not None:
@@ -448,15 +447,14 @@ class GrblDriver(MachineDriver):
                     await self._abort_motion()
                     raise self._failure
                 self._pump()
-                if self._acked != reported:
-                    reported = self._acked
-                    self._job.reported = reported
-                    on_progress(reported)
+                if self._acked != job.reported:
+                    job.reported = self._acked
+                    on_progress(job.reported)
                 if fence.done is not None and fence.done.done() and not fence.done.cancelled():
                     break
                 self._wake.clear()
                 await self._wake.wait()
-            if self._acked != reported:
+            if self._acked != job.reported:
                 on_progress(self._acked)
             return StreamResult(lines_done=self._acked, warnings=tuple(self._warnings))
         finally:

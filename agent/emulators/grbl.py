@@ -61,7 +61,7 @@ from agent.emulators.grbl_lines import AssembledLine, LineAssembler
 from agent.emulators.grbl_motion import PlannedBlock, hold_deceleration_s, plan_block
 from agent.emulators.grbl_noise import ReplyNoise
 from agent.emulators.grbl_settings import Settings
-from agent.emulators.pty import PtyEndpoint
+from agent.emulators.pty import PtyEndpoint, add_link_arguments, endpoint_from_args
 
 BUILD_DATE = "20190825"
 HELP = "[HLP:$$ $# $G $I $N $x=val $Nx=line $J=line $SLP $C $X $H ~ ! ? ctrl-x]"
@@ -838,9 +838,7 @@ def _fmt(vec: Vec) -> str:
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--link", required=True, help="symlink to create for the pty")
-    parser.add_argument("--baud", type=int, default=115_200, help="simulated wire speed")
-    parser.add_argument("--latency-ms", type=float, default=0.0, help="reply latency")
+    add_link_arguments(parser, baud=115_200, latency_ms=0.0)
     parser.add_argument("--motion", action="store_true", help="simulate motion timing")
     parser.add_argument("--record", default=None, help="append every executed line here")
     parser.add_argument(
@@ -854,9 +852,7 @@ async def run_cli(args: argparse.Namespace) -> None:
     unsupported = frozenset(
         name.strip().upper() for name in str(args.unsupported).split(",") if name.strip()
     )
-    async with PtyEndpoint(
-        Path(args.link), baud=args.baud, latency_s=args.latency_ms / 1000.0
-    ) as endpoint:
+    async with endpoint_from_args(args) as endpoint:
         emulator = GrblEmulator(
             endpoint,
             motion=bool(args.motion),

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from agent.emulators.pty import PtyEndpoint
+from agent.emulators.pty import PtyEndpoint, add_link_arguments, endpoint_from_args
 from agent.emulators.tasks import EmulatorTasks
 
 MM_PER_UNIT = 0.025
@@ -471,12 +471,7 @@ class HpglEmulator(EmulatorTasks):
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--link", type=Path, required=True,
-                        help="symlink to create for the device end (the agent opens this path)")
-    parser.add_argument("--baud", type=int, default=9600,
-                        help="simulated wire speed in baud (0: as fast as the pty)")
-    parser.add_argument("--latency-ms", type=float, default=2.0,
-                        help="delay before each answer reaches the host, like a USB adapter")
+    add_link_arguments(parser, baud=9600, latency_ms=2.0)
     parser.add_argument("--buffer", type=int, default=1024,
                         help="input buffer size in bytes (HP 7475A: about 1 KB)")
     parser.add_argument("--pen-speed", type=float, default=380.0,
@@ -488,9 +483,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def run_cli(args: argparse.Namespace) -> None:
-    endpoint = PtyEndpoint(
-        args.link, baud=args.baud or None, latency_s=max(0.0, args.latency_ms) / 1000
-    )
+    endpoint = endpoint_from_args(args)
     async with endpoint:
         emulator = HpglEmulator(
             endpoint,

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import TextIO
 
 from agent.dialects.marlin import checksum
-from agent.emulators.pty import PtyEndpoint
+from agent.emulators.pty import PtyEndpoint, add_link_arguments, endpoint_from_args
 from agent.emulators.tasks import EmulatorTasks
 
 DEFAULT_CAPABILITIES: dict[str, bool] = {
@@ -519,12 +519,7 @@ class MarlinEmulator(EmulatorTasks):
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--link", type=Path, required=True,
-                        help="symlink to create for the device end (the agent opens this path)")
-    parser.add_argument("--baud", type=int, default=0,
-                        help="simulated wire speed in baud (0: as fast as the pty: native USB)")
-    parser.add_argument("--latency-ms", type=float, default=1.0,
-                        help="delay before each answer reaches the host, like a USB adapter")
+    add_link_arguments(parser, baud=0, latency_ms=1.0)  # 0: native USB, as fast as the pty
     parser.add_argument("--bufsize", type=int, default=4, help="command queue slots (BUFSIZE)")
     parser.add_argument("--rx-buffer", type=int, default=128, help="receive buffer bytes")
     parser.add_argument("--advanced-ok", action="store_true",
@@ -544,9 +539,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def run_cli(args: argparse.Namespace) -> None:
-    endpoint = PtyEndpoint(
-        args.link, baud=args.baud or None, latency_s=max(0.0, args.latency_ms) / 1000
-    )
+    endpoint = endpoint_from_args(args)
     async with endpoint:
         emulator = MarlinEmulator(
             endpoint,

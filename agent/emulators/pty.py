@@ -12,6 +12,7 @@ Timing model:
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -190,3 +191,18 @@ class PtyEndpoint:
                 await self._tx_task
             self._tx_task = None
         self.disconnect()
+
+
+def add_link_arguments(parser: argparse.ArgumentParser, *, baud: int, latency_ms: float) -> None:
+    """The options every ``station-agent emulate`` family shares, with the family's defaults."""
+    parser.add_argument("--link", type=Path, required=True,
+                        help="symlink to create for the device end (the agent opens this path)")
+    parser.add_argument("--baud", type=int, default=baud,
+                        help="simulated wire speed in baud (0: as fast as the pty)")
+    parser.add_argument("--latency-ms", type=float, default=latency_ms,
+                        help="delay before each answer reaches the host, like a USB adapter")
+
+
+def endpoint_from_args(args: argparse.Namespace) -> PtyEndpoint:
+    return PtyEndpoint(args.link, baud=args.baud or None,
+                       latency_s=max(0.0, args.latency_ms) / 1000)

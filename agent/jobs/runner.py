@@ -16,7 +16,7 @@ from agent.errors import DeviceError, JobStopped
 from agent.jobs.states import JobState, Trigger
 from agent.jobs.store import JobRecord, JobStore
 from agent.reporter import Reporter
-from agent.schemas.event import EventType
+from agent.schemas.event import EventType, request_echo
 from agent.schemas.job import JobRequest
 from agent.storage import Database
 
@@ -145,7 +145,7 @@ class JobRunner:
                 with self.db.transaction():
                     self.store.transition(job.record.job_id, Trigger.CANCEL)
                     self.reporter.event(EventType.CANCELED, job.record.job_id,
-                                        self._request_detail(job))
+                                        request_echo(job.cancel_request_id))
                 return False
             if self._operator_start.is_set():
                 self._operator_start.clear()
@@ -192,7 +192,7 @@ class JobRunner:
                                           lines_done=driver.lines_acknowledged)
                     self.reporter.event(EventType.CANCELED, job_id, {
                         "lines_done": driver.lines_acknowledged, "lines_total": total,
-                        **self._request_detail(job),
+                        **request_echo(job.cancel_request_id),
                     })
             return
         except DeviceError as exc:
@@ -229,10 +229,6 @@ class JobRunner:
                 detail["lines_total"] = len(job.program)
             self.reporter.event(EventType.FAILED, job.record.job_id, detail)
 
-    @staticmethod
-    def _request_detail(job: RunningJob) -> dict[str, Any]:
-        return {"request_id": job.cancel_request_id} if job.cancel_request_id else {}
-
     # -- commands on the current job -------------------------------------------------------
 
     async def pause(self, request_id: str | None, *, reason: str | None = None) -> str | None:
@@ -247,7 +243,7 @@ class JobRunner:
             self.store.transition(job.record.job_id, Trigger.PAUSE)
             self.reporter.event(EventType.PAUSED, job.record.job_id, {
                 "lines_done": driver.lines_acknowledged,
-                **({"request_id": request_id} if request_id else {}),
+                **request_echo(request_id),
                 **({"reason": reason} if reason else {}),
             })
         job.state = JobState.PAUSED
@@ -264,8 +260,7 @@ class JobRunner:
         await driver.resume()
         with self.db.transaction():
             self.store.transition(job.record.job_id, Trigger.RESUME)
-            self.reporter.event(EventType.RESUMED, job.record.job_id,
-                                {"request_id": request_id} if request_id else {})
+            self.reporter.event(EventType.RESUMED, job.record.job_id, request_echo(request_id))
         job.state = JobState.RUNNING
         self._on_change()
         return None
@@ -296,7 +291,7 @@ class JobRunner:
             self.store.transition(job_id, Trigger.CANCEL)
             self.reporter.event(EventType.CANCELED, job_id, {
                 "lines_done": 0, "lines_total": rec.lines_total,
-                **({"request_id": request_id} if request_id else {}),
+                **request_echo(request_id),
             })
         self._queue_changed.set()
         return None

@@ -95,7 +95,7 @@ class Outbox:
                 retain: bool, droppable: bool) -> None:
         size = len(payload) + len(topic) + 48
         if self.size + size > self.max_bytes:
-            self._make_room(size, protect_lifecycle=not droppable)
+            self._make_room(size)
             if self.size + size > self.max_bytes and droppable:
                 self._note_dropped(kind.value, 1)
                 return
@@ -108,16 +108,17 @@ class Outbox:
         self.count += 1
         self.changed.set()
 
-    def _make_room(self, needed: int, *, protect_lifecycle: bool) -> None:
+    def _make_room(self, needed: int) -> None:
         """Drop the oldest telemetry, then the oldest progress/warning events.
 
         A tenth of the cap is freed at once, so a flood does not pay for a purge per row.
+        Lifecycle events are never candidates: they are stored with droppable = 0.
         """
         target = self.max_bytes - needed - self.max_bytes // 10
         for kind in (RowKind.TELEMETRY, RowKind.EVENT):
             while self.size > target:
                 rows = self.db.conn.execute(
-                    "SELECT id, size, seq FROM outbox WHERE droppable = 1 AND kind = ? "
+                    "SELECT id, size FROM outbox WHERE droppable = 1 AND kind = ? "
                     "ORDER BY id LIMIT 2048",
                     (kind.value,),
                 ).fetchall()
@@ -125,7 +126,7 @@ class Outbox:
                     break
                 freed = 0
                 ids = []
-                for row_id, size, _seq in rows:
+                for row_id, size in rows:
                     ids.append(row_id)
                     freed += size
                     if self.size - freed <= target:
@@ -134,7 +135,6 @@ class Outbox:
                 self.size -= freed
                 self.count -= len(ids)
                 self._note_dropped(kind.value, len(ids))
-        del protect_lifecycle  # lifecycle rows are never candidates: droppable = 0
 
     def _note_dropped(self, kind: str, n: int) -> None:
         self._pressure_pending[kind] = self._pressure_pending.get(kind, 0) + n

@@ -63,20 +63,16 @@ def open_input(key: str, config: InputPin, pin_factory: PinFactory) -> InputDevi
 
 
 def open_lamp(key: str, config: OutputPin, pin_factory: PinFactory) -> OutputDevice:
-    try:
-        return LED(
-            config.pin,
-            active_high=config.active_high,
-            initial_value=False,
-            pin_factory=pin_factory,
-        )
-    except (GPIOZeroError, OSError, ValueError) as exc:
-        raise _unusable(key, config.pin, exc) from None
+    return _open_output(LED, key, config, pin_factory)
 
 
 def open_buzzer(key: str, config: OutputPin, pin_factory: PinFactory) -> OutputDevice:
+    return _open_output(Buzzer, key, config, pin_factory)
+
+
+def _open_output(kind: Any, key: str, config: OutputPin, pin_factory: PinFactory) -> OutputDevice:
     try:
-        return Buzzer(
+        return kind(
             config.pin,
             active_high=config.active_high,
             initial_value=False,

@@ -30,6 +30,11 @@ class EventType(StrEnum):
 LIFECYCLE_EVENTS = frozenset(EventType) - {EventType.PROGRESS, EventType.WARNING}
 
 
+def request_echo(request_id: str | None) -> dict[str, Any]:
+    """The ``request_id`` a command carried, for the event that answers it (nothing if none)."""
+    return {"request_id": request_id} if request_id else {}
+
+
 class ErrorDetail(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
