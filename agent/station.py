@@ -154,35 +154,36 @@ class Station(DeviceEvents):
                 log.exception("could not even report the failure")
 
     async def handle_job(self, payload: bytes) -> None:
-        if self.verifier is not None:
-            checked = self._verified(payload)
-            if checked is None:
-                return
-            payload = checked
-        # Validating and compiling a large job takes a while: off the event loop, so the
-        # machine's stream, the keepalive and the e-stop path never wait for it.
-        result = await asyncio.to_thread(
-            parse_job, payload, self.profile, max_bytes=self.config.mqtt.max_payload_bytes,
-            max_lines=self.config.limits.max_program_lines)
+        # Checking the signature, validating and compiling a large job take a while: off the
+        # event loop, so the machine's stream, the keepalive and the e-stop path never wait.
+        result = await asyncio.to_thread(self._validate_job, payload)
         if isinstance(result, Rejection):
             self._reject(result)
             return
         self._accept(result)
 
-    def _verified(self, payload: bytes) -> bytes | None:
-        """The job without its signature if the signature holds; else None (rejected)."""
+    def _validate_job(self, payload: bytes) -> AcceptedJob | Rejection:
+        """Pure work on the payload (no database, no events): runs in a worker thread."""
+        if self.verifier is not None:
+            verified = self._verified(payload)
+            if isinstance(verified, Rejection):
+                return verified
+            payload = verified
+        return parse_job(payload, self.profile, max_bytes=self.config.mqtt.max_payload_bytes,
+                         max_lines=self.config.limits.max_program_lines)
+
+    def _verified(self, payload: bytes) -> bytes | Rejection:
+        """The job without its signature if the signature holds."""
         assert self.verifier is not None
         obj, rejection = decode_object(payload, self.config.mqtt.max_payload_bytes)
         if rejection is not None:
-            self._reject(rejection)
-            return None
+            return rejection
         assert obj is not None
         job_id = obj.get("job_id") if isinstance(obj.get("job_id"), str) else None
         try:
             job = self.verifier.verify(obj, now=datetime.now(UTC))
         except StationAgentError as exc:
-            self._reject(Rejection(exc.code, exc.message, job_id))
-            return None
+            return Rejection(exc.code, exc.message, job_id)
         return json.dumps(job, ensure_ascii=False).encode("utf-8")
 
     def _accept(self, job: AcceptedJob) -> None:
