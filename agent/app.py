@@ -11,10 +11,10 @@ from typing import Any
 
 from agent.config import AgentConfig
 from agent.jobs.store import JobStore
-from agent.link.mqtt_client import MqttError
+from agent.link.mqtt_client import MqttError, WillMessage
 from agent.link.outbox import Outbox
-from agent.link.session import BrokerLink
-from agent.link.topics import StationTopics
+from agent.link.session import BrokerLink, Inbound
+from agent.link.topics import StationTopics, TopicName
 from agent.profiles import load_profile
 from agent.reporter import Reporter
 from agent.safety import SafetyPanel, StackLight, hardware_pin_factory
@@ -33,7 +33,7 @@ class Agent:
     config: AgentConfig
     db: Database
     station: Station
-    link: BrokerLink
+    link: BrokerLink[TopicName]
     reporter: Reporter
 
 
@@ -46,9 +46,12 @@ def build_agent(config: AgentConfig) -> Agent:
     reporter = Reporter(outbox, topics, session)
     store = JobStore(db)
     station = Station(config, profile, db, store, reporter)
-    link = BrokerLink(config.mqtt, config.station_id, topics, db, outbox, station.handle,
-                      reporter.offline_payload())
-    reporter.live_telemetry = link.publish_telemetry
+    inbound = Inbound(topics.subscriptions(pools=bool(config.pools)), topics.incoming,
+                      station.handle)
+    will = WillMessage(topics.status, reporter.offline_payload(), qos=1, retain=True)
+    link: BrokerLink[TopicName] = BrokerLink(config.mqtt, f"station-agent-{config.station_id}",
+                                             inbound, db, outbox, will)
+    reporter.live = link.publish_now
     return Agent(config, db, station, link, reporter)
 
 

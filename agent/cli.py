@@ -35,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the agent for one station")
     run.add_argument("--config", type=Path, required=True)
 
+    keeper = sub.add_parser("pool-keeper", help="hold pool jobs until a free station takes each "
+                            "(one per broker)")
+    keeper.add_argument("--config", type=Path, required=True)
+
     emulate = sub.add_parser("emulate", help="run a device emulator on a pseudo-terminal")
     families = emulate.add_subparsers(dest="family", required=True)
     for family, module in EMULATORS.items():
@@ -69,16 +73,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stop_on_signal() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
 async def _run_until_signal(config_path: Path) -> None:
     from agent.app import run_agent
     from agent.config import load_config
 
     config = load_config(config_path)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await run_agent(config, stop=stop)
+    await run_agent(config, stop=_stop_on_signal())
+
+
+async def _run_keeper_until_signal(config_path: Path) -> None:
+    from agent.config import load_keeper_config
+    from agent.pools.keeper import run_keeper
+
+    config = load_keeper_config(config_path)
+    await run_keeper(config, stop=_stop_on_signal())
 
 
 async def _run_emulator(args: argparse.Namespace) -> None:
@@ -124,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         asyncio.run(_run_until_signal(args.config))
+        return 0
+    if args.command == "pool-keeper":
+        asyncio.run(_run_keeper_until_signal(args.config))
         return 0
     if args.command == "emulate":
         asyncio.run(_run_emulator(args))

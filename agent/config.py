@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -12,11 +12,15 @@ from agent.errors import ConfigError
 from agent.profiles import format_validation_error
 from agent.profiles.base import StrictModel
 from agent.safety.config import GpioConfig
+from agent.schemas.pool import PoolName
 from agent.signing import SigningConfig
 
 StationId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 TopicLevel = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 Port = Annotated[int, Field(ge=1, le=65_535)]
+# The topic level under the prefix that holds pool topics; no station may be called this.
+POOLS_LEVEL = "pools"
+_C = TypeVar("_C", bound=StrictModel)
 
 
 class BrokerAddress(StrictModel):
@@ -86,22 +90,63 @@ class AgentConfig(StrictModel):
     gpio: GpioConfig | None = None
     # Ed25519-signed jobs from the planner; off by default.
     signing: SigningConfig = SigningConfig()
+    # Pools this station takes jobs from (<prefix>/pools/<pool>/job, via the pool keeper).
+    pools: tuple[PoolName, ...] = Field(default=(), max_length=32)
 
     @model_validator(mode="after")
-    def _check_backoff(self) -> AgentConfig:
-        if self.mqtt.reconnect_min_s > self.mqtt.reconnect_max_s:
-            raise ValueError("mqtt.reconnect_min_s must not exceed mqtt.reconnect_max_s")
+    def _check(self) -> AgentConfig:
+        _check_backoff(self.mqtt)
+        if self.station_id == POOLS_LEVEL:
+            raise ValueError(f"station_id {POOLS_LEVEL!r} is reserved for pool topics")
+        if len(set(self.pools)) != len(self.pools):
+            raise ValueError("pools: a pool is listed twice")
         return self
 
 
+class KeeperStorageConfig(StrictModel):
+    dir: Path = Path("/var/lib/station-agent-keeper")
+
+
+class KeeperConfig(StrictModel):
+    """The pool keeper: one per broker, holds pool jobs until a free member takes each."""
+
+    keeper_id: StationId = "pool-keeper"
+    mqtt: MqttConfig = MqttConfig()
+    storage: KeeperStorageConfig = KeeperStorageConfig()
+    # How long a member has to claim an offered job before it is offered elsewhere.
+    offer_timeout_s: Annotated[float, Field(gt=0, le=60)] = 2.0
+
+    @model_validator(mode="after")
+    def _check(self) -> KeeperConfig:
+        _check_backoff(self.mqtt)
+        return self
+
+
+def _check_backoff(mqtt: MqttConfig) -> None:
+    if mqtt.reconnect_min_s > mqtt.reconnect_max_s:
+        raise ValueError("mqtt.reconnect_min_s must not exceed mqtt.reconnect_max_s")
+
+
 def parse_config(data: dict[str, object], *, source: str = "<config>") -> AgentConfig:
+    return _parse(AgentConfig, data, source)
+
+
+def _parse(model: type[_C], data: dict[str, object], source: str) -> _C:
     try:
-        return AgentConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {format_validation_error(exc)}") from None
 
 
 def load_config(path: Path) -> AgentConfig:
+    return _parse(AgentConfig, _read_toml(path), str(path))
+
+
+def load_keeper_config(path: Path) -> KeeperConfig:
+    return _parse(KeeperConfig, _read_toml(path), str(path))
+
+
+def _read_toml(path: Path) -> dict[str, object]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -110,4 +155,4 @@ def load_config(path: Path) -> AgentConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_config(data, source=str(path))
+    return data

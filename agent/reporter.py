@@ -11,13 +11,15 @@ from agent.link.outbox import Outbox, RowKind, dumps
 from agent.link.topics import StationTopics
 from agent.schemas.base import utc_now_rfc3339
 from agent.schemas.event import Event, EventType
+from agent.schemas.pool import PoolReply
 from agent.schemas.status import Info, StationState, Status
 
 log = logging.getLogger(__name__)
 
 PRESSURE_REPORT_INTERVAL_S = 5.0
 
-TelemetrySink = Callable[[str, bytes], bool]
+# Publishes straight out while connected (topic, payload, qos); False when it could not.
+LiveSink = Callable[[str, bytes, int], bool]
 
 
 class Reporter:
@@ -31,8 +33,8 @@ class Reporter:
         self._last_status: tuple[StationState, str | None, tuple[tuple[str, Any], ...]] | None
         self._last_status = None
         self._last_pressure = -PRESSURE_REPORT_INTERVAL_S
-        # Set by the broker link while connected: publishes QoS 0 telemetry directly.
-        self.live_telemetry: TelemetrySink | None = None
+        # Set by the broker link: publishes telemetry and pool offers' answers directly.
+        self.live: LiveSink | None = None
 
     def event(self, event: EventType, job_id: str | None,
               detail: dict[str, Any] | None = None) -> Event:
@@ -75,8 +77,19 @@ class Reporter:
 
     def telemetry(self, data: dict[str, Any]) -> None:
         payload = dumps({"v": 1, "station": self.topics.station, "ts": utc_now_rfc3339(), **data})
-        sink = self.live_telemetry
-        if sink is not None and sink(self.topics.telemetry, payload):
+        sink = self.live
+        if sink is not None and sink(self.topics.telemetry, payload, 0):
             return
         self.outbox.add_telemetry(self.topics.telemetry, payload)
         self._report_pressure()
+
+    def pool_reply(self, reply: PoolReply, *, durable: bool) -> None:
+        """Answer the pool keeper. Claims and declines only matter now: straight out (a lost
+        one just makes the keeper wait out the offer). Taken, rejected and handback decide where
+        a job is: through the outbox, never lost."""
+        topic = self.topics.pool_replies(reply.pool)
+        payload = dumps(reply.model_dump(mode="json", exclude_none=True))
+        if durable:
+            self.outbox.add_message(RowKind.POOL, topic, payload)
+        elif self.live is not None:
+            self.live(topic, payload, 1)

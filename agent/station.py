@@ -23,6 +23,7 @@ from agent.jobs.runner import JobRunner
 from agent.jobs.states import JobState
 from agent.jobs.store import JobStore
 from agent.link.topics import TopicName
+from agent.pools.member import PoolMember
 from agent.profiles import Profile
 from agent.reporter import Reporter
 from agent.safety.light import LightState, StackLight
@@ -71,6 +72,7 @@ class Station(DeviceEvents):
         self._alarm: Any = None
         self.light: StackLight | None = None
         self.verifier: JobVerifier | None = None
+        self.pool_member = PoolMember(self)
         self._background: set[asyncio.Task[Any]] = set()
 
     # -- state -----------------------------------------------------------------------------
@@ -127,13 +129,17 @@ class Station(DeviceEvents):
             station=self.config.station_id, agent_version=__version__, profile=self.profile.name,
             family=self.profile.family, dialect=_DIALECTS.get(self.profile.family, "unknown"),
             bed_mm=(self.profile.bed.width_mm, self.profile.bed.height_mm),
-            job_kinds=_JOB_KINDS.get(self.profile.family, []),
+            job_kinds=self.job_kinds, pools=list(self.config.pools),
             commands=[c.value for c in CommandName],
             capabilities={"operator_start": True, "max_queued_jobs":
                           self.config.limits.max_queued_jobs,
                           "max_payload_bytes": self.config.mqtt.max_payload_bytes},
             firmware=fw,
         )
+
+    @property
+    def job_kinds(self) -> list[str]:
+        return _JOB_KINDS.get(self.profile.family, [])
 
     # -- incoming --------------------------------------------------------------------------
 
@@ -143,6 +149,10 @@ class Station(DeviceEvents):
                 await self.handle_job(payload)
             elif name is TopicName.CMD:
                 await self.handle_command(payload)
+            elif name is TopicName.OFFER:
+                self.pool_member.on_offer(payload)
+            elif name is TopicName.POOL_JOB:
+                await self.pool_member.on_assignment(payload)
         except Exception as exc:
             # A bug must not take the station down nor make the broker redeliver the message
             # forever: it is answered like any other bad input, and logged with its traceback.
@@ -204,14 +214,20 @@ class Station(DeviceEvents):
             self._reject(Rejection("queue_full", f"{waiting} jobs are already waiting "
                                    f"(limit {self.config.limits.max_queued_jobs})", job_id))
             return
+        self.store_job(job, waiting=waiting)
+        self.runner.notify_queue()
+
+    def store_job(self, job: AcceptedJob, *, waiting: int = 0, pool: str | None = None) -> None:
+        """The job and its ``accepted`` event, in one transaction (the caller's, if open)."""
+        job_id = job.request.job_id
         with self.db.transaction():
             self.store.add(job_id, job.request.kind.value, job.raw, job.program)
             self.reporter.event(EventType.ACCEPTED, job_id, {
                 "station": self.config.station_id, "lines_total": len(job.program),
                 "queue_position": waiting + (1 if self.runner.current else 0),
+                **({"pool": pool} if pool else {}),
                 **({"meta": job.request.meta} if job.request.meta else {}),
             })
-        self.runner.notify_queue()
 
     def _reject(self, rejection: Rejection) -> None:
         self.reporter.event(EventType.REJECTED, rejection.job_id, rejection.detail())

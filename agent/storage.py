@@ -49,11 +49,20 @@ CREATE TABLE IF NOT EXISTS outbox (
     size INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_droppable ON outbox (droppable, kind, id);
+-- Pool assignments this station has answered: the same assignment delivered again gets the
+-- same answer, and a job handed back is never run from a stale delivery.
+CREATE TABLE IF NOT EXISTS pool_assignments (
+    token TEXT PRIMARY KEY,
+    pool TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    reason TEXT
+);
 """
 
 
 class Database:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, extra_schema: str = "") -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -62,7 +71,7 @@ class Database:
         self.conn.execute("PRAGMA foreign_keys=ON")
         # Keep the WAL file between checkpoints so the fd we fsync stays the live one.
         self.conn.execute("PRAGMA journal_size_limit=67108864")
-        self.conn.executescript(SCHEMA)
+        self.conn.executescript(SCHEMA + extra_schema)
         self._wal_fd: int | None = None
         self._depth = 0
 

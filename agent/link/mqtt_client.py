@@ -225,13 +225,21 @@ class MqttConnection:
     # -- operations ------------------------------------------------------------------------
 
     def publish_nowait(self, topic: str, payload: bytes, qos: int = 1,
-                       retain: bool = False) -> asyncio.Future[None]:
-        """Start a publish; the future resolves on PUBACK (QoS 1) or once written (QoS 0)."""
+                       retain: bool = False, expiry_s: int | None = None) -> asyncio.Future[None]:
+        """Start a publish; the future resolves on PUBACK (QoS 1) or once written (QoS 0).
+
+        ``expiry_s``: MQTT 5 message expiry; the broker discards the message if it has not
+        reached a subscriber by then (an offer must not wait for a station that is away).
+        """
         fut: asyncio.Future[None] = self._loop.create_future()
         if self.state is not ConnectionState.CONNECTED:
             fut.set_exception(MqttDisconnected("not connected"))
             return fut
-        info = self._client.publish(topic, payload, qos, retain)
+        props = None
+        if expiry_s is not None:
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            props.MessageExpiryInterval = expiry_s
+        info = self._client.publish(topic, payload, qos, retain, properties=props)
         if info.rc != paho.MQTT_ERR_SUCCESS:
             fut.set_exception(MqttDisconnected(f"publish failed: {paho.error_string(info.rc)}"))
             return fut

@@ -31,6 +31,7 @@ class RowKind(enum.StrEnum):
     STATUS = "status"
     INFO = "info"
     TELEMETRY = "telemetry"
+    POOL = "pool"
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,11 @@ class Outbox:
                 self.size -= size
                 self.count -= 1
             self._insert(kind, None, topic, payload, 1, True, False)
+
+    def add_message(self, kind: RowKind, topic: str, payload: bytes) -> None:
+        """A QoS 1 message that must not be lost (a pool member's answer to the keeper)."""
+        with self.db.transaction():
+            self._insert(kind, None, topic, payload, 1, False, False)
 
     def add_telemetry(self, topic: str, payload: bytes) -> None:
         with self.db.transaction():

@@ -18,6 +18,7 @@ import random
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from agent.config import MqttConfig
 from agent.link.mqtt_client import (
@@ -29,7 +30,6 @@ from agent.link.mqtt_client import (
     WillMessage,
 )
 from agent.link.outbox import Outbox
-from agent.link.topics import StationTopics, TopicName
 from agent.storage import Database
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class LinkState(enum.Enum):
     BACKING_OFF = "backing_off"
 
 
-Handler = Callable[[TopicName, bytes], Awaitable[None]]
+R = TypeVar("R")
 
 
 @dataclass
@@ -66,17 +66,25 @@ def tls_context(config: MqttConfig) -> ssl.SSLContext | None:
     return ctx
 
 
-class BrokerLink:
-    def __init__(self, config: MqttConfig, station_id: str, topics: StationTopics, db: Database,
-                 outbox: Outbox, handler: Handler, will_payload: bytes,
+@dataclass(frozen=True)
+class Inbound(Generic[R]):
+    """What a link subscribes to, and how it turns a topic into what its handler takes."""
+
+    subscriptions: list[tuple[str, int]]
+    route: Callable[[str], R | None]
+    handler: Callable[[R, bytes], Awaitable[None]]
+
+
+class BrokerLink(Generic[R]):
+    def __init__(self, config: MqttConfig, client_id: str, inbound: Inbound[R], db: Database,
+                 outbox: Outbox, will: WillMessage | None,
                  on_connected: Callable[[], None] | None = None) -> None:
         self.config = config
-        self.client_id = f"station-agent-{station_id}"
-        self.topics = topics
+        self.client_id = client_id
+        self.inbound = inbound
         self.db = db
         self.outbox = outbox
-        self.handler = handler
-        self.will_payload = will_payload
+        self.will = will
         self.on_connected = on_connected
         self.state = LinkState.CONNECTING
         self.connection: MqttConnection | None = None
@@ -84,12 +92,15 @@ class BrokerLink:
         self.stats = LinkStats()
         self._tls = tls_context(config)
 
-    def publish_telemetry(self, topic: str, payload: bytes) -> bool:
-        """QoS 0, straight out while connected; False tells the caller to keep it in the outbox."""
+    def publish_now(self, topic: str, payload: bytes, qos: int = 0,
+                    expiry_s: int | None = None) -> bool:
+        """Straight out while connected, not through the outbox; False if it could not go."""
         conn = self.connection
         if conn is None or not self.connected.is_set():
             return False
-        fut = conn.publish_nowait(topic, payload, qos=0)
+        fut = conn.publish_nowait(topic, payload, qos=qos, expiry_s=expiry_s)
+        if qos:
+            fut.add_done_callback(_consume_result)
         return not (fut.done() and fut.exception() is not None)
 
     async def run(self) -> None:
@@ -119,13 +130,13 @@ class BrokerLink:
             host=host, port=port, client_id=self.client_id, keepalive_s=self.config.keepalive_s,
             clean_start=False, session_expiry_s=self.config.session_expiry_s,
             username=self.config.username, password=self.config.password, tls=self._tls,
-            will=WillMessage(self.topics.status, self.will_payload, qos=1, retain=True),
+            will=self.will,
         )
         conn = MqttConnection(options, incoming.put_nowait)
         async with conn:
             self.connection = conn
             self.stats.connects += 1
-            codes = await conn.subscribe([(self.topics.job, 1), (self.topics.cmd, 1)])
+            codes = await conn.subscribe(self.inbound.subscriptions)
             if any(c >= 0x80 for c in codes):
                 raise MqttError(f"subscription refused by the broker: {codes}")
             self.state = LinkState.CONNECTED
@@ -159,12 +170,12 @@ class BrokerLink:
                 batch.append(incoming.get_nowait())
             for msg in batch:
                 self.stats.received += 1
-                name = self.topics.incoming(msg.topic)
-                if name is None:
+                route = self.inbound.route(msg.topic)
+                if route is None:
                     self.stats.ignored_topics += 1
                     log.warning("ignoring message on unexpected topic %r", msg.topic[:200])
                     continue
-                await self.handler(name, msg.payload)
+                await self.inbound.handler(route, msg.payload)
             # One fsync for the whole batch, then acknowledge: stored before acknowledged.
             self.db.sync()
             for msg in batch:
@@ -208,3 +219,9 @@ class BrokerLink:
                 done_ids.append(rid)
             self.outbox.remove(done_ids)
             self.stats.published += len(done_ids)
+
+
+def _consume_result(fut: asyncio.Future[Any]) -> None:
+    """A fire-and-forget QoS 1 publish: its failure is not an error worth raising anywhere."""
+    if not fut.cancelled():
+        fut.exception()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from dataclasses import dataclass
 
@@ -13,6 +14,9 @@ class TopicName(enum.StrEnum):
     STATUS = "status"
     TELEMETRY = "telemetry"
     INFO = "info"
+    # Pool dispatch (see agent.schemas.pool): offers and jobs from the pool keeper.
+    OFFER = "offer"
+    POOL_JOB = "pool_job"
 
 
 @dataclass(frozen=True)
@@ -47,10 +51,71 @@ class StationTopics:
     def info(self) -> str:
         return self.topic(TopicName.INFO)
 
+    def subscriptions(self, *, pools: bool) -> list[tuple[str, int]]:
+        names = [TopicName.JOB, TopicName.CMD]
+        if pools:
+            names += [TopicName.OFFER, TopicName.POOL_JOB]
+        return [(self.topic(n), 1) for n in names]
+
     def incoming(self, topic: str) -> TopicName | None:
         """Which of our inbound topics ``topic`` is, or None for anything else."""
-        if topic == self.job:
-            return TopicName.JOB
-        if topic == self.cmd:
-            return TopicName.CMD
+        prefix = f"{self.prefix}/{self.station}/"
+        if not topic.startswith(prefix):
+            return None
+        try:
+            name = TopicName(topic[len(prefix):])
+        except ValueError:
+            return None
+        return name if name in _INBOUND else None
+
+    def pool_replies(self, pool: str) -> str:
+        return f"{self.prefix}/{POOLS}/{pool}/replies"
+
+
+POOLS = "pools"
+_INBOUND = frozenset({TopicName.JOB, TopicName.CMD, TopicName.OFFER, TopicName.POOL_JOB})
+
+
+class PoolTopic(enum.StrEnum):
+    """``<prefix>/pools/<pool>/<name>``."""
+
+    JOB = "job"  # in: from the planner
+    EVENTS = "events"  # out: the keeper's own events (a malformed pool job, a duplicate)
+    REPLIES = "replies"  # in: the members' answers
+
+
+@dataclass(frozen=True)
+class KeeperTopics:
+    """What the pool keeper subscribes to and how it tells the topics apart."""
+
+    prefix: str
+
+    def pool(self, pool: str, name: PoolTopic) -> str:
+        return f"{self.prefix}/{POOLS}/{pool}/{name.value}"
+
+    def station(self, station: str, name: TopicName) -> str:
+        return f"{self.prefix}/{station}/{name.value}"
+
+    def subscriptions(self) -> list[tuple[str, int]]:
+        return [
+            (f"{self.prefix}/{POOLS}/+/{PoolTopic.JOB.value}", 1),
+            (f"{self.prefix}/{POOLS}/+/{PoolTopic.REPLIES.value}", 1),
+            (f"{self.prefix}/+/{TopicName.STATUS.value}", 1),
+            (f"{self.prefix}/+/{TopicName.INFO.value}", 1),
+        ]
+
+    def route(self, topic: str) -> tuple[PoolTopic | TopicName, str] | None:
+        """(which topic, pool or station name) for a topic we subscribe to, else None."""
+        parts = topic.split("/")
+        if parts[0] != self.prefix:
+            return None
+        if len(parts) == 4 and parts[1] == POOLS:
+            with contextlib.suppress(ValueError):
+                name = PoolTopic(parts[3])
+                if name is not PoolTopic.EVENTS:
+                    return name, parts[2]
+            return None
+        if len(parts) == 3 and parts[1] != POOLS and parts[2] in (TopicName.STATUS,
+                                                                   TopicName.INFO):
+            return TopicName(parts[2]), parts[1]
         return None

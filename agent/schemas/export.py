@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from agent.schemas.command import Command
 from agent.schemas.event import Event
 from agent.schemas.job import JobRequest
+from agent.schemas.pool import PoolAssignment, PoolOffer, PoolReply
 from agent.schemas.status import Info, Status
 
 MODELS: dict[str, type[BaseModel]] = {
@@ -20,6 +21,9 @@ MODELS: dict[str, type[BaseModel]] = {
     "event": Event,
     "status": Status,
     "info": Info,
+    "pool_offer": PoolOffer,
+    "pool_assignment": PoolAssignment,
+    "pool_reply": PoolReply,
 }
 
 

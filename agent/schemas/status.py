@@ -44,6 +44,8 @@ class Info(BaseModel):
     dialect: str
     bed_mm: tuple[float, float]
     job_kinds: list[str]
+    # Pools this station takes jobs from (the pool keeper reads this).
+    pools: list[str] = Field(default_factory=list)
     commands: list[str]
     capabilities: dict[str, Any] = Field(default_factory=dict)
     firmware: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,318 @@
+"""The pool keeper's decisions, without I/O: which job is offered to which station, and when.
+
+Exactly once rests on three rules:
+- a pool job is stored (and synced) before the broker's delivery is acknowledged, and stays
+  ``waiting`` in the keeper's database until a station has it;
+- a job is sent to a station only after that station claimed an offer for it, and then is
+  ``assigned`` to that one station until the station answers taken, rejected or handback;
+- only a ``handback`` (stored by the station with the assignment's token, so the job can never
+  start there later) makes the job ``waiting`` again.
+Offers themselves are cheap and forgettable: an unanswered one expires and the job is offered
+elsewhere; a late claim for it is ignored (the station stored nothing for an offer).
+
+Which stations are free comes from their retained ``status`` and ``info`` messages; the view
+may be stale, which costs at most a declined offer, never a job.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from agent.jobs.intake import Rejection, decode_object
+from agent.schemas.job import JobId, JobKind
+from agent.schemas.pool import Answer, PoolOffer, PoolReply
+from agent.storage import Database
+
+log = logging.getLogger(__name__)
+
+KEEPER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pool_jobs (
+    job_id TEXT PRIMARY KEY,
+    arrival INTEGER NOT NULL UNIQUE,
+    pool TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    state TEXT NOT NULL,
+    station TEXT,
+    token TEXT,
+    answer TEXT
+);
+CREATE INDEX IF NOT EXISTS pool_jobs_by_state ON pool_jobs (state, arrival);
+"""
+
+# After a decline or a handback, a station is not offered anything again until its status
+# changes or this long has passed (it may have declined for a reason its status does not show,
+# an open door for one).
+DECLINE_BACKOFF_S = 2.0
+# After taking a job, a station is busy until its status says otherwise, or this long.
+TAKEN_BACKOFF_S = 10.0
+# A station that let an offer expire is probably gone; its Will may take a while to come.
+SILENT_BACKOFF_S = 30.0
+
+
+class _JobHead(BaseModel):
+    """What the keeper checks of a pool job; the station that takes it checks the rest."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    v: Literal[1] = 1
+    job_id: JobId
+    kind: JobKind
+
+
+class PoolJobState(enum.StrEnum):
+    WAITING = "waiting"
+    ASSIGNED = "assigned"
+    DONE = "done"
+
+
+@dataclass
+class PoolJob:
+    job_id: str
+    arrival: int
+    pool: str
+    kind: str
+    payload: bytes
+    state: PoolJobState
+    station: str | None = None
+    token: str | None = None  # the assignment's while assigned
+
+
+@dataclass
+class Member:
+    station: str
+    pools: frozenset[str] = frozenset()
+    kinds: frozenset[str] = frozenset()
+    state: str = "offline"
+    # The offer or assignment this station is busy answering (one at a time).
+    engaged: str | None = None
+    not_before: float = 0.0
+    last_given: float = 0.0
+
+    def free(self, now: float) -> bool:
+        return self.state == "idle" and self.engaged is None and now >= self.not_before
+
+
+@dataclass(frozen=True)
+class Offer:
+    token: str
+    job_id: str
+    station: str
+    deadline: float
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """What the keeper has decided to send."""
+
+    offers: list[tuple[str, PoolOffer]] = field(default_factory=list)  # (station, offer)
+    assignments: list[PoolJob] = field(default_factory=list)
+
+
+class Dispatcher:
+    def __init__(self, db: Database, session: int, *, offer_timeout_s: float,
+                 max_payload_bytes: int) -> None:
+        self.db = db
+        self.session = session
+        self.offer_timeout_s = offer_timeout_s
+        self.max_payload_bytes = max_payload_bytes
+        self.members: dict[str, Member] = {}
+        self.offers: dict[str, Offer] = {}
+        self.jobs: OrderedDict[str, PoolJob] = OrderedDict()  # waiting and assigned, by arrival
+        self._tokens = 0
+        self._load()
+
+    def _load(self) -> None:
+        rows = self.db.conn.execute(
+            "SELECT job_id, arrival, pool, kind, payload, state, station, token FROM pool_jobs "
+            "WHERE state != ? ORDER BY arrival", (PoolJobState.DONE.value,)
+        ).fetchall()
+        for r in rows:
+            job = PoolJob(r[0], r[1], r[2], r[3], bytes(r[4]), PoolJobState(r[5]), r[6], r[7])
+            self.jobs[job.job_id] = job
+            if job.station is not None and job.token is not None:
+                self._member(job.station).engaged = job.token
+
+    def _member(self, station: str) -> Member:
+        m = self.members.get(station)
+        if m is None:
+            m = self.members[station] = Member(station)
+        return m
+
+    def _token(self) -> str:
+        self._tokens += 1
+        return f"{self.session}-{self._tokens}"
+
+    # -- the planner's pool jobs -----------------------------------------------------------
+
+    def take_job(self, pool: str, payload: bytes) -> Rejection | PoolJob | None:
+        """Store a pool job. A Rejection for a bad one, None for a job_id seen before."""
+        obj, rejection = decode_object(payload, self.max_payload_bytes)
+        if rejection is not None:
+            return rejection
+        assert obj is not None
+        try:
+            head = _JobHead.model_validate(obj)
+        except ValidationError as exc:
+            bad = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in bad["loc"])
+            code = "missing_field" if bad["type"] == "missing" else (
+                "unsupported_kind" if where == "kind" else "invalid_job")
+            job_id = obj.get("job_id")
+            shown = job_id if isinstance(job_id, str) and len(job_id) <= 128 else None
+            return Rejection(code, f"{where}: {bad['msg']}", shown, {"field": where})
+        job_id = head.job_id
+        if self.db.conn.execute("SELECT 1 FROM pool_jobs WHERE job_id = ?",
+                                (job_id,)).fetchone():
+            return None
+        with self.db.transaction():
+            arrival = self.db.counter("pool_arrival") + 1
+            self.db.set_counter("pool_arrival", arrival)
+            job = PoolJob(job_id, arrival, pool, head.kind.value, payload, PoolJobState.WAITING)
+            self.db.conn.execute(
+                "INSERT INTO pool_jobs (job_id, arrival, pool, kind, payload, state) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (job.job_id, arrival, pool, job.kind, payload, job.state.value),
+            )
+        self.jobs[job_id] = job
+        return job
+
+    def duplicate_state(self, job_id: str) -> dict[str, Any]:
+        row = self.db.conn.execute("SELECT state, station, answer FROM pool_jobs WHERE job_id = ?",
+                                   (job_id,)).fetchone()
+        return {"state": row[0], "station": row[1], "answer": row[2]} if row else {}
+
+    # -- what the stations say -------------------------------------------------------------
+
+    def on_status(self, station: str, payload: bytes) -> None:
+        m = self._member(station)
+        state = _field(payload, "state")
+        m.state = state if isinstance(state, str) else "offline"
+        # Whatever held it back (a decline, a job it took, silence) is older than this news.
+        m.not_before = 0.0
+
+    def on_info(self, station: str, payload: bytes) -> None:
+        m = self._member(station)
+        pools, kinds = _field(payload, "pools"), _field(payload, "job_kinds")
+        m.pools = frozenset(p for p in pools if isinstance(p, str)) if isinstance(
+            pools, list) else frozenset()
+        m.kinds = frozenset(k for k in kinds if isinstance(k, str)) if isinstance(
+            kinds, list) else frozenset()
+
+    def on_reply(self, payload: bytes, now: float) -> Outgoing:
+        try:
+            reply = PoolReply.model_validate_json(payload)
+        except ValidationError as exc:
+            log.warning("ignoring a malformed pool reply: %s", exc.errors()[0]["msg"])
+            return Outgoing()
+        if reply.answer in (Answer.CLAIM, Answer.DECLINE):
+            return self._on_offer_answer(reply, now)
+        self._on_assignment_answer(reply, now)
+        return Outgoing()
+
+    def _on_offer_answer(self, reply: PoolReply, now: float) -> Outgoing:
+        offer = self.offers.get(reply.token)
+        if offer is None or offer.station != reply.station:
+            return Outgoing()  # expired or not ours: the station stored nothing for it
+        del self.offers[reply.token]
+        m = self._member(reply.station)
+        m.engaged = None
+        job = self.jobs.get(offer.job_id)
+        if job is None or job.state is not PoolJobState.WAITING:
+            return Outgoing()
+        if reply.answer is Answer.DECLINE:
+            m.not_before = now + DECLINE_BACKOFF_S
+            return Outgoing()
+        token = self._token()
+        with self.db.transaction():
+            self.db.conn.execute(
+                "UPDATE pool_jobs SET state = ?, station = ?, token = ? WHERE job_id = ?",
+                (PoolJobState.ASSIGNED.value, reply.station, token, job.job_id),
+            )
+        job.state, job.station, job.token = PoolJobState.ASSIGNED, reply.station, token
+        m.engaged = token
+        m.last_given = now
+        return Outgoing(assignments=[job])
+
+    def _on_assignment_answer(self, reply: PoolReply, now: float) -> None:
+        job = self.jobs.get(reply.job_id)
+        if job is None or job.token != reply.token or job.station != reply.station:
+            return  # an answer given again for an assignment already settled
+        m = self._member(reply.station)
+        m.engaged = None
+        if reply.answer is Answer.HANDBACK:
+            new_state, station, token = PoolJobState.WAITING, None, None
+            m.not_before = now + DECLINE_BACKOFF_S
+        else:
+            new_state, station, token = PoolJobState.DONE, job.station, job.token
+            if reply.answer is Answer.TAKEN:
+                m.state, m.not_before = "busy", now + TAKEN_BACKOFF_S
+        with self.db.transaction():
+            self.db.conn.execute(
+                "UPDATE pool_jobs SET state = ?, station = ?, token = ?, answer = ? "
+                "WHERE job_id = ?",
+                (new_state.value, station, token, reply.answer.value, job.job_id),
+            )
+        if new_state is PoolJobState.DONE:
+            del self.jobs[job.job_id]
+        else:
+            job.state, job.station, job.token = new_state, None, None
+
+    # -- deciding --------------------------------------------------------------------------
+
+    def expire_offers(self, now: float) -> None:
+        for token, offer in list(self.offers.items()):
+            if offer.deadline <= now:
+                del self.offers[token]
+                m = self._member(offer.station)
+                m.engaged = None
+                m.not_before = now + SILENT_BACKOFF_S
+                log.info("%s did not answer the offer of %s", offer.station, offer.job_id)
+
+    def next_deadline(self) -> float | None:
+        return min((o.deadline for o in self.offers.values()), default=None)
+
+    def dispatch(self, now: float) -> Outgoing:
+        """Offer each waiting job (oldest first) to the free member that waited longest."""
+        out = Outgoing()
+        offered = {o.job_id for o in self.offers.values()}
+        free = [m for m in self.members.values() if m.free(now)]
+        if not free:
+            return out
+        for job in self.jobs.values():
+            if job.state is not PoolJobState.WAITING or job.job_id in offered:
+                continue
+            able = [m for m in free if job.pool in m.pools and job.kind in m.kinds]
+            if not able:
+                continue
+            m = min(able, key=lambda m: (m.last_given, m.station))
+            token = self._token()
+            self.offers[token] = Offer(token, job.job_id, m.station, now + self.offer_timeout_s)
+            m.engaged = token
+            free.remove(m)
+            out.offers.append((m.station, PoolOffer(pool=job.pool, job_id=job.job_id,
+                                                    kind=job.kind, offer=token)))
+            if not free:
+                break
+        return out
+
+    def counts(self) -> dict[str, int]:
+        waiting = sum(1 for j in self.jobs.values() if j.state is PoolJobState.WAITING)
+        return {"waiting": waiting, "assigned": len(self.jobs) - waiting,
+                "offers": len(self.offers)}
+
+
+def _field(payload: bytes, key: str) -> Any:
+    """One field of a station's retained JSON (empty payload: a cleared retained message)."""
+    try:
+        obj = json.loads(payload) if payload else {}
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return obj.get(key) if isinstance(obj, dict) else None

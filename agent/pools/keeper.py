@@ -1,0 +1,148 @@
+"""The pool keeper service: one per broker, beside it. Holds pool jobs until a free member has one.
+
+Why a keeper and not a bare MQTT 5 shared subscription: Mosquitto drops a message published to a
+shared subscription that has no connected member (every station busy), does not hand a message
+to another member when the one it chose dies before acknowledging, and queues messages for a
+member with a persistent session while it is away. Each of these loses a job or leaves it waiting
+on a station that cannot run it. The keeper's persistent session makes the broker queue pool jobs
+while the keeper is down; its database holds them until a station has taken each one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agent.config import KeeperConfig
+from agent.jobs.intake import Rejection
+from agent.link.outbox import Outbox, RowKind, dumps
+from agent.link.session import BrokerLink, Inbound
+from agent.link.topics import KeeperTopics, PoolTopic, TopicName
+from agent.pools.dispatch import KEEPER_SCHEMA, Dispatcher, Outgoing, PoolJob
+from agent.schemas.event import EventType
+from agent.schemas.pool import PoolAssignment
+from agent.storage import Database
+
+log = logging.getLogger(__name__)
+
+Route = tuple[PoolTopic | TopicName, str]
+
+
+@dataclass
+class Keeper:
+    """Handles to a running keeper (tests look inside)."""
+
+    config: KeeperConfig
+    db: Database
+    dispatcher: Dispatcher
+    link: BrokerLink[Route]
+    outbox: Outbox
+    topics: KeeperTopics
+    wake: asyncio.Event
+
+    async def handle(self, route: Route, payload: bytes) -> None:
+        name, where = route
+        now = time.monotonic()
+        if name is PoolTopic.JOB:
+            self._take_job(where, payload)
+        elif name is PoolTopic.REPLIES:
+            self._send(self.dispatcher.on_reply(payload, now))
+        elif name is TopicName.STATUS:
+            self.dispatcher.on_status(where, payload)
+        elif name is TopicName.INFO:
+            self.dispatcher.on_info(where, payload)
+        self.wake.set()
+
+    def _take_job(self, pool: str, payload: bytes) -> None:
+        events = self.topics.pool(pool, PoolTopic.EVENTS)
+        try:
+            result = self.dispatcher.take_job(pool, payload)
+        except Exception as exc:
+            log.exception("taking a pool job failed")
+            result = Rejection("internal_error", f"the keeper failed to take this job: "
+                                                 f"{type(exc).__name__}")
+        if isinstance(result, Rejection):
+            self.outbox.add_event(events, EventType.REJECTED, result.job_id,
+                                  {"pool": pool, **result.detail()})
+        elif result is None:
+            job_id = json.loads(payload)["job_id"]
+            self.outbox.add_event(events, EventType.DUPLICATE, job_id,
+                                  {"pool": pool, **self.dispatcher.duplicate_state(job_id)})
+
+    def _send(self, out: Outgoing) -> None:
+        for station, offer in out.offers:
+            payload = dumps(offer.model_dump(mode="json"))
+            # Straight out, and only briefly valid: a station that is away must not find a
+            # pile of stale offers when it comes back. A lost offer just expires here.
+            self.link.publish_now(self.topics.station(station, TopicName.OFFER), payload, qos=1,
+                                  expiry_s=max(1, round(self.config.offer_timeout_s)))
+        for job in out.assignments:
+            self._assign(job)
+
+    def _assign(self, job: PoolJob) -> None:
+        assert job.station is not None
+        assert job.token is not None
+        message = PoolAssignment(pool=job.pool, assignment=job.token,
+                                 job=json.loads(job.payload))
+        # Through the outbox: once assigned, the job must reach that station, across our
+        # restarts and the broker's.
+        self.outbox.add_message(RowKind.POOL, self.topics.station(job.station, TopicName.POOL_JOB),
+                                dumps(message.model_dump(mode="json")))
+
+    async def run_dispatch(self) -> None:
+        """Offer waiting jobs whenever something changed, and expire unanswered offers."""
+        while True:
+            deadline = self.dispatcher.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout)
+            self.wake.clear()
+            if not self.link.connected.is_set():
+                continue
+            now = time.monotonic()
+            self.dispatcher.expire_offers(now)
+            self._send(self.dispatcher.dispatch(now))
+
+
+def build_keeper(config: KeeperConfig) -> Keeper:
+    db = Database(config.storage.dir / "keeper.db", extra_schema=KEEPER_SCHEMA)
+    session = db.bump_counter("session")
+    topics = KeeperTopics(config.mqtt.topic_prefix)
+    dispatcher = Dispatcher(db, session, offer_timeout_s=config.offer_timeout_s,
+                            max_payload_bytes=config.mqtt.max_payload_bytes)
+    outbox = Outbox(db, config.keeper_id, max_bytes=64 * 1024 * 1024)
+    keeper: Keeper
+    wake = asyncio.Event()
+
+    async def handle(route: Route, payload: bytes) -> None:
+        await keeper.handle(route, payload)
+
+    inbound = Inbound(topics.subscriptions(), topics.route, handle)
+    link: BrokerLink[Route] = BrokerLink(config.mqtt, f"station-agent-keeper-{config.keeper_id}",
+                                         inbound, db, outbox, will=None,
+                                         on_connected=wake.set)
+    keeper = Keeper(config, db, dispatcher, link, outbox, topics, wake)
+    return keeper
+
+
+async def run_keeper(config: KeeperConfig, *, stop: asyncio.Event | None = None,
+                     on_ready: Callable[[Keeper], None] | None = None) -> None:
+    """Run until ``stop`` is set (or the task is cancelled)."""
+    keeper = build_keeper(config)
+    stop = stop or asyncio.Event()
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(keeper.link.run(), name="keeper-link"),
+                     tg.create_task(keeper.run_dispatch(), name="keeper-dispatch")]
+            if on_ready is not None:
+                on_ready(keeper)
+            await stop.wait()
+            for task in tasks:
+                task.cancel()
+    finally:
+        keeper.db.close()
