@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agent.emulators.grbl import GrblEmulator
+from agent.emulators.pty import PtyEndpoint
 from agent.garments import care_label, knife_gcode
 from tests.support.broker import Broker
-from tests.support.pool import PoolPlanner, PoolStation, keeper_config, running_keeper
+from tests.support.pool import POOL, PoolPlanner, PoolStation, keeper_config, running_keeper
+from tests.support.station import AgentProcess, agent_config, background, write_config_file
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -139,3 +143,40 @@ async def test_pool_jobs_published_while_the_keeper_is_down_are_not_lost(
             for n in range(3):
                 await planner.wait_event(f"while-down-{n}", "succeeded", timeout=60)
         assert all(len(planner.started(f"while-down-{n}")) == 1 for n in range(3))
+
+
+async def test_a_frozen_station_that_still_looks_idle_does_not_hold_a_pool_job(
+        tmp_path: Path, broker: Broker) -> None:
+    """SIGSTOP: its connection stays open and its retained status says idle, but it answers
+    nothing. Its offer expires and the job goes to a station that answers."""
+    frozen_link = tmp_path / "tty-frozen"
+    config = agent_config(tmp_path, broker, frozen_link, station="knife-09", pools=[POOL])
+    process = AgentProcess(write_config_file(tmp_path / "knife-09.toml", config),
+                           tmp_path / "knife-09.log")
+    keeper_cfg = keeper_config(tmp_path, broker, offer_timeout_s=1.0)
+    async with PtyEndpoint(frozen_link, baud=115_200) as endpoint, \
+            background(GrblEmulator(endpoint).run, "grbl-frozen"), \
+            PoolPlanner(broker) as planner, running_keeper(keeper_cfg) as keeper:
+        process.start()
+        try:
+            await planner.wait_status_of("knife-09", "idle")
+            assert process.proc is not None
+            process.proc.send_signal(signal.SIGSTOP)
+            async with PoolStation(tmp_path, broker, "knife-01") as live:
+                assert keeper.keeper is not None
+                # Make the frozen station the keeper's first choice: it has waited longest.
+                keeper.keeper.dispatcher.members[live.name].last_given = 1e9
+                await planner.to_pool(label_job("front-9"))
+                await planner.wait_event("front-9", "succeeded", timeout=60)
+                assert planner.started("front-9") == [live.name]
+                process.proc.send_signal(signal.SIGCONT)
+                # Woken, it answers the stale offer; the keeper ignores the late claim.
+                await planner.wait_for(lambda: any(r["station"] == "knife-09"
+                                                   for r in planner.replies), 20)
+                await planner.to_pool(label_job("front-10"))
+                await planner.wait_event("front-10", "succeeded", timeout=60)
+            assert planner.started("front-9") == [live.name]
+        finally:
+            if process.proc is not None:
+                process.proc.send_signal(signal.SIGCONT)
+            process.terminate()

@@ -118,17 +118,20 @@ class PoolPlanner(Planner):
     def __init__(self, broker: Broker) -> None:
         super().__init__(broker.host, broker.port, station="+")
         self.pool_events: list[dict[str, Any]] = []
+        self.replies: list[dict[str, Any]] = []
 
     async def connect(self) -> None:
         await super().connect()
         assert self.conn is not None
-        await self.conn.subscribe([(f"{self.prefix}/pools/+/events", 1)])
+        await self.conn.subscribe([(f"{self.prefix}/pools/+/events", 1),
+                                   (f"{self.prefix}/pools/+/replies", 1)])
 
     def _on_message(self, msg: Any) -> None:
-        if "/pools/" in msg.topic and msg.topic.endswith("/events"):
+        if "/pools/" in msg.topic:
             if self.conn is not None:
                 self.conn.ack(msg.mid, msg.qos)
-            self.pool_events.append(json.loads(msg.payload))
+            into = self.replies if msg.topic.endswith("/replies") else self.pool_events
+            into.append(json.loads(msg.payload))
             self._changed.set()
             return
         super()._on_message(msg)
@@ -142,6 +145,13 @@ class PoolPlanner(Planner):
         assert self.conn is not None
         await self.conn.publish(f"{self.prefix}/{station}/{name}",
                                 json.dumps(payload).encode(), qos=1)
+
+    async def wait_status_of(self, station: str, state: str, timeout: float = 30.0) -> None:
+        def latest() -> bool:
+            mine = [s for s in self.statuses if s["station"] == station]
+            return bool(mine) and mine[-1]["state"] == state
+
+        await self.wait_for(latest, timeout, f"{station} {state}")
 
     def started(self, job_id: str) -> list[str]:
         return [e["station"] for e in self.events

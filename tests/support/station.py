@@ -103,7 +103,9 @@ async def background(coro_factory: Callable[[], Any],
 
 def write_config_file(path: Path, config: AgentConfig) -> Path:
     """The config as TOML, for an agent started as a separate process."""
-    lines = [f'station_id = "{config.station_id}"', f'profile = "{config.profile}"', "[mqtt]",
+    pools = ", ".join(f'"{p}"' for p in config.pools)
+    lines = [f'station_id = "{config.station_id}"', f'profile = "{config.profile}"',
+             f"pools = [{pools}]", "[mqtt]",
              f'host = "{config.mqtt.host}"', f"port = {config.mqtt.port}",
              f'topic_prefix = "{config.mqtt.topic_prefix}"',
              f"reconnect_min_s = {config.mqtt.reconnect_min_s}",
