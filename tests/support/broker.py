@@ -36,12 +36,13 @@ class Broker:
     """One mosquitto process; ``restart()`` brings it back on the same port (and store)."""
 
     def __init__(self, workdir: Path, *, port: int | None = None, extra_conf: str = "",
-                 persistence: bool = True) -> None:
+                 persistence: bool = True, anonymous: bool = True) -> None:
         self.workdir = workdir
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self.extra_conf = extra_conf
         self.persistence = persistence
+        self.anonymous = anonymous
         self.proc: subprocess.Popen[bytes] | None = None
         self.conf_path = workdir / "mosquitto.conf"
         self.log_path = workdir / "mosquitto.log"
@@ -52,7 +53,7 @@ class Broker:
             # test's temporary folder; stay the user who runs the tests.
             f"user {getpass.getuser()}",
             f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
+            f"allow_anonymous {'true' if self.anonymous else 'false'}",
             f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.workdir}/",
             "autosave_interval 1",

@@ -17,12 +17,14 @@ from agent.link.mqtt_client import ConnectOptions, IncomingMessage, MqttConnecti
 class Planner:
     def __init__(self, host: str, port: int, station: str = "cutter-01", prefix: str = "mf",
                  *, client_id: str | None = None, persistent: bool = False,
-                 tls: ssl.SSLContext | None = None) -> None:
+                 tls: ssl.SSLContext | None = None, username: str | None = None,
+                 password: str | None = None) -> None:
         self.host, self.port = host, port
         self.station, self.prefix = station, prefix
         self.client_id = client_id or f"planner-{uuid.uuid4().hex[:8]}"
         self.persistent = persistent
         self.tls = tls
+        self.credentials = (username, password)
         self.events: list[dict[str, Any]] = []
         self.statuses: list[dict[str, Any]] = []
         self.telemetry: list[dict[str, Any]] = []
@@ -37,7 +39,8 @@ class Planner:
         options = ConnectOptions(host=self.host, port=self.port, client_id=self.client_id,
                                  clean_start=not self.persistent,
                                  session_expiry_s=3600 if self.persistent else 0,
-                                 receive_maximum=1000, tls=self.tls)
+                                 receive_maximum=1000, tls=self.tls,
+                                 username=self.credentials[0], password=self.credentials[1])
         self.conn = MqttConnection(options, self._on_message)
         await self.conn.connect()
         await self.conn.subscribe([(self.topic("events"), 1), (self.topic("status"), 1),

@@ -82,11 +82,12 @@ class PoolStation:
     """A station of the pool: its own GRBL emulator on a pty and an agent in this loop."""
 
     def __init__(self, tmp: Path, broker: Broker, name: str, *, pools: tuple[str, ...] = (POOL,),
-                 motion: bool = False) -> None:
+                 motion: bool = False, **overrides: Any) -> None:
         self.name = name
         self.link = tmp / f"tty-{name}"
         self.record = tmp / f"record-{name}.gcode"
-        self.config = agent_config(tmp, broker, self.link, station=name, pools=list(pools))
+        self.config = agent_config(tmp, broker, self.link, station=name, pools=list(pools),
+                                   **overrides)
         self.motion = motion
         self.agent = RunningAgent(self.config)
         self._stack = contextlib.AsyncExitStack()
@@ -115,8 +116,8 @@ class PoolStation:
 class PoolPlanner(Planner):
     """Sees every station's events and the pool's own; publishes to pool and station topics."""
 
-    def __init__(self, broker: Broker) -> None:
-        super().__init__(broker.host, broker.port, station="+")
+    def __init__(self, broker: Broker, **login: str) -> None:
+        super().__init__(broker.host, broker.port, station="+", **login)  # type: ignore[arg-type]
         self.pool_events: list[dict[str, Any]] = []
         self.replies: list[dict[str, Any]] = []
 
