@@ -12,21 +12,22 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "systemd" / "station-agent.service"
+KEEPER_UNIT = REPO / "systemd" / "station-agent-pool-keeper.service"
 SHIPPED_EXEC = "/opt/station-agent/venv/bin/station-agent"
 ANALYZE = shutil.which("systemd-analyze")
 
 needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze not installed")
 
 
-def unit_with_existing_exec(tmp_path: Path, text: str | None = None) -> Path:
+def unit_with_existing_exec(tmp_path: Path, text: str | None = None, unit: Path = UNIT) -> Path:
     """A copy of the unit whose ExecStart is an executable that exists (verify checks it)."""
     exe = tmp_path / "bin" / "station-agent"
     exe.parent.mkdir()
     exe.write_text("#!/bin/sh\nexit 0\n")
     exe.chmod(0o755)
-    source = UNIT.read_text() if text is None else text
+    source = unit.read_text() if text is None else text
     assert f"ExecStart={SHIPPED_EXEC} " in source
-    copy = tmp_path / "station-agent.service"
+    copy = tmp_path / unit.name
     copy.write_text(source.replace(f"ExecStart={SHIPPED_EXEC} ", f"ExecStart={exe} "))
     return copy
 
@@ -42,6 +43,19 @@ def test_verify_prints_nothing(tmp_path: Path) -> None:
     result = verify(unit_with_existing_exec(tmp_path))
     assert result.returncode == 0
     assert result.stdout + result.stderr == ""
+
+
+@needs_analyze
+def test_pool_keeper_unit_verifies_and_is_locked_down(tmp_path: Path) -> None:
+    assert ANALYZE is not None
+    unit = unit_with_existing_exec(tmp_path, unit=KEEPER_UNIT)
+    result = verify(unit)
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+    security = subprocess.run([ANALYZE, "security", "--offline=yes", "--no-pager", str(unit)],
+                              capture_output=True, text=True, timeout=60, check=False)
+    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", security.stdout)
+    assert match, security.stdout + security.stderr
+    assert float(match.group(1)) <= 2.0, security.stdout
 
 
 @needs_analyze
