@@ -90,6 +90,27 @@ def _flood(d: dict[str, Any]) -> list[Row]:
              "bounded queue and memory")]
 
 
+def _fleet(d: dict[str, Any]) -> list[Row]:
+    lat = d["dispatch_ms"]
+    by_topic = ", ".join(f"{name} p99 {lat[name]['p99']} ms" for name in ("pool", "direct")
+                         if lat[name].get("n"))
+    return [
+        (f"Fleet: {d['agents']} agents (emulated GRBL each), one Mosquitto, {d['jobs']} jobs "
+         f"({d['jobs_pool']} pool, {d['jobs_direct']} direct) at {d['rate_jobs_per_s']} jobs/s",
+         f"{d['jobs_completed']} of {d['jobs']} done, {d['jobs_started_more_than_once']} twice; "
+         f"dispatch p50 {lat['all']['p50']} ms, p99 {lat['all']['p99']} ms ({by_topic})",
+         "all done, 0 twice, p99 < 250 ms"),
+        ("Fleet: agent cost",
+         f"{d['agent_cpu_ms_per_job']} ms CPU per job, {d['agent_idle_cpu_pct_per_agent']} % of a "
+         f"core per idle agent; RSS {d['agent_rss_process_with_one_agent_mib']} MiB for a process "
+         f"with one agent, +{d['agent_rss_per_agent_after_run_mib']} MiB per agent after the run",
+         ""),
+        ("Fleet: broker and keeper CPU while running (% of one core)",
+         f"broker {d['cpu_pct_of_one_core']['running']['broker']} %, keeper "
+         f"{d['cpu_pct_of_one_core']['running']['keeper']} % ({d['pool_mode']})", ""),
+    ]
+
+
 BENCHMARKS: list[tuple[str, str, Callable[[dict[str, Any]], list[Row]]]] = [
     ("stream_grbl.py", "stream_grbl.json", _grbl),
     ("stream_marlin.py", "stream_marlin.json", _marlin),
@@ -98,6 +119,7 @@ BENCHMARKS: list[tuple[str, str, Callable[[dict[str, Any]], list[Row]]]] = [
     ("flood.py", "flood.json", _flood),
     ("estop_latency.py", "estop_latency.json", _estop),
     ("compile_toolpaths.py", "compile_toolpaths.json", _compile),
+    ("fleet.py", "fleet.json", _fleet),
 ]
 
 
