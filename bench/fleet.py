@@ -109,6 +109,18 @@ def _start_keeper(work: Path, port: int) -> subprocess.Popen[bytes]:
                              str(conf)], stdout=log, stderr=log, cwd=ROOT)
 
 
+def _source_state() -> dict[str, Any]:
+    """Which agent code was measured: the commit, and whether agent/ had uncommitted changes
+    (other work in progress in the same checkout)."""
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              check=False)
+        return done.stdout.strip()
+
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "agent_uncommitted_changes": bool(git("status", "--porcelain", "--", "agent"))}
+
+
 def _plan(jobs: int, pool_share: float) -> list[bool]:
     """True for a pool job; the pool's share spread evenly through the run."""
     plan, acc = [], 0.0
@@ -121,7 +133,7 @@ def _plan(jobs: int, pool_share: float) -> list[bool]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    use_pools = pools_available() and args.pool_share > 0
+    use_pools = pools_available() and args.pool_share > 0 and not args.no_keeper
     n_knife = round(args.agents * args.pool_share)
     knives = [f"knife-{i:03d}" for i in range(n_knife)]
     lasers = [f"laser-{i:03d}" for i in range(args.agents - n_knife)]
@@ -140,7 +152,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             fleet_up_s = time.monotonic() - t_up
             print(f"fleet: {args.agents} agents up in {fleet_up_s:.1f} s "
                   f"({len(agent_hosts)} agent processes, {len(emulator_hosts)} emulator processes)"
-                  f"; pools: {'keeper' if use_pools else 'not used (direct jobs only)'}",
+                  f"; pools: {'keeper' if use_pools else 'no keeper (direct jobs only)'}",
                   flush=True)
             tracker = Tracker(knives, lasers)
             options = ConnectOptions(host="127.0.0.1", port=broker.port, client_id="bench-planner",
@@ -153,10 +165,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 result = await _measure(args, conn, tracker, plan, use_pools, broker,
                                         keeper, agent_hosts, emulator_hosts)
             result["fleet_up_s"] = round(fleet_up_s, 1)
-            finals = await asyncio.gather(*(h.finish() for h in hosts))
-            result.update(_emulator_check(tracker, finals[:len(emulator_hosts)]))
+            # Agents first, so none sees its machine vanish.
+            agent_finals = await asyncio.gather(*(h.finish() for h in agent_hosts))
+            emulator_finals = await asyncio.gather(*(h.finish() for h in emulator_hosts))
+            result.update(_emulator_check(tracker, emulator_finals))
             result["agent_hwm_per_process_mib"] = round(
-                max(f["hwm_kib"] for f in finals[len(emulator_hosts):]) / 1024, 1)
+                max(f["hwm_kib"] for f in agent_finals) / 1024, 1)
         finally:
             for h in hosts:
                 h.kill()
@@ -192,7 +206,7 @@ async def _measure(args: argparse.Namespace, conn: MqttConnection, tracker: Trac
     rate = args.rate or _sustainable_rate(args.load, len(tracker.knives), len(tracker.lasers),
                                           n_pool / len(plan), warm)
     print(f"fleet: publishing {len(plan)} jobs ({n_pool} to the pool topic"
-          f"{'' if use_pools else ', sent direct: no pools yet'}) at {rate:.1f} jobs/s", flush=True)
+          f"{'' if use_pools else ', sent direct: no keeper'}) at {rate:.1f} jobs/s", flush=True)
     rss_before = {h.name: proc_rss_kib(h.pid) for h in agent_hosts}
     c2, t2 = await _sample(pids), time.monotonic()
     await tracker.publish_all(conn, PREFIX, POOL, plan, rate, use_pools, care_label_job,
@@ -214,7 +228,7 @@ async def _measure(args: argparse.Namespace, conn: MqttConnection, tracker: Trac
         "laser_stations_direct": len(tracker.lasers),
         "agents_per_process": args.per_host, "agent_processes": len(agent_hosts),
         "emulator_processes": len(emulator_hosts),
-        "pool_mode": "keeper" if use_pools else "pools not available: pool share sent direct",
+        "pool_mode": "keeper" if use_pools else "no keeper: pool share sent direct",
         "jobs": n_jobs, "jobs_pool": n_pool, "jobs_direct": n_jobs - n_pool,
         "rate_jobs_per_s": round(rate, 2),
         "rate_basis": "--rate" if args.rate else f"--load {args.load} of warm-up capacity",
@@ -231,6 +245,7 @@ async def _measure(args: argparse.Namespace, conn: MqttConnection, tracker: Trac
         "jobs_rejected": tracker.count_terminal("rejected"),
         "jobs_unfinished": n_jobs - len(tracker.terminal_of_run()),
         "jobs_started_more_than_once": tracker.started_twice(),
+        "jobs_started_on_a_wrong_station": tracker.started_elsewhere(),
         "pool_events": dict(tracker.pool_events),
         "pool_replies": dict(tracker.pool_replies),
         "events_received": dict(tracker.event_counts),
@@ -261,6 +276,7 @@ async def _measure(args: argparse.Namespace, conn: MqttConnection, tracker: Trac
         "goals": {"jobs_completed": "all", "jobs_started_more_than_once": "0",
                   "dispatch_p99_ms": "< 250"},
         "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+        "source": _source_state(),
         "date": time.strftime("%Y-%m-%d"),
         "command": " ".join([".venv/bin/python bench/fleet.py", *sys.argv[1:]]),
     }
@@ -311,6 +327,8 @@ def main() -> None:
     parser.add_argument("--load", type=float, default=0.5,
                         help="publish rate as a share of the fleet's capacity (warm-up)")
     parser.add_argument("--rate", type=float, default=0.0, help="jobs/s (overrides --load)")
+    parser.add_argument("--no-keeper", action="store_true",
+                        help="send the pool's share straight to free knife stations instead")
     parser.add_argument("--broker-conf", action="append", default=[], metavar="LINE",
                         help="an extra mosquitto.conf line, e.g. 'set_tcp_nodelay true'")
     args = parser.parse_args()
@@ -324,7 +342,8 @@ def main() -> None:
                   f"max {d[name]['max']} ms (n={d[name]['n']})")
     print(f"  completed {r['jobs_completed']} of {r['jobs']}; failed {r['jobs_failed']}, "
           f"unfinished {r['jobs_unfinished']}; started more than once: "
-          f"{r['jobs_started_more_than_once']}; emulator lines {r['emulator_lines_executed']} "
+          f"{r['jobs_started_more_than_once']}, on a wrong station: "
+          f"{r['jobs_started_on_a_wrong_station']}; emulator lines {r['emulator_lines_executed']} "
           f"(expected {r['emulator_lines_expected']})")
     cpu = r["cpu_pct_of_one_core"]
     print(f"  CPU % of one core, idle / running: agents {cpu['idle']['agents']} / "

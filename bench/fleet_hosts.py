@@ -44,8 +44,21 @@ def _say(data: dict[str, Any]) -> None:
 
 
 async def _wait_stdin() -> None:
+    """Until the bench writes a line (or closes the pipe). A reader on the loop, not a thread:
+    the agents need the default executor for their job validation."""
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, sys.stdin.readline)
+    said: asyncio.Future[None] = loop.create_future()
+    fd = sys.stdin.fileno()
+
+    def readable() -> None:
+        if not said.done():
+            said.set_result(None)
+
+    loop.add_reader(fd, readable)
+    try:
+        await said
+    finally:
+        loop.remove_reader(fd)
 
 
 class _HostedAgent:

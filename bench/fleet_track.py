@@ -103,6 +103,7 @@ class Tracker:
         self.conn: MqttConnection | None = None
         self.free: dict[str, deque[str]] = {"knife": deque(knives), "laser": deque(lasers)}
         self.busy: dict[str, str] = {}  # station -> direct job the bench sent it
+        self.sent_to: dict[str, str] = {}  # direct job -> station
         self._freed = asyncio.Event()
         self.published: dict[str, float] = {}
         self.is_pool: dict[str, bool] = {}
@@ -127,7 +128,11 @@ class Tracker:
         now = time.monotonic()
         if self.conn is not None:
             self.conn.ack(msg.mid, msg.qos)
-        data = json.loads(msg.payload)
+        try:
+            data = json.loads(msg.payload)
+        except ValueError:
+            self.event_counts["(not JSON)"] += 1
+            return
         if msg.topic.endswith("/replies"):  # stations answering the keeper's offers
             self.pool_replies[str(data.get("answer"))] += 1
             return
@@ -162,6 +167,7 @@ class Tracker:
             await self._freed.wait()
         station = self.free[group].popleft()
         self.busy[station] = job_id
+        self.sent_to[job_id] = station
         return station
 
     def _expect(self, job_ids: list[str]) -> None:
@@ -243,6 +249,18 @@ class Tracker:
     def started_twice(self) -> int:
         """Jobs (warm-up ones included) with more than one `started`, on any station."""
         return sum(1 for starts in self.started.values() if len(starts) > 1)
+
+    def started_elsewhere(self) -> int:
+        """Direct jobs started by another station than the one addressed, pool jobs started by
+        a station outside the pool."""
+        wrong = 0
+        for job_id in self.run_jobs:
+            for station, _ in self.started.get(job_id, []):
+                if job_id in self.sent_to:
+                    wrong += station != self.sent_to[job_id]
+                else:
+                    wrong += self.group(station) != "knife"
+        return wrong
 
     def expected_lines(self, station: str) -> int:
         """Lines a machine executes if it ran each job it was seen to start exactly once."""
