@@ -9,8 +9,10 @@ seconds its moves take), on a real pseudo-terminal at 115,200 baud with 2 ms of 
 
 Agents run as ``run_agent()`` tasks, ``--per-host`` to a process, and the emulators in processes
 of their own (bench/fleet_hosts.py), so the agent processes' CPU is the agents' alone. The
-pool keeper, when the pools have landed (``agent.pools``), is ``station-agent pool-keeper`` in
-its own process; until then the pool's share of jobs goes straight to idle knife stations.
+pool keeper is ``station-agent pool-keeper`` in its own process; with ``--no-keeper`` (or a tree
+without ``agent.pools``) the pool's share of jobs goes straight to free knife stations instead.
+The broker is tests/support/broker.py's (the deployment's queueing limits, persistence on);
+``--broker-conf LINE`` adds a mosquitto.conf line (``set_tcp_nodelay true``, say).
 
 Jobs are published QoS 1 at a steady rate: ``--load`` (default 0.5) of what the fleet can run,
 estimated from a warm-up job on every station, or ``--rate`` jobs/s. A direct job goes to a
@@ -19,7 +21,8 @@ dispatch latency -- publish to the ``started`` event reaching the bench's subscr
 ``<prefix>/+/events`` -- is not queueing behind a busy machine. Reported: dispatch latency
 p50/p99/max (all jobs, pool, direct), jobs completed, jobs started more than once (from the
 events, and from the emulators' executed lines), agent RSS (per process, per agent) and CPU
-(idle and running, per job), broker and keeper CPU.
+(idle and running, per job), broker and keeper CPU. Dispatch latency is measured, never judged:
+the JSON carries the goals beside the figures.
 
 Run: ``.venv/bin/python bench/fleet.py [--agents 200] [--jobs 1000]``; writes
 bench/results/fleet.json. A development run: ``--agents 10 --jobs 50``.
@@ -78,7 +81,10 @@ def _chunks(items: list[str], size: int) -> list[list[str]]:
 
 
 async def _start_hosts(work: Path, port: int, knives: list[str], lasers: list[str],
-                       per_host: int, use_pools: bool) -> tuple[list[Host], list[Host]]:
+                       per_host: int, use_pools: bool,
+                       started: list[Host]) -> tuple[list[Host], list[Host]]:
+    """Emulators first, then agents; every process started is added to ``started`` at once,
+    so a failed start-up still ends them all."""
     (work / "tty").mkdir()
     (work / "state").mkdir()
     profile = dict.fromkeys(knives, KNIFE_PROFILE) | dict.fromkeys(lasers, LASER_PROFILE)
@@ -88,6 +94,7 @@ async def _start_hosts(work: Path, port: int, knives: list[str], lasers: list[st
     for n, group in enumerate(_chunks(stations, per_host * 2)):
         spec = {"links": {s: str(work / "tty" / s) for s in group}, "motion": True}
         emulator_hosts.append(await Host.start(work, f"emulators-{n}", "emulators", spec))
+        started.append(emulator_hosts[-1])
     await asyncio.gather(*(h.wait_ready(60) for h in emulator_hosts))
     agent_hosts = []
     for n, group in enumerate(_chunks(stations, per_host)):
@@ -95,6 +102,7 @@ async def _start_hosts(work: Path, port: int, knives: list[str], lasers: list[st
                                  ([POOL] if s in knives else []) if use_pools else None)
                    for s in group]
         agent_hosts.append(await Host.start(work, f"agents-{n}", "agents", {"configs": configs}))
+        started.append(agent_hosts[-1])
     await asyncio.gather(*(h.wait_ready(300) for h in agent_hosts))
     return emulator_hosts, agent_hosts
 
@@ -147,8 +155,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             t_up = time.monotonic()
             emulator_hosts, agent_hosts = await _start_hosts(
-                work, broker.port, knives, lasers, args.per_host, use_pools)
-            hosts = emulator_hosts + agent_hosts
+                work, broker.port, knives, lasers, args.per_host, use_pools, hosts)
             fleet_up_s = time.monotonic() - t_up
             print(f"fleet: {args.agents} agents up in {fleet_up_s:.1f} s "
                   f"({len(agent_hosts)} agent processes, {len(emulator_hosts)} emulator processes)"
@@ -275,7 +282,8 @@ async def _measure(args: argparse.Namespace, conn: MqttConnection, tracker: Trac
         "keeper_alive_at_end": keeper is None or keeper.poll() is None,
         "goals": {"jobs_completed": "all", "jobs_started_more_than_once": "0",
                   "dispatch_p99_ms": "< 250"},
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
+                    "loadavg_1min_at_end": round(os.getloadavg()[0], 2)},
         "source": _source_state(),
         "date": time.strftime("%Y-%m-%d"),
         "command": " ".join([".venv/bin/python bench/fleet.py", *sys.argv[1:]]),
