@@ -60,6 +60,7 @@ CYCLE_START = b"~"
 SOFT_RESET = b"\x18"
 STATUS_QUERY = b"?"
 FENCE = "G4P0"
+_FENCE_LINE = FENCE.encode() + b"\n"
 
 
 class _Kind(enum.Enum):
@@ -212,10 +213,14 @@ class GrblDriver(MachineDriver):
             self._wake.set()
 
     def _on_bytes(self, data: bytes) -> None:
-        self._last_rx = time.monotonic()
+        now = self._last_rx = time.monotonic()
         try:
-            for reply in self._parser.feed(data):
-                self._handle(reply)
+            oks = self._parser.count_oks(data)
+            if oks:
+                self._on_oks(oks, now)
+            else:
+                for reply in self._parser.feed(data):
+                    self._handle(reply)
             self._pump()
         except DeviceError as exc:  # a write failed: the link is gone
             self._fail(exc)
@@ -285,6 +290,27 @@ class GrblDriver(MachineDriver):
         elif isinstance(reply, Unknown):
             log.debug("ignoring unrecognised GRBL output %r", reply.text[:80])
         self._wake.set()
+
+    def _on_oks(self, count: int, now: float) -> None:
+        """``count`` plain ``ok`` replies: :meth:`_handle` for each, without the per-reply cost."""
+        self._last_answer = now
+        in_flight = self._in_flight
+        answered = min(count, len(in_flight))
+        self._counter.release(answered)
+        for _ in range(answered):
+            entry = in_flight.popleft()
+            if type(entry) is int:
+                self._acked = entry + 1
+            elif (isinstance(entry, _InFlight) and entry.done is not None
+                  and not entry.done.done()):
+                entry.done.set_result(None)
+        for _ in range(count - answered):
+            self.listener.on_warning("answer from GRBL with no line in flight",
+                                     {"reply": str(Ok())})
+        # As in _handle: the stream task is woken only for progress steps and the fence.
+        job = self._job
+        if job is None or not in_flight or self._acked - job.reported >= job.progress_step:
+            self._wake.set()
 
     def _on_answer(self, reply: Ok | ErrorReply) -> None:
         self._last_answer = time.monotonic()
@@ -468,27 +494,24 @@ class GrblDriver(MachineDriver):
         job = self._job
         if job is None or self._paused or self._stop is not None or self._failure is not None:
             return
-        batch = bytearray()
         encoded, index, total = job.encoded, job.index, len(job.encoded)
         counter = self._counter
         in_flight = self._in_flight
-        while index < total:
-            data = encoded[index]
-            size = len(data)
-            if not counter.fits(size):
-                break
+        batch = b""
+        # Usually one line fits (one ok freed its room): no buffer to build then.
+        while index < total and counter.fits(size := len(data := encoded[index])):
             counter.push(size)
             in_flight.append(index)
-            batch += data
+            batch = batch + data if batch else data
             index += 1
         job.index = index
-        if index >= total and not job.fence_sent and counter.fits(len(FENCE) + 1):
-            counter.push(len(FENCE) + 1)
-            self._in_flight.append(job.fence)
-            batch += FENCE.encode() + b"\n"
+        if index >= total and not job.fence_sent and counter.fits(len(_FENCE_LINE)):
+            counter.push(len(_FENCE_LINE))
+            in_flight.append(job.fence)
+            batch += _FENCE_LINE
             job.fence_sent = True
         if batch:
-            self.link.write(bytes(batch))
+            self.link.write(batch)
 
     async def _abort_motion(self) -> None:
         """Hold, then soft-reset: discard what GRBL still buffers without losing position."""

@@ -152,6 +152,7 @@ def parse_reply(text: str) -> GrblReply:
 
 
 _OK = Ok()
+_OK_LINE = b"ok\r\n"
 
 
 class GrblReplyParser:
@@ -161,8 +162,17 @@ class GrblReplyParser:
         self._buf = bytearray()
         self._discarding = False
 
+    def count_oks(self, data: bytes) -> int:
+        """If ``data`` is nothing but whole ``ok`` lines (by far the most common chunk on a busy
+        stream), consume it and return how many; else 0 and nothing consumed (use :meth:`feed`).
+        """
+        if self._buf or self._discarding or len(data) & 3:
+            return 0
+        count = data.count(_OK_LINE)
+        return count if count << 2 == len(data) else 0
+
     def feed(self, data: bytes) -> list[GrblReply]:
-        if data == b"ok\r\n" and not self._buf:
+        if data == b"ok\r\n" and not self._buf and not self._discarding:
             return [_OK]  # by far the most common chunk on a busy stream
         replies: list[GrblReply] = []
         self._buf += data
@@ -214,6 +224,14 @@ class CharacterCounter:
         size = self._sizes.popleft()
         self.in_flight_bytes -= size
         return size
+
+    def release(self, count: int) -> None:
+        """``count`` answers at once: pop that many of the oldest lines."""
+        popleft = self._sizes.popleft
+        freed = 0
+        for _ in range(count):
+            freed += popleft()
+        self.in_flight_bytes -= freed
 
     @property
     def in_flight_lines(self) -> int:

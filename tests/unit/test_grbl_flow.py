@@ -90,6 +90,34 @@ def test_counter_respects_buffer_and_frees_in_order() -> None:
         counter.push(200)
 
 
+def test_counter_releases_several_answers_at_once() -> None:
+    counter = CharacterCounter(128)
+    for size in (20, 30, 40):
+        counter.push(size)
+    counter.release(2)
+    assert counter.in_flight_bytes == 40 and counter.in_flight_lines == 1
+    assert counter.fits(87) and not counter.fits(88)
+    counter.release(0)
+    assert counter.in_flight_bytes == 40
+
+
+def test_chunks_of_only_oks_are_counted_without_parsing() -> None:
+    parser = GrblReplyParser()
+    assert parser.count_oks(b"ok\r\n") == 1
+    assert parser.count_oks(b"ok\r\nok\r\nok\r\n") == 3
+    # Anything else (or a line still open from the last chunk) goes through feed().
+    for data in (b"", b"ok\r\nerror:2\r\n", b"ok\r\nok\r", b"ok\nok\nok\nok\n", b"okok\r\n\r\n"):
+        assert parser.count_oks(data) == 0, data
+    assert parser.feed(b"<Idle|MPos:0,0,0") == []
+    assert parser.count_oks(b"ok\r\n") == 0
+    assert isinstance(parser.feed(b">\r\nok\r\n")[0], StatusReport)
+    # The end of an endless line of noise is dropped with it, however it looks.
+    parser.feed(b"x" * 5000)
+    assert parser.count_oks(b"ok\r\n") == 0
+    assert parser.feed(b"ok\r\n") == []
+    assert parser.count_oks(b"ok\r\n") == 1
+
+
 def test_status_report_is_typed() -> None:
     (report,) = GrblReplyParser().feed(b"<Run|MPos:1.000,2.000,3.000|FS:500,0>\r\n")
     assert isinstance(report, StatusReport)
