@@ -111,6 +111,23 @@ class SerialLink:
     def write(self, data: bytes, *, urgent: bool = False) -> None:
         if self._error is not None:
             raise self._error
+        if not self._writing and not self._tx_urgent and not self._tx and (
+                urgent or not self._flow_paused):
+            # Nothing queued (the usual case: one short line or realtime byte at a time):
+            # straight to the port, without the queue's copies; whatever does not fit now
+            # is queued below as usual.
+            try:
+                n = os.write(self._fd, data)
+            except BlockingIOError:
+                n = 0
+            except OSError as exc:
+                if exc.errno != errno.EAGAIN:
+                    self._fail(f"write to {self._name} failed: {exc.strerror or exc}")
+                    return
+                n = 0
+            if n == len(data):
+                return
+            data = data[n:]
         if urgent:
             self._tx_urgent += data
         else:
