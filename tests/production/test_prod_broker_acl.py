@@ -30,7 +30,8 @@ LASER_JOB = b'{"job_id":"care-label-SS27-0412","kind":"gcode"}'
 
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    return make_tls_files(tmp_path_factory.mktemp("pki"), ["controller", "laser-02", "cutter-01"])
+    return make_tls_files(tmp_path_factory.mktemp("pki"), ["controller", "laser-02", "cutter-01",
+                                                                  "pool-keeper"])
 
 
 @pytest.fixture(scope="module")
@@ -189,15 +190,25 @@ def test_station_cannot_write_its_own_job_or_read_its_reports(connect: object) -
     assert station.messages.empty()
 
 
-def test_station_reads_only_its_own_pools(connect: object) -> None:
+def test_only_the_keeper_reads_pool_jobs_and_stations_answer_only_their_own_pools(
+        connect: object) -> None:
     laser = connect("laser-02")  # type: ignore[operator]
+    keeper = connect("pool-keeper")  # type: ignore[operator]
     controller = connect("controller")  # type: ignore[operator]
-    laser.subscribe("mf/pools/knife/job")
-    assert not laser.subscribe("$share/laser/mf/pools/laser/job").is_failure
-    controller.publish("mf/pools/knife/job", KNIFE_JOB)
+    laser.subscribe("mf/pools/laser/job")
+    laser.subscribe("mf/laser-02/offer")
+    keeper.subscribe("mf/pools/+/job")
+    keeper.subscribe("mf/pools/+/replies")
     controller.publish("mf/pools/laser/job", LASER_JOB)
-    assert laser.next_message() == ("mf/pools/laser/job", LASER_JOB)
+    assert keeper.next_message() == ("mf/pools/laser/job", LASER_JOB)
+    claim = b'{"station":"laser-02","answer":"claim"}'
+    assert laser.publish("mf/pools/knife/replies", claim).is_failure  # not its pool
+    assert not laser.publish("mf/pools/laser/replies", claim).is_failure
+    assert keeper.next_message() == ("mf/pools/laser/replies", claim)
+    assert not keeper.publish("mf/laser-02/offer", b'{"job_id":"care-label"}').is_failure
+    assert laser.next_message() == ("mf/laser-02/offer", b'{"job_id":"care-label"}')
     assert laser.messages.empty()
+    assert keeper.messages.empty()
 
 
 def test_controller_reads_and_writes_everything(connect: object) -> None:
