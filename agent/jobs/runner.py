@@ -22,7 +22,11 @@ from agent.storage import Database
 
 log = logging.getLogger(__name__)
 
-PROGRESS_MIN_INTERVAL_S = 2.0
+# A progress event when the percentage moved and at least PROGRESS_MIN_STEP_S passed, and at
+# least every PROGRESS_MAX_SILENCE_S while lines go out (a slow job still shows life). Each event
+# is a database write and a message: a 40-line label must not cost 40 of them.
+PROGRESS_MIN_STEP_S = 0.25
+PROGRESS_MAX_SILENCE_S = 2.0
 
 
 @dataclass
@@ -170,9 +174,11 @@ class JobRunner:
             nonlocal last_percent, last_time
             percent = (done * 100) // total if total else 100
             now = time.monotonic()
-            if percent == last_percent and now - last_time < PROGRESS_MIN_INTERVAL_S:
+            quiet = now - last_time
+            final = done == total
+            if percent == last_percent and (final or quiet < PROGRESS_MAX_SILENCE_S):
                 return
-            if done == total and percent == last_percent:
+            if not final and quiet < PROGRESS_MIN_STEP_S:
                 return
             last_percent, last_time = percent, now
             with self.db.transaction():

@@ -81,6 +81,11 @@ async def test_cancel_aborts_discards_the_buffer_and_parks_the_pen() -> None:
         # Far less than the job was drawn: the buffered rest was discarded.
         drawn = len(emulator.strokes)
         assert drawn < len(graded_nest()[1])
+        # The driver learns the emptied buffer at its next status poll (later on a busy host).
+        for _ in range(200):
+            if rig.driver.ready_for_job == (True, ""):
+                break
+            await asyncio.sleep(0.05)
         assert rig.driver.ready_for_job == (True, "")
         # The next job runs normally.
         text, expected = sleeve_pattern()
