@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -318,6 +319,11 @@ class MqttConnection:
             fut.set_result(reason_codes)
 
     def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        # Our packets are small and each one matters now (a claim, a PUBACK): Nagle's algorithm
+        # would hold one back until the peer's delayed ACK, tens of milliseconds on a quiet link.
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
         def register() -> None:
             if self.disconnected.done():
                 return  # closed before this callback from the connecting thread ran
