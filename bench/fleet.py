@@ -11,8 +11,10 @@ Agents run as ``run_agent()`` tasks, ``--per-host`` to a process, and the emulat
 of their own (bench/fleet_hosts.py), so the agent processes' CPU is the agents' alone. The
 pool keeper is ``station-agent pool-keeper`` in its own process; with ``--no-keeper`` (or a tree
 without ``agent.pools``) the pool's share of jobs goes straight to free knife stations instead.
-The broker is tests/support/broker.py's (the deployment's queueing limits, persistence on);
-``--broker-conf LINE`` adds a mosquitto.conf line (``set_tcp_nodelay true``, say).
+The broker is tests/support/broker.py's (the deployment's queueing limits, persistence on) with
+``set_tcp_nodelay true`` as deploy/mosquitto/station-agent.conf sets it (``--nagle`` leaves it
+out: Mosquitto's default, ~40 ms more per hop on a quiet link); ``--broker-conf LINE`` adds a
+mosquitto.conf line.
 
 Jobs are published QoS 1 at a steady rate: ``--load`` (default 0.5) of what the fleet can run,
 estimated from a warm-up job on every station, or ``--rate`` jobs/s. A direct job goes to a
@@ -148,7 +150,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     plan = _plan(args.jobs, args.pool_share if knives else 0.0)
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmpdir:
         work = Path(tmpdir)
-        broker = Broker(work, extra_conf="\n".join(["max_connections -1", *args.broker_conf]))
+        deployed = [] if args.nagle else ["set_tcp_nodelay true"]
+        broker = Broker(work, extra_conf="\n".join(["max_connections -1", *deployed,
+                                                     *args.broker_conf]))
         broker.start()
         keeper = _start_keeper(work, broker.port) if use_pools else None
         hosts: list[Host] = []
@@ -278,7 +282,8 @@ async def _measure(args: argparse.Namespace, conn: MqttConnection, tracker: Trac
             for h in agent_hosts) / len(agent_hosts) / 1024, 2),
         "agent_rss_total_mib": round(sum(rss_after.values()) / 1024, 1),
         "broker_rss_mib": round(proc_rss_kib(pids["broker"][0]) / 1024, 1),
-        "broker_conf_extra": args.broker_conf,
+        "broker_conf_extra": [*([] if args.nagle else ["set_tcp_nodelay true"]),
+                              *args.broker_conf],
         "keeper_alive_at_end": keeper is None or keeper.poll() is None,
         "goals": {"jobs_completed": "all", "jobs_started_more_than_once": "0",
                   "dispatch_p99_ms": "< 250"},
@@ -337,6 +342,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.0, help="jobs/s (overrides --load)")
     parser.add_argument("--no-keeper", action="store_true",
                         help="send the pool's share straight to free knife stations instead")
+    parser.add_argument("--nagle", action="store_true",
+                        help="leave out set_tcp_nodelay (Mosquitto's default)")
     parser.add_argument("--broker-conf", action="append", default=[], metavar="LINE",
                         help="an extra mosquitto.conf line, e.g. 'set_tcp_nodelay true'")
     args = parser.parse_args()
