@@ -14,7 +14,14 @@ from agent.emulators.grbl import GrblEmulator
 from agent.emulators.pty import PtyEndpoint
 from agent.garments import care_label, knife_gcode
 from tests.support.broker import Broker
-from tests.support.pool import POOL, PoolPlanner, PoolStation, keeper_config, running_keeper
+from tests.support.pool import (
+    POOL,
+    PoolPlanner,
+    PoolStation,
+    RunningKeeper,
+    keeper_config,
+    running_keeper,
+)
 from tests.support.station import AgentProcess, agent_config, background, write_config_file
 
 pytestmark = pytest.mark.timeout(180)
@@ -180,3 +187,24 @@ async def test_a_frozen_station_that_still_looks_idle_does_not_hold_a_pool_job(
             if process.proc is not None:
                 process.proc.send_signal(signal.SIGCONT)
             process.terminate()
+
+
+async def test_a_keeper_crashing_again_and_again_loses_no_pool_job_and_runs_none_twice(
+        tmp_path: Path, broker: Broker) -> None:
+    config = keeper_config(tmp_path, broker)
+    jobs = [f"sleeve-{n}" for n in range(12)]
+    async with PoolPlanner(broker) as planner, \
+            PoolStation(tmp_path, broker, "knife-01"), PoolStation(tmp_path, broker, "knife-02"), \
+            PoolStation(tmp_path, broker, "knife-03"):
+        for round_ in range(4):
+            keeper = await RunningKeeper(config).start()
+            for job_id in jobs[round_ * 3:(round_ + 1) * 3]:
+                await planner.to_pool(label_job(job_id))
+            # Crash somewhere in the offer, claim, assign, taken exchange.
+            await asyncio.sleep(0.05 * round_)
+            await keeper.crash()
+        async with running_keeper(config):
+            for job_id in jobs:
+                await planner.wait_event(job_id, "succeeded", timeout=90)
+        for job_id in jobs:
+            assert len(planner.started(job_id)) == 1, job_id
