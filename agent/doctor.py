@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import AgentConfig, MqttConfig, load_config
-from agent.drivers.base import DriverListener, Telemetry
+from agent.drivers.base import QuietListener
 from agent.errors import DeviceError, StationAgentError
 from agent.profiles import Profile, load_profile
 
@@ -108,16 +108,6 @@ SerialProbe = Callable[[str, int, Profile, float], Coroutine[Any, Any, str]]
 """(port path, baud, profile, timeout s) -> what the device said; raises DeviceError."""
 
 
-class _QuietListener(DriverListener):
-    def on_telemetry(self, telemetry: Telemetry) -> None:
-        pass
-
-    def on_device_state(self, state: str, detail: dict[str, Any]) -> None:
-        pass
-
-    def on_warning(self, message: str, detail: dict[str, Any]) -> None:
-        pass
-
 
 async def driver_hello(path: str, baud: int, profile: Profile, timeout_s: float) -> str:
     """Open the port as the agent does and run the family driver's handshake."""
@@ -129,7 +119,7 @@ async def driver_hello(path: str, baud: int, profile: Profile, timeout_s: float)
     try:
         quick = profile.model_copy(update={"hello_timeout_s": timeout_s})
         try:
-            driver = create_driver(quick, link, _QuietListener())
+            driver = create_driver(quick, link, QuietListener())
         except NotImplementedError:
             return f"opened at {baud} baud (no {profile.family} driver to say hello)"
         info = await asyncio.wait_for(driver.open(), timeout_s + 2)

@@ -37,6 +37,7 @@ from agent.transport.serial_port import SerialLink
 RESULTS = Path(__file__).resolve().parent / "results" / "stream_grbl.json"
 BAUD = 115_200
 LATENCY_MS = 2
+AGENT_RUNS = 3
 
 
 class _Listener(DriverListener):
@@ -155,8 +156,13 @@ async def run_async(n_lines: int) -> dict[str, Any]:
     lines = program.lines
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        with emulator(tmp, motion=False) as link:
-            agent = await _agent_stream(link, lines, poll_hz=5.0)
+        # CPU per line on a shared VM varies by a third from run to run: the agent's figure
+        # is the median of AGENT_RUNS runs, every run recorded beside it.
+        runs = []
+        for _ in range(AGENT_RUNS):
+            with emulator(tmp, motion=False) as link:
+                runs.append(await _agent_stream(link, lines, poll_hz=5.0))
+        agent = sorted(runs, key=lambda r: r["cpu_us_per_line"])[len(runs) // 2]
         with emulator(tmp, motion=False) as link:
             baseline = await _stop_and_wait(link, lines)
         # Motion run: ~0.5 mm moves at 6 m/min take 5 ms each, slower than the link can feed
@@ -171,6 +177,8 @@ async def run_async(n_lines: int) -> dict[str, Any]:
         "latency_ms": LATENCY_MS,
         "job": f"{len(lines)} short G1 moves (sleeve cap, ~0.5 mm each)",
         "results": [agent, baseline],
+        "agent_runs": [{k: r[k] for k in ("link_utilisation_pct", "lines_per_s",
+                                          "cpu_us_per_line")} for r in runs],
         "motion_run": motion,
         "goals": {"link_utilisation_pct": ">= 97", "cpu_us_per_line": "< 30",
                   "planner_starved_samples": "0"},
@@ -193,6 +201,9 @@ def main() -> None:
     for r in result["results"]:
         print(f"{r['sender']:34} {r['lines_per_s']:8.1f} {r['link_utilisation_pct']:7.1f} "
               f"{r['cpu_us_per_line']:12.1f}")
+    runs = ", ".join(f"{r['link_utilisation_pct']} % / {r['cpu_us_per_line']} us"
+                     for r in result["agent_runs"])
+    print(f"agent runs (link / CPU per line), the median shown above: {runs}")
     m = result["motion_run"]
     print(f"with motion: {m['lines']} lines at {m['lines_per_s']} lines/s; planner empty in "
           f"{m['planner_starved_samples']} of {m['status_samples']} status samples")

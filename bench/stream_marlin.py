@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from agent.dialects.marlin import prepare_marlin_program  # noqa: E402
-from agent.drivers.base import DriverListener, Telemetry  # noqa: E402
+from agent.drivers.base import QuietListener  # noqa: E402
 from agent.drivers.marlin import MarlinDriver  # noqa: E402
 from agent.garments import short_segment_outline  # noqa: E402
 from agent.profiles import load_profile  # noqa: E402
@@ -38,16 +38,6 @@ from agent.transport.serial_port import SerialLink  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "stream_marlin.json"
 
-
-class _Quiet(DriverListener):
-    def on_telemetry(self, telemetry: Telemetry) -> None:
-        pass
-
-    def on_device_state(self, state: str, detail: dict[str, Any]) -> None:
-        pass
-
-    def on_warning(self, message: str, detail: dict[str, Any]) -> None:
-        pass
 
 
 def _profile(*, stop_and_wait: bool) -> MarlinProfile:
@@ -66,7 +56,7 @@ async def _stream(link_path: Path, program: tuple[str, ...], *, stop_and_wait: b
                   ) -> tuple[int, float, float, bool]:
     profile = _profile(stop_and_wait=stop_and_wait)
     link = await SerialLink.open(str(link_path), profile.baud)
-    driver = MarlinDriver(link, _Quiet(), profile)
+    driver = MarlinDriver(link, QuietListener(), profile)
     try:
         await driver.open()
         run = asyncio.create_task(driver.run())

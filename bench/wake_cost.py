@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.dialects.grbl import prepare_grbl_program
-from agent.drivers.base import DriverListener, Telemetry
+from agent.drivers.base import QuietListener
 from agent.drivers.grbl import GrblDriver
 from agent.garments import short_segment_outline
 from agent.profiles import load_profile
@@ -94,16 +94,6 @@ async def _timer_wakes(n: int) -> float:
     return (time.process_time() - cpu0) / n
 
 
-class _Listener(DriverListener):
-    def on_telemetry(self, telemetry: Telemetry) -> None:
-        pass
-
-    def on_device_state(self, state: str, detail: dict[str, Any]) -> None:
-        pass
-
-    def on_warning(self, message: str, detail: dict[str, Any]) -> None:
-        pass
-
 
 class _CountingLink:
     """Takes the driver's writes and counts them; no I/O."""
@@ -140,7 +130,7 @@ async def _driver_python(n: int, oks_per_chunk: int) -> float:
     profile = load_profile("grbl-1.1")
     assert isinstance(profile, GrblProfile)
     lines = prepare_grbl_program(short_segment_outline(n * oks_per_chunk + 1000), profile).lines
-    driver = GrblDriver(_CountingLink(), _Listener(), profile)
+    driver = GrblDriver(_CountingLink(), QuietListener(), profile)
     stream = asyncio.create_task(driver.stream(lines, lambda done: None))
     await asyncio.sleep(0)  # the job's first lines are in flight
     chunk = b"ok\r\n" * oks_per_chunk

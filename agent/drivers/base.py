@@ -62,6 +62,19 @@ class DriverListener(abc.ABC):
     def on_warning(self, message: str, detail: dict[str, Any]) -> None: ...
 
 
+class QuietListener(DriverListener):
+    """Hears nothing: for a driver used alone (the doctor's hello, benchmarks)."""
+
+    def on_telemetry(self, telemetry: Telemetry) -> None:
+        pass
+
+    def on_device_state(self, state: str, detail: dict[str, Any]) -> None:
+        pass
+
+    def on_warning(self, message: str, detail: dict[str, Any]) -> None:
+        pass
+
+
 ProgressCallback = Callable[[int], None]
 
 
