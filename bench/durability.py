@@ -26,9 +26,9 @@ from typing import Any
 
 from agent.config import MqttConfig
 from agent.demo import free_port, start_broker
-from agent.link.mqtt_client import ConnectOptions, IncomingMessage, MqttConnection
+from agent.link.mqtt_client import ConnectOptions, IncomingMessage, MqttConnection, WillMessage
 from agent.link.outbox import Outbox
-from agent.link.session import BrokerLink
+from agent.link.session import BrokerLink, Inbound
 from agent.link.topics import StationTopics, TopicName
 from agent.reporter import Reporter
 from agent.schemas.event import EventType
@@ -83,8 +83,10 @@ async def run_async(n: int) -> dict[str, Any]:
                                                 receive_maximum=1000), on_message)
             await sub.connect()
             await sub.subscribe([(topics.events, 1)])
-            link = BrokerLink(MqttConfig(host="127.0.0.1", port=port), "cutter-01", topics, db,
-                              outbox, _noop, b'{"state":"offline"}')
+            inbound = Inbound(topics.subscriptions(pools=False), topics.incoming, _noop)
+            will = WillMessage(topics.status, b'{"state":"offline"}')
+            link = BrokerLink(MqttConfig(host="127.0.0.1", port=port),
+                              "station-agent-cutter-01", inbound, db, outbox, will)
             t1 = time.perf_counter()
             task = asyncio.create_task(link.run())
             await asyncio.wait_for(done.wait(), 600)
