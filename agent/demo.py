@@ -74,9 +74,10 @@ async def _run(work: Path, port: int, feed_mm_min: int, motion: bool) -> int:
         "storage": {"dir": str(work / "state")},
     })
     ready = asyncio.Event()
+    agents: list[Agent] = []
 
     def on_ready(agent: Agent) -> None:
-        del agent
+        agents.append(agent)
         ready.set()
 
     stop = asyncio.Event()
@@ -88,6 +89,9 @@ async def _run(work: Path, port: int, feed_mm_min: int, motion: bool) -> int:
             emu_task = tg.create_task(emulator.run(), name="grbl-emulator")
             agent_task = tg.create_task(run_agent(config, stop=stop, on_ready=on_ready))
             await ready.wait()
+            # Ready means set up locally; the job must wait until the agent has subscribed, or
+            # a first-ever connection would find the broker has already dropped it.
+            await agents[0].link.connected.wait()
             program = knife_gcode(tshirt_pieces(), feed_mm_min=feed_mm_min)
             job = {"job_id": f"tshirt-m-{int(time.time())}", "kind": "gcode", "program": program,
                    "meta": {"order": "SO-1042", "garment": "T-shirt, men's M", "fabric": "jersey"}}
