@@ -11,8 +11,8 @@ from typing import Any
 
 from agent.config import AgentConfig
 from agent.jobs.store import JobStore
-from agent.link.mqtt_client import MqttError, WillMessage
-from agent.link.outbox import Outbox
+from agent.link.mqtt_client import WillMessage
+from agent.link.outbox import Outbox, RowKind
 from agent.link.session import BrokerLink, Inbound
 from agent.link.topics import StationTopics, TopicName
 from agent.profiles import load_profile
@@ -116,10 +116,14 @@ async def run_agent(config: AgentConfig, *, stop: asyncio.Event | None = None,
             agent.db.close()
 
 
-async def _say_goodbye(agent: Agent) -> None:
-    conn = agent.link.connection
-    if conn is None or not agent.link.connected.is_set():
-        return
-    with contextlib.suppress(MqttError, TimeoutError):
-        await conn.publish(agent.reporter.topics.status, agent.reporter.offline_payload(),
-                           qos=1, retain=True, timeout=2.0)
+async def _say_goodbye(agent: Agent, timeout_s: float = 2.0) -> None:
+    """The retained ``offline`` status, published in order after what is queued (briefly)."""
+    agent.reporter.going_offline()
+    if agent.link.connection is None or not agent.link.connected.is_set():
+        return  # the broker gets it from the outbox on the next start, or the Will meanwhile
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while agent.reporter.outbox.pending_kind(RowKind.STATUS):
+        if asyncio.get_running_loop().time() > deadline or not agent.link.connected.is_set():
+            log.warning("could not publish the offline status before stopping")
+            return
+        await asyncio.sleep(0.02)

@@ -35,6 +35,8 @@ class Reporter:
         self._last_pressure = -PRESSURE_REPORT_INTERVAL_S
         # Set by the broker link: publishes telemetry and pool offers' answers directly.
         self.live: LiveSink | None = None
+        # Once the goodbye is queued, nothing may replace it as the retained status.
+        self.closing = False
 
     def event(self, event: EventType, job_id: str | None,
               detail: dict[str, Any] | None = None) -> Event:
@@ -56,6 +58,8 @@ class Reporter:
                                "outbox_max_bytes": self.outbox.max_bytes})
 
     def status(self, state: StationState, job_id: str | None, *, force: bool = False) -> None:
+        if self.closing:
+            return
         key = (state, job_id, tuple(sorted((k, str(v)) for k, v in self.device.items())))
         if key == self._last_status and not force:
             return
@@ -65,6 +69,15 @@ class Reporter:
                     ts=utc_now_rfc3339(), session=self.session, device=dict(self.device))
         self.outbox.add_retained(RowKind.STATUS, self.topics.status,
                                  dumps(st.model_dump(mode="json")))
+
+    def going_offline(self) -> None:
+        """Queue the retained ``offline`` status behind everything already queued.
+
+        Through the outbox, not around it: an older status still waiting there would otherwise
+        be published after the goodbye and stay retained while the station is gone.
+        """
+        self.closing = True
+        self.outbox.add_retained(RowKind.STATUS, self.topics.status, self.offline_payload())
 
     def offline_payload(self) -> bytes:
         """The Last Will and the clean-shutdown status."""

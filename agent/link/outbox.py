@@ -164,6 +164,11 @@ class Outbox:
             OutboxRow(r[0], RowKind(r[1]), r[2], r[3], bytes(r[4]), r[5], bool(r[6])) for r in rows
         ]
 
+    def pending_kind(self, kind: RowKind) -> int:
+        row = self.db.conn.execute("SELECT COUNT(*) FROM outbox WHERE kind = ?",
+                                   (kind.value,)).fetchone()
+        return int(row[0])
+
     def remove(self, ids: list[int]) -> None:
         if not ids:
             return

@@ -203,3 +203,21 @@ async def test_telemetry_flood_during_outage_keeps_lifecycle_events(tmp_path: Pa
     assert pressure and pressure[0]["detail"]["dropped"]["telemetry"] > 0
     seqs = sub.unique_seqs()
     assert seqs == list(range(1, len(seqs) + 1))
+
+
+async def test_a_clean_stop_leaves_offline_retained_even_right_after_connecting(
+        tmp_path: Path, broker: Broker) -> None:
+    """The goodbye goes through the outbox behind any status still queued there, so an older
+    status can never be published after it and stay retained while the station is gone."""
+    link = tmp_path / "ttyGRBL"
+    config = agent_config(tmp_path, broker, link)
+    async with PtyEndpoint(link, baud=115_200) as endpoint, \
+            background(GrblEmulator(endpoint).run, "grbl"):
+        for round_ in range(6):
+            async with running_agent(config) as agent:
+                await agent.wait_broker()
+                if round_ % 2:
+                    await agent.wait_device_online()
+            async with Planner(broker.host, broker.port) as fresh:
+                await fresh.wait_for(lambda: fresh.statuses, 10, "the retained status")
+                assert [s["state"] for s in fresh.statuses] == ["offline"], round_
