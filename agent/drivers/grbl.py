@@ -265,14 +265,12 @@ class GrblDriver(MachineDriver):
     # -- replies ---------------------------------------------------------------------------
 
     def _handle(self, reply: GrblReply) -> None:
-        if isinstance(reply, Ok | ErrorReply):
-            self._on_answer(reply)
-            # The reader refills the buffer itself (_pump); the stream task is woken only for
-            # what it must act on: progress steps, the fence, errors.
-            job = self._job
-            if (job is None or isinstance(reply, ErrorReply) or not self._in_flight
-                    or self._acked - job.reported >= job.progress_step):
-                self._wake.set()
+        if isinstance(reply, Ok):
+            self._on_oks(1, time.monotonic())
+            return
+        if isinstance(reply, ErrorReply):
+            self._on_error(reply)
+            self._wake.set()
             return
         if isinstance(reply, StatusReport):
             self._on_status(reply)
@@ -292,7 +290,11 @@ class GrblDriver(MachineDriver):
         self._wake.set()
 
     def _on_oks(self, count: int, now: float) -> None:
-        """``count`` plain ``ok`` replies: :meth:`_handle` for each, without the per-reply cost."""
+        """``count`` plain ``ok`` replies, each answering the oldest line in flight.
+
+        The reader refills the buffer itself (_pump); the stream task is woken only for what it
+        must act on: progress steps and the fence.
+        """
         self._last_answer = now
         in_flight = self._in_flight
         answered = min(count, len(in_flight))
@@ -307,44 +309,41 @@ class GrblDriver(MachineDriver):
         for _ in range(count - answered):
             self.listener.on_warning("answer from GRBL with no line in flight",
                                      {"reply": str(Ok())})
-        # As in _handle: the stream task is woken only for progress steps and the fence.
         job = self._job
         if job is None or not in_flight or self._acked - job.reported >= job.progress_step:
             self._wake.set()
 
-    def _on_answer(self, reply: Ok | ErrorReply) -> None:
+    def _on_error(self, error: ErrorReply) -> None:
         self._last_answer = time.monotonic()
         if not self._in_flight:
             # Nothing in flight: a stray answer. Counting it would let us overrun the buffer.
             self.listener.on_warning("answer from GRBL with no line in flight",
-                                     {"reply": str(reply)})
+                                     {"reply": str(error)})
             return
         entry = self._in_flight.popleft()
         self._counter.pop()
-        error = reply if isinstance(reply, ErrorReply) else None
         if isinstance(entry, _InFlight):
             if entry.done is not None and not entry.done.done():
                 entry.done.set_result(error)
             return
         self._acked = entry + 1
-        if error is not None:
-            detail = {
-                "code": "device_error",
-                "device_code": f"error:{error.code}",
-                "meaning": error_text(error.code),
-                "line_index": entry + 1,
-            }
-            if self.settings.on_error == "fail":
-                self._fail(
-                    DeviceError(
-                        f"GRBL answered error:{error.code} ({error_text(error.code)})",
-                        line=entry + 1,
-                        device_code=f"error:{error.code}",
-                    )
+        detail = {
+            "code": "device_error",
+            "device_code": f"error:{error.code}",
+            "meaning": error_text(error.code),
+            "line_index": entry + 1,
+        }
+        if self.settings.on_error == "fail":
+            self._fail(
+                DeviceError(
+                    f"GRBL answered error:{error.code} ({error_text(error.code)})",
+                    line=entry + 1,
+                    device_code=f"error:{error.code}",
                 )
-            else:
-                self._warnings.append(detail)
-                self.listener.on_warning(f"GRBL error:{error.code}", detail)
+            )
+        else:
+            self._warnings.append(detail)
+            self.listener.on_warning(f"GRBL error:{error.code}", detail)
 
     def _on_status(self, report: StatusReport) -> None:
         self._status = report

@@ -151,7 +151,6 @@ def parse_reply(text: str) -> GrblReply:
     return Unknown(text)
 
 
-_OK = Ok()
 _OK_LINE = b"ok\r\n"
 
 
@@ -172,8 +171,6 @@ class GrblReplyParser:
         return count if count << 2 == len(data) else 0
 
     def feed(self, data: bytes) -> list[GrblReply]:
-        if data == b"ok\r\n" and not self._buf and not self._discarding:
-            return [_OK]  # by far the most common chunk on a busy stream
         replies: list[GrblReply] = []
         self._buf += data
         while True:
