@@ -116,16 +116,8 @@ class SerialLink:
             # Nothing queued (the usual case: one short line or realtime byte at a time):
             # straight to the port, without the queue's copies; whatever does not fit now
             # is queued below as usual.
-            try:
-                n = os.write(self._fd, data)
-            except BlockingIOError:
-                n = 0
-            except OSError as exc:
-                if exc.errno != errno.EAGAIN:
-                    self._fail(f"write to {self._name} failed: {exc.strerror or exc}")
-                    return
-                n = 0
-            if n == len(data):
+            n = self._write_some(data)
+            if n is None or n == len(data):
                 return
             data = data[n:]
         if urgent:
@@ -146,18 +138,23 @@ class SerialLink:
             return self._tx
         return None
 
+    def _write_some(self, data: bytes | bytearray) -> int | None:
+        """Bytes the port took now (0 when it is full); None when the link just failed."""
+        try:
+            return os.write(self._fd, data)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:
+            if exc.errno == errno.EAGAIN:
+                return 0
+            self._fail(f"write to {self._name} failed: {exc.strerror or exc}")
+            return None
+
     def _flush(self) -> None:
         while (buf := self._pending()) is not None:
-            try:
-                n = os.write(self._fd, buf)
-            except BlockingIOError:
-                n = 0
-            except OSError as exc:
-                if exc.errno == errno.EAGAIN:
-                    n = 0
-                else:
-                    self._fail(f"write to {self._name} failed: {exc.strerror or exc}")
-                    return
+            n = self._write_some(buf)
+            if n is None:
+                return
             if n == 0:
                 break
             del buf[:n]
