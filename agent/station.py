@@ -18,7 +18,14 @@ from agent.config import AgentConfig
 from agent.device import DeviceEvents, DeviceManager
 from agent.drivers.base import DeviceInfo, Telemetry
 from agent.errors import DeviceError, StationAgentError
-from agent.jobs.intake import AcceptedJob, Rejection, decode_object, parse_command, parse_job
+from agent.jobs.intake import (
+    AcceptedJob,
+    Rejection,
+    decode_object,
+    guess_job_id,
+    parse_command,
+    parse_job,
+)
 from agent.jobs.runner import JobRunner
 from agent.jobs.states import JobState
 from agent.jobs.store import JobStore
@@ -189,11 +196,10 @@ class Station(DeviceEvents):
         if rejection is not None:
             return rejection
         assert obj is not None
-        job_id = obj.get("job_id") if isinstance(obj.get("job_id"), str) else None
         try:
             job = self.verifier.verify(obj, now=datetime.now(UTC))
         except StationAgentError as exc:
-            return Rejection(exc.code, exc.message, job_id)
+            return Rejection(exc.code, exc.message, guess_job_id(obj))
         return json.dumps(job, ensure_ascii=False).encode("utf-8")
 
     def _accept(self, job: AcceptedJob) -> None:

@@ -162,14 +162,14 @@ def _version_rejection(obj: dict[str, Any], what: str, job_id: str | None,
                      job_id, extra)
 
 
-def _guess_job_id(obj: dict[str, Any]) -> str | None:
+def guess_job_id(obj: dict[str, Any]) -> str | None:
     value = obj.get("job_id")
     if isinstance(value, str) and 0 < len(value) <= 128:
         return value
     return None
 
 
-def _validation_rejection(exc: ValidationError, job_id: str | None, what: str) -> Rejection:
+def validation_rejection(exc: ValidationError, job_id: str | None, what: str) -> Rejection:
     errors = exc.errors(include_url=False)
     first = errors[0]
     loc = _clip(".".join(str(p) for p in first["loc"]))
@@ -203,14 +203,14 @@ def parse_job(payload: bytes, profile: Profile, *, max_bytes: int,
     if rejection is not None:
         return rejection
     assert obj is not None
-    job_id = _guess_job_id(obj)
+    job_id = guess_job_id(obj)
     version_rejection = _version_rejection(obj, "job", job_id, {})
     if version_rejection is not None:
         return version_rejection
     try:
         request = JobRequest.model_validate_json(payload)
     except ValidationError as exc:
-        return _validation_rejection(exc, job_id, "job")
+        return validation_rejection(exc, job_id, "job")
     try:
         program = prepare_program(request, profile)
     except ProgramError as exc:
@@ -236,12 +236,12 @@ def parse_command(payload: bytes, *, max_bytes: int) -> Command | Rejection:
     request_id = obj.get("request_id")
     if isinstance(request_id, str) and len(request_id) <= 128:
         context["request_id"] = request_id
-    job_id = _guess_job_id(obj)
+    job_id = guess_job_id(obj)
     version_rejection = _version_rejection(obj, "command", job_id, context)
     if version_rejection is not None:
         return version_rejection
     try:
         return Command.model_validate_json(payload)
     except ValidationError as exc:
-        rej = _validation_rejection(exc, job_id, "command")
+        rej = validation_rejection(exc, job_id, "command")
         return Rejection(rej.code, rej.message, rej.job_id, {**rej.extra, **context})

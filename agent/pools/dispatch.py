@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from agent.jobs.intake import Rejection, decode_object
+from agent.jobs.intake import Rejection, decode_object, guess_job_id, validation_rejection
 from agent.schemas.job import JobId, JobKind
 from agent.schemas.pool import Answer, PoolOffer, PoolReply
 from agent.storage import Database
@@ -161,13 +161,7 @@ class Dispatcher:
         try:
             head = _JobHead.model_validate(obj)
         except ValidationError as exc:
-            bad = exc.errors(include_url=False)[0]
-            where = ".".join(str(p) for p in bad["loc"])
-            code = "missing_field" if bad["type"] == "missing" else (
-                "unsupported_kind" if where == "kind" else "invalid_job")
-            job_id = obj.get("job_id")
-            shown = job_id if isinstance(job_id, str) and len(job_id) <= 128 else None
-            return Rejection(code, f"{where}: {bad['msg']}", shown, {"field": where})
+            return validation_rejection(exc, guess_job_id(obj), "job")
         job_id = head.job_id
         if self.db.conn.execute("SELECT 1 FROM pool_jobs WHERE job_id = ?",
                                 (job_id,)).fetchone():
@@ -193,18 +187,16 @@ class Dispatcher:
 
     def on_status(self, station: str, payload: bytes) -> None:
         m = self._member(station)
-        state = _field(payload, "state")
+        state = _fields(payload).get("state")
         m.state = state if isinstance(state, str) else "offline"
         # Whatever held it back (a decline, a job it took, silence) is older than this news.
         m.not_before = 0.0
 
     def on_info(self, station: str, payload: bytes) -> None:
         m = self._member(station)
-        pools, kinds = _field(payload, "pools"), _field(payload, "job_kinds")
-        m.pools = frozenset(p for p in pools if isinstance(p, str)) if isinstance(
-            pools, list) else frozenset()
-        m.kinds = frozenset(k for k in kinds if isinstance(k, str)) if isinstance(
-            kinds, list) else frozenset()
+        info = _fields(payload)
+        m.pools = _names(info.get("pools"))
+        m.kinds = _names(info.get("job_kinds"))
 
     def on_reply(self, payload: bytes, now: float) -> Outgoing:
         try:
@@ -309,10 +301,15 @@ class Dispatcher:
                 "offers": len(self.offers)}
 
 
-def _field(payload: bytes, key: str) -> Any:
-    """One field of a station's retained JSON (empty payload: a cleared retained message)."""
+def _fields(payload: bytes) -> dict[str, Any]:
+    """A station's retained JSON, or {} (an empty payload is a cleared retained message)."""
     try:
         obj = json.loads(payload) if payload else {}
     except (ValueError, UnicodeDecodeError):
-        return None
-    return obj.get(key) if isinstance(obj, dict) else None
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
+def _names(value: Any) -> frozenset[str]:
+    return frozenset(v for v in value if isinstance(v, str)) if isinstance(value, list) else (
+        frozenset())
