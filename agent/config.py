@@ -9,6 +9,7 @@ from typing import Annotated, TypeVar
 from pydantic import Field, ValidationError, model_validator
 
 from agent.errors import ConfigError
+from agent.link.topics import POOLS
 from agent.profiles import format_validation_error
 from agent.profiles.base import StrictModel
 from agent.safety.config import GpioConfig
@@ -18,8 +19,6 @@ from agent.signing import SigningConfig
 StationId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 TopicLevel = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 Port = Annotated[int, Field(ge=1, le=65_535)]
-# The topic level under the prefix that holds pool topics; no station may be called this.
-POOLS_LEVEL = "pools"
 _C = TypeVar("_C", bound=StrictModel)
 
 
@@ -96,8 +95,8 @@ class AgentConfig(StrictModel):
     @model_validator(mode="after")
     def _check(self) -> AgentConfig:
         _check_backoff(self.mqtt)
-        if self.station_id == POOLS_LEVEL:
-            raise ValueError(f"station_id {POOLS_LEVEL!r} is reserved for pool topics")
+        if self.station_id == POOLS:
+            raise ValueError(f"station_id {POOLS!r} is reserved for pool topics")
         if len(set(self.pools)) != len(self.pools):
             raise ValueError("pools: a pool is listed twice")
         return self

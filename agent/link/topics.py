@@ -69,9 +69,10 @@ class StationTopics:
         return name if name in _INBOUND else None
 
     def pool_replies(self, pool: str) -> str:
-        return f"{self.prefix}/{POOLS}/{pool}/replies"
+        return pool_topic(self.prefix, pool, PoolTopic.REPLIES)
 
 
+# The topic level under the prefix that holds pool topics; no station may be called this.
 POOLS = "pools"
 _INBOUND = frozenset({TopicName.JOB, TopicName.CMD, TopicName.OFFER, TopicName.POOL_JOB})
 
@@ -84,6 +85,10 @@ class PoolTopic(enum.StrEnum):
     REPLIES = "replies"  # in: the members' answers
 
 
+def pool_topic(prefix: str, pool: str, name: PoolTopic) -> str:
+    return f"{prefix}/{POOLS}/{pool}/{name.value}"
+
+
 @dataclass(frozen=True)
 class KeeperTopics:
     """What the pool keeper subscribes to and how it tells the topics apart."""
@@ -91,7 +96,7 @@ class KeeperTopics:
     prefix: str
 
     def pool(self, pool: str, name: PoolTopic) -> str:
-        return f"{self.prefix}/{POOLS}/{pool}/{name.value}"
+        return pool_topic(self.prefix, pool, name)
 
     def station(self, station: str, name: TopicName) -> str:
         return f"{self.prefix}/{station}/{name.value}"
