@@ -67,11 +67,11 @@ class PoolMember:
 
     async def on_assignment(self, payload: bytes) -> None:
         st = self.station
-        try:
-            assignment = PoolAssignment.model_validate_json(payload)
-        except ValidationError as exc:
-            log.warning("ignoring a malformed pool assignment: %s", exc.errors()[0]["msg"])
+        # A pool job can be as large as any job: parsed off the event loop, as handle_job does.
+        unwrapped = await asyncio.to_thread(_unwrap, payload)
+        if unwrapped is None:
             return
+        assignment, job_payload = unwrapped
         job_id = str(assignment.job.get("job_id", ""))[:128]
         earlier = st.db.conn.execute(
             "SELECT answer, reason FROM pool_assignments WHERE token = ?", (assignment.assignment,)
@@ -91,7 +91,7 @@ class PoolMember:
         if (reason := self.busy_reason()) is not None:
             self._answer(assignment, job_id, Answer.HANDBACK, reason)
             return
-        result = await asyncio.to_thread(st._validate_job, dumps(assignment.job))
+        result = await asyncio.to_thread(st._validate_job, job_payload)
         if isinstance(result, Rejection):
             st._reject(result)
             self._answer(assignment, job_id, Answer.REJECTED, result.code)
@@ -127,3 +127,13 @@ class PoolMember:
                           answer=answer, token=token, reason=reason)
         self.station.reporter.pool_reply(reply, durable=durable)
 
+
+def _unwrap(payload: bytes) -> tuple[PoolAssignment, bytes] | None:
+    """The assignment and the planner's job in it, as the bytes a direct job would be."""
+    try:
+        assignment = PoolAssignment.model_validate_json(payload)
+    except ValidationError as exc:
+        # Only the keeper writes assignments: a bad one is its bug, not the planner's input.
+        log.warning("ignoring a malformed pool assignment: %s", exc.errors()[0]["msg"])
+        return None
+    return assignment, dumps(assignment.job)
