@@ -37,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from agent.aio import wait_within
 from agent.config import AgentConfig, MqttConfig, load_config
 from agent.drivers.base import QuietListener
 from agent.errors import DeviceError, StationAgentError
@@ -122,7 +123,7 @@ async def driver_hello(path: str, baud: int, profile: Profile, timeout_s: float)
             driver = create_driver(quick, link, QuietListener())
         except NotImplementedError:
             return f"opened at {baud} baud (no {profile.family} driver to say hello)"
-        info = await asyncio.wait_for(driver.open(), timeout_s + 2)
+        info = await wait_within(driver.open(), timeout_s + 2)
         return f"answered: {info.firmware} {info.version}".rstrip()
     finally:
         await link.close()

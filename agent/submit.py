@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Any, TextIO
 
+from agent.aio import wait_within
 from agent.link.mqtt_client import ConnectOptions, IncomingMessage, MqttConnection
 from agent.link.topics import StationTopics
 
@@ -63,7 +64,7 @@ async def _watch(conn: MqttConnection, events: asyncio.Queue[IncomingMessage], j
             print("\ntimed out waiting for the job to end", file=out)
             return 2
         try:
-            msg = await asyncio.wait_for(events.get(), remaining)
+            msg = await wait_within(events.get(), remaining)
         except TimeoutError:
             continue
         conn.ack(msg.mid, msg.qos)

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agent.aio import wait_within
 from agent.config import MqttConfig
 from agent.demo import free_port, start_broker
 from agent.link.mqtt_client import ConnectOptions, IncomingMessage, MqttConnection, WillMessage
@@ -89,7 +90,7 @@ async def run_async(n: int) -> dict[str, Any]:
                               "station-agent-cutter-01", inbound, db, outbox, will)
             t1 = time.perf_counter()
             task = asyncio.create_task(link.run())
-            await asyncio.wait_for(done.wait(), 600)
+            await wait_within(done.wait(), 600)
             while outbox.count:  # noqa: ASYNC110 - the outbox has no "empty" event to wait on
                 await asyncio.sleep(0.01)
             replay_s = time.perf_counter() - t1

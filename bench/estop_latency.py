@@ -23,6 +23,7 @@ from pathlib import Path
 
 from gpiozero.pins.mock import MockFactory, MockPin
 
+from agent.aio import wait_within
 from agent.emulators.pty import PtyEndpoint
 from agent.safety import GpioConfig, SafetyPanel
 from agent.transport.serial_port import SerialLink
@@ -111,11 +112,11 @@ async def _measure(presses: int, *, streaming: bool) -> tuple[list[float], list[
                     link.write(program)
                     receiving = asyncio.ensure_future(_receive_stop(device, program))
                     pressed_at = await loop.run_in_executor(operator, _press, pin)
-                    arrived, behind = await asyncio.wait_for(receiving, TIMEOUT_S)
+                    arrived, behind = await wait_within(receiving, TIMEOUT_S)
                     latencies_ms.append((arrived - pressed_at) / 1e6)
                     overtaken.append(behind)
                     pin.drive_low()
-                    await asyncio.wait_for(handler.released.wait(), TIMEOUT_S)
+                    await wait_within(handler.released.wait(), TIMEOUT_S)
             finally:
                 panel.close()
                 await link.close()

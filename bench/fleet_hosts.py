@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agent.aio import wait_within
 from agent.app import Agent, run_agent
 from agent.config import parse_config
 from agent.emulators.grbl import GrblEmulator
@@ -96,7 +97,7 @@ class _HostedAgent:
             return
         self.stop.set()
         try:
-            await asyncio.wait_for(asyncio.shield(self.task), 20)
+            await wait_within(asyncio.shield(self.task), 20)
         except TimeoutError:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -109,12 +110,12 @@ async def host_agents(spec: dict[str, Any]) -> None:
     t0 = time.monotonic()
     # The first one alone: what one agent adds to a process that has imported everything.
     agents[0].start()
-    await asyncio.wait_for(agents[0].up(), UP_TIMEOUT_S)
+    await wait_within(agents[0].up(), UP_TIMEOUT_S)
     await asyncio.sleep(0.5)
     rss_one = _status_kib("VmRSS")
     for a in agents[1:]:
         a.start()
-    await asyncio.wait_for(asyncio.gather(*(a.up() for a in agents[1:])), UP_TIMEOUT_S)
+    await wait_within(asyncio.gather(*(a.up() for a in agents[1:])), UP_TIMEOUT_S)
     await asyncio.sleep(0.5)
     _say({"ready": True, "agents": len(agents), "start_s": round(time.monotonic() - t0, 2),
           "rss_base_kib": rss_base, "rss_one_kib": rss_one, "rss_all_kib": _status_kib("VmRSS")})

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agent.aio import wait_within
 from agent.link.mqtt_client import IncomingMessage, MqttConnection
 
 BENCH = Path(__file__).resolve().parent
@@ -73,7 +74,7 @@ class Host:
 
     async def _line(self, timeout: float) -> dict[str, Any]:
         assert self.proc.stdout is not None
-        line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        line = await wait_within(self.proc.stdout.readline(), timeout)
         if not line:
             raise RuntimeError(f"{self.name} exited: {self.log.read_text()[-3000:]}")
         data: dict[str, Any] = json.loads(line)
@@ -87,7 +88,7 @@ class Host:
         self.proc.stdin.write(b"stop\n")
         await self.proc.stdin.drain()
         data = await self._line(60)
-        await asyncio.wait_for(self.proc.wait(), 30)
+        await wait_within(self.proc.wait(), 30)
         return data
 
     def kill(self) -> None:
@@ -188,7 +189,7 @@ class Tracker:
             payload = (flap if group == "knife" else label)(job_id, i)
             futures.append(conn.publish_nowait(f"{prefix}/{station}/job", payload, qos=1))
         await asyncio.gather(*futures)
-        await asyncio.wait_for(self._all_done.wait(), timeout)
+        await wait_within(self._all_done.wait(), timeout)
         durations: dict[str, list[float]] = {"knife": [], "laser": []}
         for job_id in jobs:
             station, t_start = self.started[job_id][0]
@@ -225,7 +226,7 @@ class Tracker:
 
     async def wait_all_done(self, timeout: float) -> None:
         try:
-            await asyncio.wait_for(self._all_done.wait(), timeout)
+            await wait_within(self._all_done.wait(), timeout)
         except TimeoutError:
             print(f"fleet: {len(self._waiting_for)} jobs unfinished after {timeout:.0f} s",
                   flush=True)

@@ -28,6 +28,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from agent.aio import wait_within
 from agent.demo import free_port, start_broker
 from agent.link.mqtt_client import ConnectOptions, IncomingMessage, MqttConnection
 
@@ -107,7 +108,7 @@ async def _flood(port: int, pid: int, jobs: int, timeout: float) -> dict[str, An
     async with MqttConnection(options, planner.on_message) as conn:
         planner.conn = conn
         await conn.subscribe([(f"mf/{STATION}/events", 1), (f"mf/{STATION}/status", 1)])
-        await asyncio.wait_for(planner.station_up.wait(), 30)
+        await wait_within(planner.station_up.wait(), 30)
         await asyncio.sleep(0.5)  # let the agent settle after start-up
         rss_before = _proc_mib(pid, "VmRSS")
         payloads = [_care_label_job(i) for i in range(jobs)]
@@ -118,9 +119,9 @@ async def _flood(port: int, pid: int, jobs: int, timeout: float) -> dict[str, An
         for start in range(0, jobs, PUBLISH_WINDOW):
             futures = [conn.publish_nowait(topic, p, qos=1)
                        for p in payloads[start:start + PUBLISH_WINDOW]]
-            await asyncio.wait_for(asyncio.gather(*futures), timeout)
+            await wait_within(asyncio.gather(*futures), timeout)
         published = time.perf_counter()
-        await asyncio.wait_for(planner.all_answered.wait(), timeout)
+        await wait_within(planner.all_answered.wait(), timeout)
         answered = planner.last_answer_at
         peak = _proc_mib(pid, "VmHWM")
         rss_after = _proc_mib(pid, "VmRSS")

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agent.aio import wait_within
 from agent.dialects.grbl import prepare_grbl_program
 from agent.drivers.base import DriverListener, Telemetry
 from agent.drivers.grbl import GrblDriver
@@ -111,7 +112,7 @@ async def _stop_and_wait(link: Path, lines: tuple[str, ...]) -> dict[str, Any]:
     await asyncio.sleep(0.5)
     with contextlib.suppress(TimeoutError):
         while True:
-            await asyncio.wait_for(port.read(), 0.3)  # drain the banner
+            await wait_within(port.read(), 0.3)  # drain the banner
     cpu0, t0 = time.process_time(), time.monotonic()
     done = 0
     for line in (*lines, "G4P0"):

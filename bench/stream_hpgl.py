@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from agent.aio import wait_within  # noqa: E402
 from agent.dialects.hpgl import prepare_hpgl_program  # noqa: E402
 from agent.drivers.base import DriverListener, Telemetry  # noqa: E402
 from agent.drivers.hpgl import HpglDriver  # noqa: E402
@@ -198,7 +199,7 @@ async def measure(job: Job, sender: str,
             await link.close()
         finally:
             child.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(child.wait(), 30)
+            await wait_within(child.wait(), 30)
         result = read_summary(summary)
     strokes = [(pen, tuple(tuple(p) for p in pts)) for pen, pts in result["strokes"]]
     payload = len(job.payload)

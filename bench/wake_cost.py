@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agent.aio import wait_within
 from agent.dialects.grbl import prepare_grbl_program
 from agent.drivers.base import QuietListener
 from agent.drivers.grbl import GrblDriver
@@ -66,7 +67,7 @@ async def _reader_wakes(n: int) -> float:
         await asyncio.sleep(0.05)
         seen[0] = 0
         cpu0 = time.process_time()
-        await asyncio.wait_for(done, 4 * n * PERIOD_S + 10)
+        await wait_within(done, 4 * n * PERIOD_S + 10)
         return (time.process_time() - cpu0) / seen[0]
     finally:
         loop.remove_reader(slave)

@@ -17,7 +17,6 @@ Design notes (from grbl's interface documentation and the field reports in REFER
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 import re
@@ -27,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.aio import run_together
+from agent.aio import run_together, wait_event, wait_within
 from agent.dialects.grbl import alarm_text, error_text
 from agent.drivers.base import (
     DeviceInfo,
@@ -192,7 +191,7 @@ class GrblDriver(MachineDriver):
 
     async def _read_with_timeout(self, timeout: float) -> bytes | None:
         try:
-            return await asyncio.wait_for(self.link.read(), timeout)
+            return await wait_within(self.link.read(), timeout)
         except TimeoutError:
             return None
 
@@ -430,7 +429,7 @@ class GrblDriver(MachineDriver):
             self._send(line, entry)
             assert entry.done is not None
             try:
-                error = await asyncio.wait_for(
+                error = await wait_within(
                     entry.done, timeout or self.settings.response_timeout_s
                 )
             except TimeoutError:
@@ -532,8 +531,7 @@ class GrblDriver(MachineDriver):
         while True:
             self._status_event.clear()
             self.link.write(STATUS_QUERY, urgent=True)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._status_event.wait(), 0.25)
+            await wait_event(self._status_event, 0.25)
             st = self._status
             fresh = self._status_count >= first + 2
             if st is not None and (st.hold_complete or (fresh and st.state in ("Idle", "Alarm"))):
@@ -545,7 +543,7 @@ class GrblDriver(MachineDriver):
         self._banner_event.clear()
         self.link.write(SOFT_RESET, urgent=True)
         try:
-            await asyncio.wait_for(self._banner_event.wait(), self.settings.response_timeout_s)
+            await wait_within(self._banner_event.wait(), self.settings.response_timeout_s)
         except TimeoutError:
             raise DeviceTimeout("GRBL did not come back after a soft reset") from None
         self._drop_in_flight()

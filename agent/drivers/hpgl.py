@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+from agent.aio import wait_event, wait_within
 from agent.dialects.hpgl import is_pen_up_point, resume_preamble
 from agent.drivers.base import (
     DeviceInfo,
@@ -117,8 +118,7 @@ class HpglDriver(MachineDriver):
         self._wake.set()
 
     async def _sleep_until_woken(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+        await wait_event(self._wake, seconds)
 
     # -- replies ---------------------------------------------------------------------------
 
@@ -252,7 +252,7 @@ class HpglDriver(MachineDriver):
         self._waiter, self._waiting_for = waiter, query
         self._send_query(query)
         try:
-            return await asyncio.wait_for(waiter, max(0.0, deadline - self._now()))
+            return await wait_within(waiter, max(0.0, deadline - self._now()))
         except TimeoutError:
             self._flow.forget_outstanding()
             raise DeviceTimeout(
@@ -274,7 +274,7 @@ class HpglDriver(MachineDriver):
                     self._flow.forget_outstanding()
                     raise DeviceTimeout(f"plotter did not answer {query.name}")
                 try:
-                    data = await asyncio.wait_for(self.link.read(), remaining)
+                    data = await wait_within(self.link.read(), remaining)
                 except TimeoutError:
                     continue
                 self._feed(data)
@@ -285,7 +285,7 @@ class HpglDriver(MachineDriver):
     async def _discard_input(self, quiet_s: float) -> None:
         with contextlib.suppress(TimeoutError):
             while True:
-                await asyncio.wait_for(self.link.read(), quiet_s)
+                await wait_within(self.link.read(), quiet_s)
         self._framer.clear()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -347,7 +347,7 @@ class HpglDriver(MachineDriver):
             while True:
                 timeout = max(0.0, next_report - self._now())
                 try:
-                    data = await asyncio.wait_for(self.link.read(), timeout)
+                    data = await wait_within(self.link.read(), timeout)
                 except TimeoutError:
                     data = b""
                 if data:
@@ -561,12 +561,12 @@ class HpglDriver(MachineDriver):
             if self._flow.outstanding is not None and not self._flow.outstanding.immediate:
                 self._flow.forget_outstanding()  # discarded with the buffer: no answer comes
             self._flow.reset_budget()
-            await asyncio.wait_for(self.link.drain(), self.settings.response_timeout_s)
+            await wait_within(self.link.drain(), self.settings.response_timeout_s)
             # Bytes still queued behind the first ESC.K are discarded by the second.
             self.link.write(ABORT)
             if park:
                 self.link.write(PARK)
-            await asyncio.wait_for(self.link.drain(), self.settings.response_timeout_s)
+            await wait_within(self.link.drain(), self.settings.response_timeout_s)
 
     # -- controls --------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from agent.aio import wait_event, wait_within
 from agent.drivers.base import (
     DeviceInfo,
     DriverListener,
@@ -109,7 +110,7 @@ class MarlinDriver(MachineDriver):
 
     async def _read_for(self, wait_s: float) -> list[MarlinReply]:
         try:
-            data = await asyncio.wait_for(self.link.read(), max(0.0, wait_s))
+            data = await wait_within(self.link.read(), max(0.0, wait_s))
         except TimeoutError:
             return []
         return self._parser.feed(data)
@@ -336,10 +337,7 @@ class MarlinDriver(MachineDriver):
         try:
             if self._poll_owed.is_set():
                 self._poll_answered.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self._poll_answered.wait(), self.settings.response_timeout_s
-                    )
+                await wait_event(self._poll_answered, self.settings.response_timeout_s)
                 self._poll_owed.clear()
         finally:
             self._starting = False
@@ -363,8 +361,7 @@ class MarlinDriver(MachineDriver):
                 timeout = _MAX_SLEEP_S
                 if deadline is not None:
                     timeout = min(timeout, max(0.0, deadline - time.monotonic()))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                await wait_event(self._wake, timeout)
                 self._wake.clear()
                 if self._outcome is None:
                     flow.tick(time.monotonic())
@@ -443,8 +440,7 @@ class MarlinDriver(MachineDriver):
         limit = self.settings.response_timeout_s + max(
             self.settings.long_commands.m400, self.settings.response_timeout_s
         )
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stream_done.wait(), limit)
+        await wait_event(self._stream_done, limit)
 
     async def estop(self) -> None:
         self.link.write(ESTOP, urgent=True)
@@ -482,7 +478,7 @@ class MarlinDriver(MachineDriver):
         self._ok_waiter = waiter
         self.link.write(line.encode("ascii") + b"\n")
         try:
-            await asyncio.wait_for(waiter, wait_s)
+            await wait_within(waiter, wait_s)
         except TimeoutError:
             raise DeviceTimeout(f"no ok for {line!r}", code="device_timeout") from None
         finally:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import re
 import time
 from collections import deque
@@ -33,6 +32,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
+from agent.aio import wait_event
 from agent.emulators.grbl_codes import (
     REALTIME_BYTES,
     GrblAlarm,
@@ -482,9 +482,7 @@ class GrblEmulator:
             if delay is None:
                 await self._motion_wake.wait()
                 continue
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay + 0.0005):
-                    await self._motion_wake.wait()
+            await wait_event(self._motion_wake, delay + 0.0005)
 
     def _notify(self) -> None:
         self._changed.set()

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import random
 import re
 import time
@@ -44,6 +43,7 @@ from collections import deque
 from pathlib import Path
 from typing import TextIO
 
+from agent.aio import wait_event
 from agent.dialects.marlin import checksum
 from agent.emulators.pty import PtyEndpoint, add_link_arguments, endpoint_from_args
 from agent.emulators.tasks import EmulatorTasks
@@ -504,8 +504,7 @@ class MarlinEmulator(EmulatorTasks):
             if interval <= 0 or not self.capabilities.get("AUTOREPORT_TEMP"):
                 await self._autoreport_changed.wait()
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._autoreport_changed.wait(), interval)
+            if await wait_event(self._autoreport_changed, interval):
                 continue
             now = time.monotonic()
             self.hotend.advance((now - last) * self.time_scale, self.heating_rate_c_s)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from agent.aio import wait_event
 from agent.device import DeviceManager
 from agent.dialects.program import Program
 from agent.errors import DeviceError, JobStopped
@@ -102,8 +102,7 @@ class JobRunner:
             driver = self.device.driver
             if driver is not None and self._may_start() is None and driver.ready_for_job[0]:
                 return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._queue_changed.wait(), 0.2)
+            await wait_event(self._queue_changed, 0.2)
             self._queue_changed.clear()
 
     async def _run(self, rec: JobRecord) -> None:
@@ -159,8 +158,7 @@ class JobRunner:
                 self._finish_failed(job, "operator_timeout",
                                     "nobody pressed the start button in time", {})
                 return False
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._operator_start.wait(), 0.2)
+            await wait_event(self._operator_start, 0.2)
 
     async def _stream(self, job: RunningJob) -> None:
         driver = self.device.driver

@@ -31,6 +31,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from agent.aio import wait_within
 from agent.errors import StationAgentError
 
 log = logging.getLogger(__name__)
@@ -175,7 +176,7 @@ class MqttConnection:
             self._teardown_socket()
             raise MqttConnectError(f"cannot connect to {o.host}:{o.port}: {exc}") from None
         try:
-            await asyncio.wait_for(asyncio.shield(self._connected), o.connect_timeout_s)
+            await wait_within(asyncio.shield(self._connected), o.connect_timeout_s)
         except TimeoutError:
             await self.close()
             raise MqttConnectError(f"no CONNACK from {o.host}:{o.port}") from None
@@ -190,7 +191,7 @@ class MqttConnection:
             self.state = ConnectionState.CLOSING
             self._client.disconnect()
             with contextlib.suppress(TimeoutError, MqttError):
-                await asyncio.wait_for(asyncio.shield(self.disconnected), 2.0)
+                await wait_within(asyncio.shield(self.disconnected), 2.0)
         self._teardown_socket()
         self._finish(MqttDisconnected("connection closed"))
         self.state = ConnectionState.DISCONNECTED
@@ -254,7 +255,7 @@ class MqttConnection:
                       timeout: float = 30.0) -> None:
         fut = self.publish_nowait(topic, payload, qos, retain)
         try:
-            await asyncio.wait_for(fut, timeout)
+            await wait_within(fut, timeout)
         except TimeoutError:
             raise MqttTimeout(f"no PUBACK for {topic} within {timeout:g} s") from None
 
@@ -269,7 +270,7 @@ class MqttConnection:
         fut: asyncio.Future[list[ReasonCode]] = self._loop.create_future()
         self._pending_sub[mid] = fut
         try:
-            codes = await asyncio.wait_for(fut, timeout)
+            codes = await wait_within(fut, timeout)
         except TimeoutError:
             raise MqttTimeout("no SUBACK") from None
         return [c.value for c in codes]

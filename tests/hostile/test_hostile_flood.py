@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from agent.aio import wait_within
 from agent.dialects.grbl import prepare_grbl_program
 from agent.emulators.grbl import GrblEmulator
 from agent.emulators.pty import PtyEndpoint
@@ -58,7 +59,7 @@ async def _flood(planner: Planner, payloads: list[bytes]) -> None:
     assert planner.conn is not None
     topic = planner.topic("job")
     futures = [planner.conn.publish_nowait(topic, p, qos=1) for p in payloads]
-    await asyncio.wait_for(asyncio.gather(*futures), 180)
+    await wait_within(asyncio.gather(*futures), 180)
 
 
 ANSWERS = frozenset({"accepted", "rejected", "duplicate"})

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agent.aio import wait_within
 from agent.dialects.grbl import prepare_grbl_program
 from agent.emulators.grbl import GrblEmulator
 from agent.emulators.pty import PtyEndpoint
@@ -216,7 +217,7 @@ async def _publish_all(planner: Planner, name: str, payloads: list[bytes]) -> No
     assert planner.conn is not None
     topic = planner.topic(name)
     futures = [planner.conn.publish_nowait(topic, p, qos=1) for p in payloads]
-    await asyncio.wait_for(asyncio.gather(*futures), 120)
+    await wait_within(asyncio.gather(*futures), 120)
 
 
 def _no_device_config(tmp_path: Path, broker: Broker) -> Any:

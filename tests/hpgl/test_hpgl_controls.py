@@ -7,6 +7,7 @@ import contextlib
 
 import pytest
 
+from agent.aio import wait_within
 from agent.dialects.hpgl import prepare_hpgl_program
 from agent.errors import DeviceError, DeviceLost, JobStopped
 from tests.hpgl.plots import graded_nest, sleeve_pattern
@@ -65,7 +66,7 @@ async def test_cancel_aborts_discards_the_buffer_and_parks_the_pen() -> None:
     program = prepare_hpgl_program(graded_nest()[0], profile)
     async with plotter_rig(profile, pen_speed_mm_s=300.0) as rig:
         task, reached = start_stream(rig, program.lines, after=2000)
-        await asyncio.wait_for(reached.wait(), 30)
+        await wait_within(reached.wait(), 30)
         await rig.driver.cancel()
         with pytest.raises(JobStopped) as caught:
             await task
@@ -98,7 +99,7 @@ async def test_estop_blocks_jobs_until_reset() -> None:
     program = prepare_hpgl_program(graded_nest()[0], profile)
     async with plotter_rig(profile, pen_speed_mm_s=300.0) as rig:
         task, reached = start_stream(rig, program.lines, after=1000)
-        await asyncio.wait_for(reached.wait(), 30)
+        await wait_within(reached.wait(), 30)
         await rig.driver.estop()
         with pytest.raises(JobStopped) as caught:
             await task
@@ -119,7 +120,7 @@ async def test_pause_stops_feeding_and_resume_finishes_the_plot() -> None:
     program = prepare_hpgl_program(text, profile)
     async with plotter_rig(profile, pen_speed_mm_s=400.0) as rig:
         task, reached = start_stream(rig, program.lines, after=30)
-        await asyncio.wait_for(reached.wait(), 30)
+        await wait_within(reached.wait(), 30)
         await rig.driver.pause()
         sent_at_pause = rig.driver.lines_acknowledged
         await asyncio.sleep(0.3)  # let the bytes already on their way arrive
@@ -129,7 +130,7 @@ async def test_pause_stops_feeding_and_resume_finishes_the_plot() -> None:
         assert rig.driver.lines_acknowledged == sent_at_pause
         assert not task.done()
         await rig.driver.resume()
-        result = await asyncio.wait_for(task, 60)
+        result = await wait_within(task, 60)
         assert result.lines_done == len(program)  # type: ignore[attr-defined]
         assert rig.emulator.overflow_errors == 0
         assert [(s.pen, s.points) for s in rig.emulator.strokes] == expected
@@ -164,12 +165,12 @@ async def test_a_lost_link_ends_the_stream_and_the_run_task() -> None:
     program = prepare_hpgl_program(graded_nest()[0], profile)
     async with plotter_rig(profile, pen_speed_mm_s=300.0) as rig:
         task, reached = start_stream(rig, program.lines, after=500)
-        await asyncio.wait_for(reached.wait(), 30)
+        await wait_within(reached.wait(), 30)
         rig.endpoint.disconnect()
         with pytest.raises(DeviceLost):
-            await asyncio.wait_for(task, 30)
+            await wait_within(task, 30)
         with pytest.raises(DeviceLost):
-            await asyncio.wait_for(rig.run_task, 30)
+            await wait_within(rig.run_task, 30)
         assert rig.driver.ready_for_job == (False, "device_lost")
         with contextlib.suppress(Exception):
             await rig.emulator.stop()
@@ -181,10 +182,10 @@ async def test_a_plotter_reset_mid_job_is_caught_at_the_next_status_check() -> N
     program = prepare_hpgl_program(graded_nest()[0], profile)
     async with plotter_rig(profile, pen_speed_mm_s=300.0) as rig:
         task, reached = start_stream(rig, program.lines, after=1500)
-        await asyncio.wait_for(reached.wait(), 30)
+        await wait_within(reached.wait(), 30)
         rig.emulator.power_cycle()
         with pytest.raises(DeviceError) as caught:
-            await asyncio.wait_for(task, 30)
+            await wait_within(task, 30)
         assert caught.value.code == "device_error"
         assert caught.value.device_code is not None
         assert caught.value.device_code.startswith("OS")

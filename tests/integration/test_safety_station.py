@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from gpiozero.pins.mock import MockFactory
 
+from agent.aio import wait_within
 from agent.emulators.grbl import GrblEmulator
 from agent.emulators.pty import PtyEndpoint
 from agent.garments import knife_gcode, tshirt_pieces
@@ -56,7 +57,7 @@ async def _start(tmp_path: Path, broker: Broker, link: Path, pins: MockFactory) 
     config = agent_config(tmp_path, broker, link, gpio=GPIO)
     agent = RunningAgent(config)
     agent_task = asyncio.create_task(_run(agent, pins))
-    await asyncio.wait_for(agent._ready.wait(), 20)
+    await wait_within(agent._ready.wait(), 20)
     agent.task = agent_task
     await agent.wait_device_online()
     # The pull-ups read "pressed" until the wiring is connected: a station that boots with its

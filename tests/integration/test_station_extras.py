@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.aio import wait_within
 from agent.app import run_agent
 from agent.emulators.grbl import GrblEmulator
 from agent.emulators.marlin import MarlinEmulator
@@ -86,12 +87,12 @@ async def test_ready_is_sent_before_the_broker_answers(tmp_path: Path, broker: B
     task = asyncio.create_task(run_agent(config, stop=stop, notifier=notifier))
     loop = asyncio.get_running_loop()
     try:
-        message = await asyncio.wait_for(loop.sock_recv(server, 4096), 20)
+        message = await wait_within(loop.sock_recv(server, 4096), 20)
         assert b"READY=1" in message.split(b"\n")
         assert not task.done()
     finally:
         stop.set()
-        await asyncio.wait_for(task, 20)
+        await wait_within(task, 20)
         server.close()
 
 

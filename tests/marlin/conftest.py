@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.aio import wait_within
 from agent.dialects.marlin import prepare_marlin_program
 from agent.drivers.base import DriverListener, Telemetry
 from agent.drivers.marlin import MarlinDriver
@@ -56,7 +57,7 @@ class Progress:
         self._threshold = count
         if self.values and self.values[-1] >= count:
             return
-        await asyncio.wait_for(self._reached.wait(), within_s)
+        await wait_within(self._reached.wait(), within_s)
 
 
 def marlin_profile(**marlin: Any) -> MarlinProfile:

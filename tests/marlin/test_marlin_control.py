@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.aio import wait_within
 from agent.drivers.factory import create_driver
 from agent.drivers.marlin import MarlinDriver
 from agent.emulators.marlin import DEFAULT_CAPABILITIES, add_cli_arguments
@@ -73,7 +74,7 @@ async def test_twenty_seconds_of_heating_do_not_time_out(tmp_path: Path) -> None
     async with marlin_station(
         tmp_path, profile=profile, capabilities=caps, heating_rate_c_s=9.0, time_scale=10.0
     ) as station:
-        result = await asyncio.wait_for(station.driver.stream(LABEL_JOB, lambda n: None), 60)
+        result = await wait_within(station.driver.stream(LABEL_JOB, lambda n: None), 60)
         emulator = station.emulator
         telemetry = list(station.listener.telemetry)
     assert result.lines_done == len(LABEL_JOB)
@@ -88,7 +89,7 @@ async def test_busy_messages_carry_a_long_homing(tmp_path: Path) -> None:
     # BUSY_PROTOCOL on, keepalive every second: a 3.5 s G28 outlasts 2.5 keepalive intervals.
     profile = marlin_profile(boot_wait_s=0.2, response_timeout_s=0.5)
     async with marlin_station(tmp_path, profile=profile, homing_time_s=3.5) as station:
-        result = await asyncio.wait_for(
+        result = await wait_within(
             station.driver.stream(("G28", "G1 X10 Y10 F3000"), lambda n: None), 30
         )
     assert result.lines_done == 2
@@ -103,7 +104,7 @@ async def test_a_silent_board_fails_the_job_with_device_timeout(tmp_path: Path) 
         await progress.reached(300)
         station.emulator.go_silent()
         with pytest.raises(DeviceTimeout) as info:
-            await asyncio.wait_for(job, 20)  # 2.5 s of silence, one probe, 1 s more
+            await wait_within(job, 20)  # 2.5 s of silence, one probe, 1 s more
         probes = [line for line in station.emulator.log if line.endswith(tuple("0123456789"))
                   and " M105*" in line]
     assert info.value.code == "device_timeout"
@@ -124,7 +125,7 @@ async def test_estop_reaches_the_board_before_any_further_program_line(tmp_path:
         last_written = flow.last_sent_number
         await driver.estop()
         with pytest.raises(JobStopped) as info:
-            await asyncio.wait_for(job, 10)
+            await wait_within(job, 10)
         for _ in range(100):
             if emulator.killed:
                 break
@@ -152,7 +153,7 @@ async def test_cancel_stops_feeding_and_runs_the_cancel_sequence(tmp_path: Path)
         await progress.reached(300)
         await station.driver.cancel()
         with pytest.raises(JobStopped) as info:
-            await asyncio.wait_for(job, 10)
+            await wait_within(job, 10)
         ran = executed_program(station.emulator.executed)
         ready = station.driver.ready_for_job
     assert info.value.code == "canceled"
@@ -176,7 +177,7 @@ async def test_pause_holds_the_feed_and_resume_finishes_the_job(tmp_path: Path) 
         await asyncio.sleep(0.5)
         still = len(station.emulator.executed)
         await station.driver.resume()
-        result = await asyncio.wait_for(job, 30)
+        result = await wait_within(job, 30)
         ran = executed_program(station.emulator.executed)
     assert held == still
     assert held < len(lines)
@@ -201,7 +202,7 @@ async def test_firmware_error_fails_the_job_with_its_text(
         await progress.reached(200)
         station.emulator.say(message)
         with pytest.raises(DeviceError) as info:
-            await asyncio.wait_for(job, 10)
+            await wait_within(job, 10)
         ready = station.driver.ready_for_job
     assert info.value.code == code
     assert info.value.device_code == message.partition(":")[2]
@@ -214,7 +215,7 @@ async def test_firmware_error_fails_the_job_with_its_text(
 async def test_unknown_command_is_reported_as_a_warning(tmp_path: Path) -> None:
     program = ("G21", "M42 P4 S255", "G1 X10 Y10 F3000")
     async with marlin_station(tmp_path) as station:
-        result = await asyncio.wait_for(station.driver.stream(program, lambda n: None), 10)
+        result = await wait_within(station.driver.stream(program, lambda n: None), 10)
         warnings = list(station.listener.warnings)
     assert result.lines_done == 3
     assert [w[1]["code"] for w in warnings] == ["unknown_command"]
@@ -230,9 +231,9 @@ async def test_unplugged_board_fails_the_job_with_device_lost(tmp_path: Path) ->
         await progress.reached(200)
         station.endpoint.disconnect()
         with pytest.raises(DeviceLost):
-            await asyncio.wait_for(job, 10)
+            await wait_within(job, 10)
         with pytest.raises(DeviceLost):
-            await asyncio.wait_for(station.run_task, 10)  # run() ends with the link
+            await wait_within(station.run_task, 10)  # run() ends with the link
         assert station.driver.ready_for_job == (False, "device_lost")
         assert station.listener.states[-1] == "lost"
 
@@ -279,7 +280,7 @@ async def test_pause_may_break_a_heat_wait_with_m108(tmp_path: Path) -> None:
         assert station.emulator.executed[-1] == "M109 S210"  # waiting for the heater
         await station.driver.pause()
         await station.driver.resume()
-        result = await asyncio.wait_for(job, 20)
+        result = await wait_within(job, 20)
         log = list(station.emulator.log)
         hotend = station.emulator.hotend.current
     assert "M108" in log
@@ -292,7 +293,7 @@ async def test_a_board_that_garbles_every_line_fails_with_resend_loop(tmp_path: 
     async with marlin_station(tmp_path, profile=profile) as station:
         station.emulator.corrupt_fraction = 1.0
         with pytest.raises(DeviceError) as info:
-            await asyncio.wait_for(station.driver.stream(LABEL_JOB, lambda n: None), 20)
+            await wait_within(station.driver.stream(LABEL_JOB, lambda n: None), 20)
     assert info.value.code == "resend_loop"
 
 
@@ -333,7 +334,7 @@ async def test_idle_m105_answers_are_not_taken_for_a_jobs_own(tmp_path: Path) ->
     ) as station:
         for _ in range(5):
             await asyncio.sleep(0.06)
-            await asyncio.wait_for(station.driver.stream(job, lambda n: None), 10)
+            await wait_within(station.driver.stream(job, lambda n: None), 10)
             assert executed_program(station.emulator.executed)[-len(job):] == list(job)
         log = list(station.emulator.log)
     assert log.count("M105") >= 3  # the polls really went out between the jobs

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.aio import wait_within
 from agent.errors import DeviceError
 from tests.marlin.conftest import (
     Progress,
@@ -32,7 +33,7 @@ async def test_noisy_5000_line_job_runs_every_line_exactly_once(
         seed=11,
     ) as station:
         progress: list[int] = []
-        result = await asyncio.wait_for(station.driver.stream(lines, progress.append), 60)
+        result = await wait_within(station.driver.stream(lines, progress.append), 60)
         emulator = station.emulator
     assert result.lines_done == len(lines)
     # In order, none twice, none skipped.
@@ -50,7 +51,7 @@ async def test_advanced_ok_keeps_within_the_queue_the_firmware_reported(tmp_path
     profile = marlin_profile(boot_wait_s=0.2, command_queue=8)
     lines = sleeve_program(3000)
     async with marlin_station(tmp_path, profile=profile, advanced_ok=True, bufsize=4) as station:
-        await asyncio.wait_for(station.driver.stream(lines, lambda n: None), 60)
+        await wait_within(station.driver.stream(lines, lambda n: None), 60)
         emulator = station.emulator
     assert emulator.rx_overflows == 0
     assert emulator.resend_requests == 0
@@ -64,7 +65,7 @@ async def test_without_advanced_ok_a_wrong_queue_size_overflows(tmp_path: Path) 
     profile = marlin_profile(boot_wait_s=0.2, command_queue=8)
     lines = sleeve_program(3000)
     async with marlin_station(tmp_path, profile=profile, advanced_ok=False, bufsize=4) as station:
-        await asyncio.wait_for(station.driver.stream(lines, lambda n: None), 60)
+        await wait_within(station.driver.stream(lines, lambda n: None), 60)
         emulator = station.emulator
     assert emulator.rx_overflows > 0
     assert executed_program(emulator.executed) == list(lines)
@@ -73,7 +74,7 @@ async def test_without_advanced_ok_a_wrong_queue_size_overflows(tmp_path: Path) 
 async def test_clean_job_never_overflows_the_receive_buffer(tmp_path: Path) -> None:
     lines = sleeve_program(3000)
     async with marlin_station(tmp_path, latency_s=0.005) as station:
-        result = await asyncio.wait_for(station.driver.stream(lines, lambda n: None), 60)
+        result = await wait_within(station.driver.stream(lines, lambda n: None), 60)
         emulator = station.emulator
         flow_max = station.driver.info.capabilities["command_queue"]
     assert result.lines_done == len(lines)
@@ -92,7 +93,7 @@ async def test_resend_request_outside_the_history_fails_the_job(tmp_path: Path) 
         await progress.reached(500)
         station.emulator.say("Resend: 3")
         with pytest.raises(DeviceError) as info:
-            await asyncio.wait_for(job, 30)
+            await wait_within(job, 30)
     assert info.value.code == "resend_out_of_history"
     assert "3" in info.value.message
 
@@ -103,7 +104,7 @@ async def test_garbage_replies_are_ignored_and_the_record_file_matches(tmp_path:
     async with marlin_station(
         tmp_path, garbage_fraction=0.05, seed=5, record_path=record
     ) as station:
-        result = await asyncio.wait_for(station.driver.stream(lines, lambda n: None), 60)
+        result = await wait_within(station.driver.stream(lines, lambda n: None), 60)
         executed = list(station.emulator.executed)
     assert result.lines_done == len(lines)
     assert executed_program(executed) == list(lines)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.aio import wait_within
 from agent.sdnotify import Notifier, ProgressWatchdog
 
 
@@ -132,8 +133,8 @@ async def test_watchdog_task_pings_until_cancelled(fs_socket: tuple[socket.socke
     dog = ProgressWatchdog(notifier)
     task = asyncio.create_task(dog.run())
     loop = asyncio.get_running_loop()
-    first = await asyncio.wait_for(loop.sock_recv(sock, 4096), 10)
-    second = await asyncio.wait_for(loop.sock_recv(sock, 4096), 10)
+    first = await wait_within(loop.sock_recv(sock, 4096), 10)
+    second = await wait_within(loop.sock_recv(sock, 4096), 10)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -141,4 +142,4 @@ async def test_watchdog_task_pings_until_cancelled(fs_socket: tuple[socket.socke
 
 
 async def test_watchdog_task_ends_at_once_without_a_watchdog() -> None:
-    await asyncio.wait_for(ProgressWatchdog(Notifier({})).run(), 5)
+    await wait_within(ProgressWatchdog(Notifier({})).run(), 5)

@@ -12,6 +12,7 @@ import threading
 
 from gpiozero.pins.mock import MockFactory
 
+from agent.aio import wait_within
 from agent.emulators.pty import PtyEndpoint
 from agent.safety import GpioConfig, SafetyPanel
 from agent.transport.serial_port import SerialLink
@@ -59,7 +60,7 @@ async def test_estop_press_sends_stop_bytes_ahead_of_queued_program(
                 operator.join()
                 await until(lambda: listener.events == [("estop", True)], "e-stop press")
                 while STOP not in received:
-                    received += await asyncio.wait_for(device.receive(), 5.0)
+                    received += await wait_within(device.receive(), 5.0)
                 # Urgent bytes jump the queue: most of the program is still behind them.
                 assert received.index(STOP) < len(FRONT_PANEL) // 2
         finally:

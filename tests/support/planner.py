@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from agent.aio import wait_within
 from agent.link.mqtt_client import ConnectOptions, IncomingMessage, MqttConnection
 
 
@@ -101,7 +102,7 @@ class Planner:
                 raise AssertionError(f"timed out waiting for {what}; events: {recent}")
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
+                await wait_within(self._changed.wait(), min(remaining, 0.5))
 
     def events_for(self, job_id: str | None) -> list[dict[str, Any]]:
         return [e for e in self.events if e["job_id"] == job_id]

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from agent.aio import wait_within
 from agent.config import KeeperConfig
 from agent.emulators.grbl import GrblEmulator
 from agent.emulators.pty import PtyEndpoint
@@ -48,16 +49,16 @@ class RunningKeeper:
         self.stop = asyncio.Event()
         self.task = asyncio.create_task(run_keeper(self.config, stop=self.stop,
                                                    on_ready=on_ready), name="keeper-under-test")
-        await asyncio.wait_for(ready.wait(), 10)
+        await wait_within(ready.wait(), 10)
         assert self.keeper is not None
-        await asyncio.wait_for(self.keeper.link.connected.wait(), 20)
+        await wait_within(self.keeper.link.connected.wait(), 20)
         return self
 
     async def shutdown(self) -> None:
         if self.task is None:
             return
         self.stop.set()
-        await asyncio.wait_for(self.task, 15)
+        await wait_within(self.task, 15)
         self.task = None
 
     async def crash(self) -> None:

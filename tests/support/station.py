@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+from agent.aio import wait_within
 from agent.app import Agent, run_agent
 from agent.config import AgentConfig, parse_config
 from tests.support.broker import Broker
@@ -59,18 +60,18 @@ class RunningAgent:
 
     async def wait_device_online(self, timeout: float = 20.0) -> None:
         assert self.agent is not None
-        await asyncio.wait_for(self.agent.station.device.online.wait(), timeout)
+        await wait_within(self.agent.station.device.online.wait(), timeout)
 
     async def wait_broker(self, timeout: float = 20.0) -> None:
         assert self.agent is not None
-        await asyncio.wait_for(self.agent.link.connected.wait(), timeout)
+        await wait_within(self.agent.link.connected.wait(), timeout)
 
     async def shutdown(self) -> None:
         if self.task is None:
             return
         self.stop.set()
         try:
-            await asyncio.wait_for(asyncio.shield(self.task), 15)
+            await wait_within(asyncio.shield(self.task), 15)
         except TimeoutError:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

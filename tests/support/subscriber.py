@@ -8,6 +8,7 @@ import contextlib
 import json
 from typing import Any
 
+from agent.aio import wait_within
 from agent.link.mqtt_client import ConnectOptions, IncomingMessage, MqttConnection, MqttError
 
 
@@ -21,7 +22,7 @@ class PersistentSubscriber:
 
     async def __aenter__(self) -> PersistentSubscriber:
         self._task = asyncio.create_task(self._run(), name=f"subscriber-{self.client_id}")
-        await asyncio.wait_for(self._subscribed.wait(), 10)
+        await wait_within(self._subscribed.wait(), 10)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
