@@ -11,13 +11,13 @@ while the keeper is down; its database holds them until a station has taken each
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from agent.aio import wait_event
 from agent.config import KeeperConfig
 from agent.jobs.intake import Rejection
 from agent.link.outbox import Outbox, RowKind, dumps
@@ -98,15 +98,14 @@ class Keeper:
         """Offer waiting jobs whenever something changed, and expire unanswered offers."""
         while True:
             deadline = self.dispatcher.next_deadline()
-            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout)
+            await wait_event(self.wake, None if deadline is None else deadline - time.monotonic())
             self.wake.clear()
-            if not self.link.connected.is_set():
-                continue
             now = time.monotonic()
+            # Expired even while the broker is away: an offer past its deadline left here would
+            # make the deadline wait return at once, again and again, until the broker is back.
             self.dispatcher.expire_offers(now)
-            self._send(self.dispatcher.dispatch(now))
+            if self.link.connected.is_set():
+                self._send(self.dispatcher.dispatch(now))
 
 
 def build_keeper(config: KeeperConfig) -> Keeper:
