@@ -435,7 +435,10 @@ class GrblDriver(MachineDriver):
             except TimeoutError:
                 raise DeviceTimeout(f"GRBL did not answer {line!r}") from None
             except asyncio.CancelledError:
-                if entry.done.cancelled():
+                # A reset cancels the entry; a cancel of this task cancels it too, and that one
+                # must stay a cancel.
+                task = asyncio.current_task()
+                if entry.done.cancelled() and task is not None and not task.cancelling():
                     raise DeviceError(f"GRBL was reset before answering {line!r}") from None
                 raise
             if error is not None:

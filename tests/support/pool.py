@@ -65,6 +65,8 @@ class RunningKeeper:
         """Gone without a goodbye: cancelled wherever it is (what it committed stays)."""
         assert self.task is not None
         self.task.cancel()
+        done, _ = await asyncio.wait([self.task], timeout=15)
+        assert self.task in done, "the keeper did not end within 15 s of its cancel"
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
         self.task = None
