@@ -99,7 +99,7 @@ class KeeperTopics:
         return pool_topic(self.prefix, pool, name)
 
     def station(self, station: str, name: TopicName) -> str:
-        return f"{self.prefix}/{station}/{name.value}"
+        return StationTopics(self.prefix, station).topic(name)
 
     def subscriptions(self) -> list[tuple[str, int]]:
         return [

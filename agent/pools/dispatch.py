@@ -109,6 +109,14 @@ class Offer:
 
 
 @dataclass(frozen=True)
+class Duplicate:
+    """A pool job whose job_id the keeper has seen before, and where that one stands."""
+
+    job_id: str
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Outgoing:
     """What the keeper has decided to send."""
 
@@ -152,8 +160,8 @@ class Dispatcher:
 
     # -- the planner's pool jobs -----------------------------------------------------------
 
-    def take_job(self, pool: str, payload: bytes) -> Rejection | PoolJob | None:
-        """Store a pool job. A Rejection for a bad one, None for a job_id seen before."""
+    def take_job(self, pool: str, payload: bytes) -> Rejection | PoolJob | Duplicate:
+        """Store a pool job; a Rejection for a bad one, a Duplicate for a job_id seen before."""
         obj, rejection = decode_object(payload, self.max_payload_bytes)
         if rejection is not None:
             return rejection
@@ -163,9 +171,10 @@ class Dispatcher:
         except ValidationError as exc:
             return validation_rejection(exc, guess_job_id(obj), "job")
         job_id = head.job_id
-        if self.db.conn.execute("SELECT 1 FROM pool_jobs WHERE job_id = ?",
-                                (job_id,)).fetchone():
-            return None
+        seen = self.db.conn.execute("SELECT state, station, answer FROM pool_jobs "
+                                    "WHERE job_id = ?", (job_id,)).fetchone()
+        if seen is not None:
+            return Duplicate(job_id, {"state": seen[0], "station": seen[1], "answer": seen[2]})
         with self.db.transaction():
             arrival = self.db.counter("pool_arrival") + 1
             self.db.set_counter("pool_arrival", arrival)
@@ -177,11 +186,6 @@ class Dispatcher:
             )
         self.jobs[job_id] = job
         return job
-
-    def duplicate_state(self, job_id: str) -> dict[str, Any]:
-        row = self.db.conn.execute("SELECT state, station, answer FROM pool_jobs WHERE job_id = ?",
-                                   (job_id,)).fetchone()
-        return {"state": row[0], "station": row[1], "answer": row[2]} if row else {}
 
     # -- what the stations say -------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from agent.jobs.intake import Rejection
 from agent.link.outbox import Outbox, RowKind, dumps
 from agent.link.session import BrokerLink, Inbound
 from agent.link.topics import KeeperTopics, PoolTopic, TopicName
-from agent.pools.dispatch import KEEPER_SCHEMA, Dispatcher, Outgoing, PoolJob
+from agent.pools.dispatch import KEEPER_SCHEMA, Dispatcher, Duplicate, Outgoing, PoolJob
 from agent.schemas.event import EventType
 from agent.schemas.pool import PoolAssignment
 from agent.storage import Database
@@ -69,10 +69,9 @@ class Keeper:
         if isinstance(result, Rejection):
             self.outbox.add_event(events, EventType.REJECTED, result.job_id,
                                   {"pool": pool, **result.detail()})
-        elif result is None:
-            job_id = json.loads(payload)["job_id"]
-            self.outbox.add_event(events, EventType.DUPLICATE, job_id,
-                                  {"pool": pool, **self.dispatcher.duplicate_state(job_id)})
+        elif isinstance(result, Duplicate):
+            self.outbox.add_event(events, EventType.DUPLICATE, result.job_id,
+                                  {"pool": pool, **result.detail})
 
     def _send(self, out: Outgoing) -> None:
         for station, offer in out.offers:

@@ -11,6 +11,7 @@ from agent.pools.dispatch import (
     DECLINE_BACKOFF_S,
     KEEPER_SCHEMA,
     Dispatcher,
+    Duplicate,
     Outgoing,
     PoolJob,
     PoolJobState,
@@ -147,14 +148,17 @@ def test_everything_survives_a_keeper_restart(tmp_path: Path) -> None:
     db.close()
     again = _dispatcher(_db(tmp_path), session=2)
     assert again.counts() == {"waiting": 1, "assigned": 1, "offers": 0}
-    assert again.take_job(POOL, _job("assigned-1")) is None  # a duplicate, not a new job
+    seen = again.take_job(POOL, _job("assigned-1"))
+    assert isinstance(seen, Duplicate)  # a duplicate, not a new job
+    assert seen.job_id == "assigned-1"
     _member(again, "knife-01")
     assert _offered(again.dispatch(now=0.0)) == []  # knife-01 still owes its answer
     assert job.token is not None
     _reply(again, "knife-01", "assigned-1", Answer.TAKEN, job.token, now=0.1)
     assert again.counts() == {"waiting": 1, "assigned": 0, "offers": 0}
-    assert again.duplicate_state("assigned-1") == {"state": "done", "station": "knife-01",
-                                                   "answer": "taken"}
+    done = again.take_job(POOL, _job("assigned-1"))
+    assert isinstance(done, Duplicate)
+    assert done.detail == {"state": "done", "station": "knife-01", "answer": "taken"}
 
 
 def test_bad_pool_jobs_are_rejections_with_codes(tmp_path: Path) -> None:
