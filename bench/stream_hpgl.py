@@ -37,7 +37,7 @@ if str(ROOT) not in sys.path:
 
 from agent.aio import wait_within  # noqa: E402
 from agent.dialects.hpgl import prepare_hpgl_program  # noqa: E402
-from agent.drivers.base import DriverListener, Telemetry  # noqa: E402
+from agent.drivers.base import QuietListener  # noqa: E402
 from agent.drivers.hpgl import HpglDriver  # noqa: E402
 from agent.emulators.hpgl import HpglEmulator  # noqa: E402
 from agent.emulators.pty import PtyEndpoint  # noqa: E402
@@ -120,12 +120,8 @@ def write_summary(path: Path, emulator: HpglEmulator) -> None:
     }))
 
 
-class _Quiet(DriverListener):
-    def on_telemetry(self, telemetry: Telemetry) -> None:
-        pass
-
-    def on_device_state(self, state: str, detail: dict[str, Any]) -> None:
-        pass
+class _Quiet(QuietListener):
+    """Hears nothing but warnings."""
 
     def on_warning(self, message: str, detail: dict[str, Any]) -> None:
         print(f"  warning: {message} {detail}", file=sys.stderr)
