@@ -128,13 +128,13 @@ class PoolPlanner(Planner):
         await super().connect()
         assert self.conn is not None
         await self.conn.subscribe([(f"{self.prefix}/pools/+/events", 1),
-                                   (f"{self.prefix}/pools/+/replies", 1)])
+                                   (f"{self.prefix}/pools/+/replies/+", 1)])
 
     def _on_message(self, msg: Any) -> None:
         if "/pools/" in msg.topic:
             if self.conn is not None:
                 self.conn.ack(msg.mid, msg.qos)
-            into = self.replies if msg.topic.endswith("/replies") else self.pool_events
+            into = self.replies if "/replies/" in msg.topic else self.pool_events
             into.append(json.loads(msg.payload))
             self._changed.set()
             return
