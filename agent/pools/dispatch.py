@@ -146,6 +146,9 @@ class Dispatcher:
         self.members: dict[str, Member] = {}
         self.offers: dict[str, Offer] = {}
         self.jobs: OrderedDict[str, PoolJob] = OrderedDict()  # waiting and assigned, by arrival
+        # Replies read, and those that changed nothing (late, repeated, or not the sender's).
+        self.replies = 0
+        self.ignored_replies = 0
         self._load()
 
     def _load(self) -> None:
@@ -233,34 +236,41 @@ class Dispatcher:
 
     def on_reply(self, pool: str, station: str, payload: bytes, now: float) -> Outgoing:
         """A reply that came on ``<prefix>/pools/<pool>/replies/<station>``."""
+        self.replies += 1
+        out = self._on_reply(pool, station, payload, now)
+        if out is None:
+            self.ignored_replies += 1
+            return Outgoing()
+        return out
+
+    def _on_reply(self, pool: str, station: str, payload: bytes, now: float) -> Outgoing | None:
         try:
             reply = PoolReply.model_validate_json(payload)
         except ValidationError as exc:
             log.warning("ignoring a malformed pool reply: %s", exc.errors()[0]["msg"])
-            return Outgoing()
+            return None
         if reply.station != station or reply.pool != pool:
             log.warning("ignoring a reply for %s/%s on the reply topic of %s/%s",
                         reply.pool, reply.station, pool, station)
-            return Outgoing()
+            return None
         if not self.is_member(station, pool):
             log.warning("ignoring a reply from %s, which the keeper's config does not list as "
                         "a member of pool %s", station, pool)
-            return Outgoing()
+            return None
         if reply.answer in (Answer.CLAIM, Answer.DECLINE):
             return self._on_offer_answer(reply, now)
-        self._on_assignment_answer(reply, now)
-        return Outgoing()
+        return Outgoing() if self._on_assignment_answer(reply, now) else None
 
-    def _on_offer_answer(self, reply: PoolReply, now: float) -> Outgoing:
+    def _on_offer_answer(self, reply: PoolReply, now: float) -> Outgoing | None:
         m = self.members.get(reply.station)
         # A station has one offer at a time: the one it is engaged with, if any.
         offer = None if m is None or m.engaged is None else self.offers.get(m.engaged)
         if (offer is None or offer.station != reply.station or offer.job_id != reply.job_id
                 or not _same_token(offer.token, reply.token)):
-            return Outgoing()  # expired or not ours: the station stored nothing for it
+            return None  # expired or not ours: the station stored nothing for it
         job = self.jobs.get(offer.job_id)
         if job is not None and job.pool != reply.pool:
-            return Outgoing()  # answered on another pool's topic
+            return None  # answered on another pool's topic
         assert m is not None
         del self.offers[offer.token]
         m.engaged = None
@@ -280,7 +290,8 @@ class Dispatcher:
         m.last_given = now
         return Outgoing(assignments=[job])
 
-    def _on_assignment_answer(self, reply: PoolReply, now: float) -> None:
+    def _on_assignment_answer(self, reply: PoolReply, now: float) -> bool:
+        """Settle the assignment; False if the reply is not the holder's answer to it."""
         job = self.jobs.get(reply.job_id)
         if (job is None or job.state is not PoolJobState.ASSIGNED or job.token is None
                 or job.pool != reply.pool or job.station != reply.station
@@ -289,7 +300,7 @@ class Dispatcher:
             if job is not None and job.station is not None and job.station != reply.station:
                 log.warning("ignoring %s from %s for %s, which is %s's", reply.answer.value,
                             reply.station, reply.job_id, job.station)
-            return
+            return False
         m = self._member(reply.station)
         m.engaged = None
         if reply.answer is Answer.HANDBACK:
@@ -309,6 +320,7 @@ class Dispatcher:
             del self.jobs[job.job_id]
         else:
             job.state, job.station, job.token = new_state, None, None
+        return True
 
     # -- deciding --------------------------------------------------------------------------
 

@@ -56,6 +56,8 @@ class Keeper:
                 self._send(self.dispatcher.on_reply(pool, station, payload, now))
             else:
                 # No sender in the topic, so nothing the ACL pinned: not believed.
+                self.dispatcher.replies += 1
+                self.dispatcher.ignored_replies += 1
                 log.warning("ignoring a reply for pool %s on a topic naming no station: "
                             "upgrade the station, it must answer on %s/<station>", pool,
                             self.topics.pool(pool, PoolTopic.REPLIES))

@@ -233,8 +233,10 @@ def test_only_the_holder_on_its_own_pool_topic_with_the_token_can_hand_a_job_bac
         assert d.jobs["front-7"].state is PoolJobState.ASSIGNED, (topic_pool, topic_station)
         assert d.jobs["front-7"].station == "knife-01"
         assert _offered(d.dispatch(now=0.3)) == []
+    assert d.ignored_replies == len(forged)
     # The real handback still counts.
     _reply(d, "knife-01", "front-7", Answer.HANDBACK, token, now=0.4)
+    assert d.ignored_replies == len(forged)
     assert d.jobs["front-7"].state is PoolJobState.WAITING
 
 
