@@ -49,6 +49,6 @@ async def test_a_reply_on_the_old_topic_naming_no_station_is_ignored(tmp_path: P
         assert d.jobs["front-1"].state is PoolJobState.WAITING
         assert d.offers  # still open, for an answer on the right topic
         await keeper.handle((PoolTopic.REPLIES, f"{POOL}/knife-01"), json.dumps(claim).encode())
-        assert d.jobs["front-1"].state is PoolJobState.ASSIGNED
+        assert d.jobs["front-1"].state.value == PoolJobState.ASSIGNED.value
     finally:
         keeper.db.close()

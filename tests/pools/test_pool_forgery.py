@@ -65,7 +65,8 @@ async def test_a_forged_handback_for_another_pools_job_is_ignored(
     config = keeper_config(tmp_path, acl_broker, keeper_id="main", pools=MEMBERS,
                            mqtt={**base.mqtt.model_dump(), **_login("pool-keeper")})
     rogue = MqttConnection(ConnectOptions(host=acl_broker.host, port=acl_broker.port,
-                                          client_id="rogue", **_login("cutter-01")),
+                                          client_id="rogue", username="cutter-01",
+                                          password="cutter-01-secret"),
                            lambda msg: None)
     async with PoolPlanner(acl_broker, **_login("controller")) as planner, \
             running_keeper(config) as running, \
