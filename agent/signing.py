@@ -44,8 +44,9 @@ present), and serialise the whole object with the JSON Canonicalization Scheme, 
 Libraries implementing RFC 8785 exist for JavaScript, Go, Java, .NET, Rust and Python; for the
 job schemas (ASCII keys, decimal millimetres) a JSON serialiser with sorted keys, no whitespace,
 no ASCII escaping and ECMAScript number formatting gives the same bytes. Example: the job
-``{"job_id":"tee-front-42","priority":1.0}`` signed with kid ``k1`` and no expiry signs exactly
-``{"job_id":"tee-front-42","priority":1,"sig":{"alg":"ed25519","kid":"k1"}}``.
+``{"job_id":"tee-front-42","priority":1.0}`` signed with kid ``k1`` for ``cutter-01`` and no
+expiry signs exactly
+``{"job_id":"tee-front-42","priority":1,"sig":{"alg":"ed25519","kid":"k1","target":"station:cutter-01"}}``.
 
 Key files
 ---------

@@ -226,9 +226,11 @@ def test_keys_sort_by_utf16_code_units() -> None:
 
 
 def test_documented_example_bytes() -> None:
-    job = {"job_id": "tee-front-42", "priority": 1.0, "sig": {"kid": "k1", "alg": "ed25519"}}
+    job = {"job_id": "tee-front-42", "priority": 1.0,
+           "sig": {"kid": "k1", "alg": "ed25519", "target": "station:cutter-01"}}
     assert canonical_json(job) == (
-        b'{"job_id":"tee-front-42","priority":1,"sig":{"alg":"ed25519","kid":"k1"}}'
+        b'{"job_id":"tee-front-42","priority":1,'
+        b'"sig":{"alg":"ed25519","kid":"k1","target":"station:cutter-01"}}'
     )
 
 
