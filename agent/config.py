@@ -106,6 +106,12 @@ class KeeperStorageConfig(StrictModel):
     dir: Path = Path("/var/lib/station-agent-keeper")
 
 
+class KeeperPoolConfig(StrictModel):
+    """``[pools.<name>]`` in the keeper's config: who may take this pool's jobs."""
+
+    members: tuple[StationId, ...] = Field(min_length=1, max_length=1000)
+
+
 class KeeperConfig(StrictModel):
     """The pool keeper: one per broker, holds pool jobs until a free member takes each."""
 
@@ -114,6 +120,16 @@ class KeeperConfig(StrictModel):
     storage: KeeperStorageConfig = KeeperStorageConfig()
     # How long a member has to claim an offered job before it is offered elsewhere.
     offer_timeout_s: Annotated[float, Field(gt=0, le=60)] = 2.0
+    # Pool membership. Given: the only pools and members there are (a station's info claiming
+    # more is ignored; a job for another pool is rejected). Empty: a station is a member of a
+    # pool whose reply topic the broker's ACL lets it write, as its retained info says.
+    pools: dict[PoolName, KeeperPoolConfig] = Field(default_factory=dict, max_length=1000)
+
+    def members(self) -> dict[str, frozenset[str]] | None:
+        """Each configured pool's members; None when membership is left to the broker's ACL."""
+        if not self.pools:
+            return None
+        return {name: frozenset(pool.members) for name, pool in self.pools.items()}
 
     @model_validator(mode="after")
     def _check(self) -> KeeperConfig:

@@ -5,11 +5,19 @@ Wire format
 A signed job is the job object with one extra top-level member ``sig``::
 
     {"job_id": "...", ..., "sig": {"kid": "planner-2026", "alg": "ed25519",
+                                   "target": "station:cutter-01",
                                    "exp": "2026-11-27T18:00:00Z", "sig": "<base64url>"}}
 
 - ``kid``: the key id, ``[A-Za-z0-9_.-]{1,64}``; the station holds the public key of each
   controller key id it trusts (``<public_keys_dir>/<kid>.pub``).
 - ``alg``: always ``"ed25519"`` (RFC 8032, pure Ed25519, no pre-hash).
+- ``target``: where the job may run, ``"station:<station_id>"`` or ``"pool:<pool>"``. A station
+  runs a job sent to its own ``job`` topic only if it is signed for ``station:<its id>``, and
+  one the pool keeper assigned it from pool P only if signed for ``pool:P`` or
+  ``station:<its id>``; any other target is refused with ``wrong_target``, so a job captured
+  on its way to one cutter cannot be replayed to another that trusts the same key. A signature
+  without ``target`` (made before targets existed) is refused with ``untargeted_signature``
+  unless the station's ``[signing] allow_untargeted = true``, a switch for the migration only.
 - ``exp``: optional expiry, RFC 3339 with an explicit offset (``Z`` or ``+hh:mm``). The station
   rejects a job whose ``exp`` is past, and (by default) requires ``exp`` no more than
   ``max_validity_s`` ahead, so a captured job cannot be replayed forever.
@@ -36,8 +44,9 @@ present), and serialise the whole object with the JSON Canonicalization Scheme, 
 Libraries implementing RFC 8785 exist for JavaScript, Go, Java, .NET, Rust and Python; for the
 job schemas (ASCII keys, decimal millimetres) a JSON serialiser with sorted keys, no whitespace,
 no ASCII escaping and ECMAScript number formatting gives the same bytes. Example: the job
-``{"job_id":"tee-front-42","priority":1.0}`` signed with kid ``k1`` and no expiry signs exactly
-``{"job_id":"tee-front-42","priority":1,"sig":{"alg":"ed25519","kid":"k1"}}``.
+``{"job_id":"tee-front-42","priority":1.0}`` signed with kid ``k1`` for ``cutter-01`` and no
+expiry signs exactly
+``{"job_id":"tee-front-42","priority":1,"sig":{"alg":"ed25519","kid":"k1","target":"station:cutter-01"}}``.
 
 Key files
 ---------
@@ -61,7 +70,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -80,7 +89,8 @@ DEFAULT_MAX_VALIDITY_S = 86_400.0
 CLOCK_SKEW_S = 300.0
 _MAX_SAFE_INT = 2**53
 _SIG_KEYS_REQUIRED = frozenset({"kid", "alg", "sig"})
-_SIG_KEYS_ALLOWED = _SIG_KEYS_REQUIRED | {"exp"}
+_SIG_KEYS_ALLOWED = _SIG_KEYS_REQUIRED | {"exp", "target"}
+TARGET_PATTERN = re.compile(r"^(station|pool):[A-Za-z0-9_-]{1,64}$")
 
 
 class SigningConfig(StrictModel):
@@ -90,10 +100,41 @@ class SigningConfig(StrictModel):
     public_keys_dir: Path = Path("/etc/station-agent/keys")
     # Longest accepted time between now and a job's exp; None accepts jobs without exp.
     max_validity_s: Annotated[float, Field(gt=0, le=366 * 86_400)] | None = DEFAULT_MAX_VALIDITY_S
+    # Accept signatures that name no target (sig.target), as made before targets existed.
+    # Such a job runs on any station trusting the key: for the migration only, then off.
+    allow_untargeted: bool = False
 
 
-def _bad(message: str) -> StationAgentError:
-    return StationAgentError(message, code="bad_signature")
+class SignatureError(StationAgentError):
+    """A signed job this station refuses. ``authentic``: the signature itself held (the job is
+    the controller's, refused for its expiry or its target), so its job_id is the real one."""
+
+    def __init__(self, message: str, *, code: str = "bad_signature", authentic: bool = False,
+                 target: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.authentic = authentic
+        self.target = target
+
+
+def _bad(message: str) -> SignatureError:
+    return SignatureError(message)
+
+
+def station_target(station_id: str) -> str:
+    return f"station:{station_id}"
+
+
+def pool_target(pool: str) -> str:
+    return f"pool:{pool}"
+
+
+def check_target(target: str) -> str:
+    if not TARGET_PATTERN.fullmatch(target):
+        raise StationAgentError(
+            f"target {target!r} must be station:<station_id> or pool:<pool>",
+            code="invalid_target",
+        )
+    return target
 
 
 def _ed25519() -> ModuleType:
@@ -280,14 +321,21 @@ def public_key_of(private_key: bytes) -> bytes:
 
 
 def sign_job(
-    job: Mapping[str, object], private_key: bytes, kid: str, *, expires: datetime | None
+    job: Mapping[str, object], private_key: bytes, kid: str, *, expires: datetime | None,
+    target: str | None,
 ) -> dict[str, object]:
-    """The job with a ``sig`` member; an existing ``sig`` is replaced."""
+    """The job with a ``sig`` member; an existing ``sig`` is replaced.
+
+    ``target`` (:func:`station_target` or :func:`pool_target`) is where it may run; None makes
+    an untargeted signature, which stations refuse unless ``allow_untargeted`` is on.
+    """
     ed = _ed25519()
     check_kid(kid)
     if len(private_key) != 32:
         raise StationAgentError("an Ed25519 private key is 32 bytes", code="invalid_key")
     meta: dict[str, object] = {"kid": kid, "alg": ALG}
+    if target is not None:
+        meta["target"] = check_target(target)
     if expires is not None:
         meta["exp"] = format_rfc3339(expires)
     body = {k: v for k, v in job.items() if k != "sig"}
@@ -306,11 +354,16 @@ def verify_job(
     keys: Mapping[str, bytes],
     *,
     now: datetime,
+    targets: Collection[str],
     max_validity_s: float | None = DEFAULT_MAX_VALIDITY_S,
+    allow_untargeted: bool = False,
 ) -> dict[str, object]:
-    """The job without ``sig`` if a trusted key signed it and it has not expired.
+    """The job without ``sig`` if a trusted key signed it for one of ``targets`` and it has not
+    expired.
 
-    Raises ``StationAgentError(code="bad_signature")`` saying exactly what is wrong.
+    Raises :class:`SignatureError` saying exactly what is wrong: code ``bad_signature`` (not
+    signed, not validly, expired), ``wrong_target`` (signed for another station or pool) or
+    ``untargeted_signature`` (no ``sig.target`` and ``allow_untargeted`` off).
     ``max_validity_s`` set: ``exp`` is required and may lie at most that far (plus
     :data:`CLOCK_SKEW_S`) ahead of ``now``. None: ``exp`` is optional.
     """
@@ -358,9 +411,34 @@ def verify_job(
             f"signature does not match the job for key {kid!r}: "
             "the job was altered after signing or signed with another key"
         ) from None
-    # Checked after the signature, so "expired" is only ever said of an authentic job.
-    _check_expiry(meta.get("exp"), now=now, max_validity_s=max_validity_s)
+    # Checked after the signature, so "expired" and "wrong target" are only ever said of an
+    # authentic job.
+    try:
+        _check_expiry(meta.get("exp"), now=now, max_validity_s=max_validity_s)
+    except SignatureError as exc:
+        exc.authentic = True
+        raise
+    _check_signed_target(meta.get("target"), targets, allow_untargeted=allow_untargeted)
     return {k: v for k, v in raw.items() if k != "sig"}
+
+
+def _check_signed_target(target: object, accepted: Collection[str], *,
+                         allow_untargeted: bool) -> None:
+    here = " or ".join(sorted(accepted)) or "nothing"
+    if target is None:
+        if allow_untargeted:
+            return
+        raise SignatureError(
+            f"the signature names no target (sig.target), so it would be valid on any station; "
+            f"this station takes only jobs signed for {here}: sign again with a target "
+            "(station-agent sign --station/--pool), or set [signing] allow_untargeted = true "
+            "while migrating", code="untargeted_signature", authentic=True)
+    if not isinstance(target, str) or not TARGET_PATTERN.fullmatch(target):
+        raise SignatureError(f"'sig.target' {str(target)[:80]!r} is not station:<id> or "
+                             "pool:<name>", authentic=True)
+    if target not in accepted:
+        raise SignatureError(f"the job is signed for {target}, not for {here}",
+                             code="wrong_target", authentic=True, target=target)
 
 
 def _check_expiry(
@@ -393,9 +471,11 @@ def _check_expiry(
 class JobVerifier:
     """The trusted keys of one station, loaded once; ``verify()`` per incoming job."""
 
-    def __init__(self, keys: Mapping[str, bytes], *, max_validity_s: float | None) -> None:
+    def __init__(self, keys: Mapping[str, bytes], *, max_validity_s: float | None,
+                 allow_untargeted: bool = False) -> None:
         self.keys = dict(keys)
         self.max_validity_s = max_validity_s
+        self.allow_untargeted = allow_untargeted
 
     @classmethod
     def from_config(cls, config: SigningConfig) -> JobVerifier:
@@ -406,11 +486,15 @@ class JobVerifier:
                 f"signing is enabled but {config.public_keys_dir} holds no <kid>.pub file",
                 code="signing_unavailable",
             )
-        return cls(keys, max_validity_s=config.max_validity_s)
+        return cls(keys, max_validity_s=config.max_validity_s,
+                   allow_untargeted=config.allow_untargeted)
 
-    def verify(self, raw: dict[str, object], *, now: datetime | None = None) -> dict[str, object]:
+    def verify(self, raw: dict[str, object], *, targets: Collection[str],
+               now: datetime | None = None) -> dict[str, object]:
         when = now if now is not None else datetime.now(UTC)
-        return verify_job(raw, self.keys, now=when, max_validity_s=self.max_validity_s)
+        return verify_job(raw, self.keys, now=when, targets=targets,
+                          max_validity_s=self.max_validity_s,
+                          allow_untargeted=self.allow_untargeted)
 
 
 # -- key files ---------------------------------------------------------------------------------
@@ -536,7 +620,8 @@ def _read_job(path: Path) -> dict[str, Any]:
 
 
 def sign_main(argv: Sequence[str]) -> int:
-    """``station-agent sign JOB.json --key FILE [--kid NAME] [--expires-in S | --no-expiry]``.
+    """``station-agent sign JOB.json --key FILE (--station ID | --pool NAME | --untargeted)
+    [--kid NAME] [--expires-in S | --no-expiry]``.
 
     Writes the signed job to stdout (or ``--out``). ``--kid`` defaults to the key file's stem.
     """
@@ -544,6 +629,11 @@ def sign_main(argv: Sequence[str]) -> int:
     parser.add_argument("job", type=Path, help="job JSON file, '-' for stdin")
     parser.add_argument("--key", type=Path, required=True, help="private key file")
     parser.add_argument("--kid", help="key id (default: the key file name without .key)")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--station", help="the only station that may run it (its station_id)")
+    where.add_argument("--pool", help="the only pool it may run from (sent to that pool)")
+    where.add_argument("--untargeted", action="store_true",
+                       help="no target: refused by stations unless [signing] allow_untargeted")
     expiry = parser.add_mutually_exclusive_group()
     expiry.add_argument("--expires-in", type=float, default=3600.0, metavar="SECONDS")
     expiry.add_argument("--no-expiry", action="store_true")
@@ -557,7 +647,9 @@ def sign_main(argv: Sequence[str]) -> int:
             seconds=args.expires_in
         )
         kid = args.kid or args.key.name.removesuffix(".key")
-        signed = sign_job(job, read_private_key(args.key), kid, expires=expires)
+        target = (station_target(args.station) if args.station is not None
+                  else pool_target(args.pool) if args.pool is not None else None)
+        signed = sign_job(job, read_private_key(args.key), kid, expires=expires, target=target)
     except (OSError, json.JSONDecodeError) as exc:
         print(f"station-agent sign: {exc}", file=sys.stderr)
         return 2

@@ -37,7 +37,7 @@ from agent.safety.light import LightState, StackLight
 from agent.schemas.command import Command, CommandName
 from agent.schemas.event import EventType, request_echo
 from agent.schemas.status import Info, StationState
-from agent.signing import JobVerifier
+from agent.signing import JobVerifier, SignatureError, pool_target, station_target
 from agent.storage import Database
 
 log = logging.getLogger(__name__)
@@ -179,27 +179,43 @@ class Station(DeviceEvents):
             return
         self._accept(result)
 
-    def _validate_job(self, payload: bytes) -> AcceptedJob | Rejection:
-        """Pure work on the payload (no database, no events): runs in a worker thread."""
+    def _validate_job(self, payload: bytes, *, pool: str | None = None) -> AcceptedJob | Rejection:
+        """Pure work on the payload (no database, no events): runs in a worker thread.
+
+        ``pool``: the pool the keeper assigned it from; None for a job sent to this station."""
         if self.verifier is not None:
-            verified = self._verified(payload)
+            verified = self._verified(payload, pool=pool)
             if isinstance(verified, Rejection):
                 return verified
             payload = verified
         return parse_job(payload, self.profile, max_bytes=self.config.mqtt.max_payload_bytes,
                          max_lines=self.config.limits.max_program_lines)
 
-    def _verified(self, payload: bytes) -> bytes | Rejection:
-        """The job without its signature if the signature holds."""
+    def _verified(self, payload: bytes, *, pool: str | None) -> bytes | Rejection:
+        """The job without its signature if the signature holds and names this station (or
+        the pool it came from).
+
+        A refused job's ``rejected`` event has ``job_id: null``: this station will never run
+        it, and a job_id taken from it (unauthenticated, or authentic but meant for another
+        station, where that very job may be running) must not read as that job's end. The id
+        it claims is in ``error.claimed_job_id``, and ``error.verified`` says whether the
+        signature itself held."""
         assert self.verifier is not None
         obj, rejection = decode_object(payload, self.config.mqtt.max_payload_bytes)
         if rejection is not None:
             return rejection
         assert obj is not None
+        targets = {station_target(self.config.station_id)}
+        if pool is not None:
+            targets.add(pool_target(pool))
         try:
-            job = self.verifier.verify(obj, now=datetime.now(UTC))
+            job = self.verifier.verify(obj, targets=targets, now=datetime.now(UTC))
         except StationAgentError as exc:
-            return Rejection(exc.code, exc.message, guess_job_id(obj))
+            authentic = isinstance(exc, SignatureError) and exc.authentic
+            extra: dict[str, Any] = {"claimed_job_id": guess_job_id(obj), "verified": authentic}
+            if isinstance(exc, SignatureError) and exc.target is not None:
+                extra["signed_for"] = exc.target
+            return Rejection(exc.code, exc.message, None, extra)
         return json.dumps(job, ensure_ascii=False).encode("utf-8")
 
     def _accept(self, job: AcceptedJob) -> None:

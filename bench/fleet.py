@@ -172,7 +172,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 tracker.conn = conn
                 await conn.subscribe([(f"{PREFIX}/+/events", 1),
                                       (f"{PREFIX}/pools/+/events", 1),
-                                      (f"{PREFIX}/pools/+/replies", 1)])
+                                      (f"{PREFIX}/pools/+/replies/+", 1)])
                 result = await _measure(args, conn, tracker, plan, use_pools, broker,
                                         keeper, agent_hosts, emulator_hosts)
             result["fleet_up_s"] = round(fleet_up_s, 1)

@@ -134,7 +134,7 @@ class Tracker:
         except ValueError:
             self.event_counts["(not JSON)"] += 1
             return
-        if msg.topic.endswith("/replies"):  # stations answering the keeper's offers
+        if "/replies/" in msg.topic:  # stations answering the keeper's offers
             self.pool_replies[str(data.get("answer"))] += 1
             return
         if "/pools/" in msg.topic:  # the keeper's own complaints (a malformed pool job)

@@ -69,7 +69,8 @@ class StationTopics:
         return name if name in _INBOUND else None
 
     def pool_replies(self, pool: str) -> str:
-        return pool_topic(self.prefix, pool, PoolTopic.REPLIES)
+        """``<prefix>/pools/<pool>/replies/<station>``: the ACL pins the last level to us."""
+        return f"{pool_topic(self.prefix, pool, PoolTopic.REPLIES)}/{self.station}"
 
 
 # The topic level under the prefix that holds pool topics; no station may be called this.
@@ -82,7 +83,7 @@ class PoolTopic(enum.StrEnum):
 
     JOB = "job"  # in: from the planner
     EVENTS = "events"  # out: the keeper's own events (a malformed pool job, a duplicate)
-    REPLIES = "replies"  # in: the members' answers
+    REPLIES = "replies"  # in: the members' answers, on replies/<station>
 
 
 def pool_topic(prefix: str, pool: str, name: PoolTopic) -> str:
@@ -104,16 +105,23 @@ class KeeperTopics:
     def subscriptions(self) -> list[tuple[str, int]]:
         return [
             (f"{self.prefix}/{POOLS}/+/{PoolTopic.JOB.value}", 1),
+            (f"{self.prefix}/{POOLS}/+/{PoolTopic.REPLIES.value}/+", 1),
+            # The topic of stations from before replies named their sender: only to say so.
             (f"{self.prefix}/{POOLS}/+/{PoolTopic.REPLIES.value}", 1),
             (f"{self.prefix}/+/{TopicName.STATUS.value}", 1),
             (f"{self.prefix}/+/{TopicName.INFO.value}", 1),
         ]
 
     def route(self, topic: str) -> tuple[PoolTopic | TopicName, str] | None:
-        """(which topic, pool or station name) for a topic we subscribe to, else None."""
+        """(which topic, pool or station name) for a topic we subscribe to, else None.
+
+        A reply's is ``<pool>/<station>``; one on the old ``replies`` topic, which names no
+        sender, is ``<pool>`` alone."""
         parts = topic.split("/")
         if parts[0] != self.prefix:
             return None
+        if len(parts) == 5 and parts[1] == POOLS and parts[3] == PoolTopic.REPLIES.value:
+            return PoolTopic.REPLIES, f"{parts[2]}/{parts[4]}"
         if len(parts) == 4 and parts[1] == POOLS:
             with contextlib.suppress(ValueError):
                 name = PoolTopic(parts[3])

@@ -10,6 +10,12 @@ Exactly once rests on three rules:
 Offers themselves are cheap and forgettable: an unanswered one expires and the job is offered
 elsewhere; a late claim for it is ignored (the station stored nothing for an offer).
 
+Only the station a job was offered or assigned to can answer for it: a reply counts only on the
+reply topic of the job's own pool that names that station (``replies/<station>``, which the
+broker's ACL lets only that station write), from a member of that pool (by the keeper's
+``[pools.<name>] members`` when configured), carrying the offer's or assignment's token: 128
+random bits sent to that station alone, compared in constant time.
+
 Which stations are free comes from their retained ``status`` and ``info`` messages; the view
 may be stale, which costs at most a declined offer, never a job.
 """
@@ -17,9 +23,12 @@ may be stale, which costs at most a declined offer, never a job.
 from __future__ import annotations
 
 import enum
+import hmac
 import json
 import logging
+import secrets
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -126,15 +135,20 @@ class Outgoing:
 
 class Dispatcher:
     def __init__(self, db: Database, session: int, *, offer_timeout_s: float,
-                 max_payload_bytes: int) -> None:
+                 max_payload_bytes: int,
+                 membership: Mapping[str, frozenset[str]] | None = None) -> None:
         self.db = db
         self.session = session
         self.offer_timeout_s = offer_timeout_s
         self.max_payload_bytes = max_payload_bytes
+        # pool -> its member stations, from the keeper's config; None: the broker's ACL decides.
+        self.membership = None if membership is None else dict(membership)
         self.members: dict[str, Member] = {}
         self.offers: dict[str, Offer] = {}
         self.jobs: OrderedDict[str, PoolJob] = OrderedDict()  # waiting and assigned, by arrival
-        self._tokens = 0
+        # Replies read, and those that changed nothing (late, repeated, or not the sender's).
+        self.replies = 0
+        self.ignored_replies = 0
         self._load()
 
     def _load(self) -> None:
@@ -154,9 +168,17 @@ class Dispatcher:
             m = self.members[station] = Member(station)
         return m
 
-    def _token(self) -> str:
-        self._tokens += 1
-        return f"{self.session}-{self._tokens}"
+    @staticmethod
+    def _token() -> str:
+        # Unguessable: a station holding only its own credentials cannot answer for a job it
+        # was never sent, whatever it knows of the keeper's sessions.
+        return secrets.token_hex(16)
+
+    def is_member(self, station: str, pool: str) -> bool:
+        """By the keeper's config; without one, the broker's ACL decided who could write."""
+        if self.membership is None:
+            return True
+        return station in self.membership.get(pool, frozenset())
 
     # -- the planner's pool jobs -----------------------------------------------------------
 
@@ -165,6 +187,11 @@ class Dispatcher:
         obj, rejection = decode_object(payload, self.max_payload_bytes)
         if rejection is not None:
             return rejection
+        if self.membership is not None and pool not in self.membership:
+            assert obj is not None
+            known = ", ".join(sorted(self.membership)) or "none"
+            return Rejection("unknown_pool", f"the keeper's config has no pool {pool!r} "
+                             f"(pools: {known})", guess_job_id(obj))
         assert obj is not None
         try:
             head = _JobHead.model_validate(obj)
@@ -199,28 +226,54 @@ class Dispatcher:
     def on_info(self, station: str, payload: bytes) -> None:
         m = self._member(station)
         info = _fields(payload)
-        m.pools = _names(info.get("pools"))
+        claimed = _names(info.get("pools"))
+        m.pools = frozenset(p for p in claimed if self.is_member(station, p))
+        if m.pools != claimed:
+            log.warning("%s claims pools %s that the keeper's config does not list it in: "
+                        "it is offered none of their jobs", station,
+                        ", ".join(sorted(claimed - m.pools)))
         m.kinds = _names(info.get("job_kinds"))
 
-    def on_reply(self, payload: bytes, now: float) -> Outgoing:
+    def on_reply(self, pool: str, station: str, payload: bytes, now: float) -> Outgoing:
+        """A reply that came on ``<prefix>/pools/<pool>/replies/<station>``."""
+        self.replies += 1
+        out = self._on_reply(pool, station, payload, now)
+        if out is None:
+            self.ignored_replies += 1
+            return Outgoing()
+        return out
+
+    def _on_reply(self, pool: str, station: str, payload: bytes, now: float) -> Outgoing | None:
         try:
             reply = PoolReply.model_validate_json(payload)
         except ValidationError as exc:
             log.warning("ignoring a malformed pool reply: %s", exc.errors()[0]["msg"])
-            return Outgoing()
+            return None
+        if reply.station != station or reply.pool != pool:
+            log.warning("ignoring a reply for %s/%s on the reply topic of %s/%s",
+                        reply.pool, reply.station, pool, station)
+            return None
+        if not self.is_member(station, pool):
+            log.warning("ignoring a reply from %s, which the keeper's config does not list as "
+                        "a member of pool %s", station, pool)
+            return None
         if reply.answer in (Answer.CLAIM, Answer.DECLINE):
             return self._on_offer_answer(reply, now)
-        self._on_assignment_answer(reply, now)
-        return Outgoing()
+        return Outgoing() if self._on_assignment_answer(reply, now) else None
 
-    def _on_offer_answer(self, reply: PoolReply, now: float) -> Outgoing:
-        offer = self.offers.get(reply.token)
-        if offer is None or offer.station != reply.station:
-            return Outgoing()  # expired or not ours: the station stored nothing for it
-        del self.offers[reply.token]
-        m = self._member(reply.station)
-        m.engaged = None
+    def _on_offer_answer(self, reply: PoolReply, now: float) -> Outgoing | None:
+        m = self.members.get(reply.station)
+        # A station has one offer at a time: the one it is engaged with, if any.
+        offer = None if m is None or m.engaged is None else self.offers.get(m.engaged)
+        if (offer is None or offer.station != reply.station or offer.job_id != reply.job_id
+                or not _same_token(offer.token, reply.token)):
+            return None  # expired or not ours: the station stored nothing for it
         job = self.jobs.get(offer.job_id)
+        if job is not None and job.pool != reply.pool:
+            return None  # answered on another pool's topic
+        assert m is not None
+        del self.offers[offer.token]
+        m.engaged = None
         if job is None or job.state is not PoolJobState.WAITING:
             return Outgoing()
         if reply.answer is Answer.DECLINE:
@@ -237,10 +290,17 @@ class Dispatcher:
         m.last_given = now
         return Outgoing(assignments=[job])
 
-    def _on_assignment_answer(self, reply: PoolReply, now: float) -> None:
+    def _on_assignment_answer(self, reply: PoolReply, now: float) -> bool:
+        """Settle the assignment; False if the reply is not the holder's answer to it."""
         job = self.jobs.get(reply.job_id)
-        if job is None or job.token != reply.token or job.station != reply.station:
-            return  # an answer given again for an assignment already settled
+        if (job is None or job.state is not PoolJobState.ASSIGNED or job.token is None
+                or job.pool != reply.pool or job.station != reply.station
+                or not _same_token(job.token, reply.token)):
+            # Settled already (an answer given again), or not this station's to answer.
+            if job is not None and job.station is not None and job.station != reply.station:
+                log.warning("ignoring %s from %s for %s, which is %s's", reply.answer.value,
+                            reply.station, reply.job_id, job.station)
+            return False
         m = self._member(reply.station)
         m.engaged = None
         if reply.answer is Answer.HANDBACK:
@@ -260,6 +320,7 @@ class Dispatcher:
             del self.jobs[job.job_id]
         else:
             job.state, job.station, job.token = new_state, None, None
+        return True
 
     # -- deciding --------------------------------------------------------------------------
 
@@ -303,6 +364,11 @@ class Dispatcher:
         waiting = sum(1 for j in self.jobs.values() if j.state is PoolJobState.WAITING)
         return {"waiting": waiting, "assigned": len(self.jobs) - waiting,
                 "offers": len(self.offers)}
+
+
+def _same_token(ours: str, theirs: str) -> bool:
+    """Constant time: a reply's timing tells nothing about how much of a token it got right."""
+    return hmac.compare_digest(ours.encode("ascii"), theirs.encode("ascii"))
 
 
 def _fields(payload: bytes) -> dict[str, Any]:

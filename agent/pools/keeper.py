@@ -51,7 +51,16 @@ class Keeper:
         if name is PoolTopic.JOB:
             self._take_job(where, payload)
         elif name is PoolTopic.REPLIES:
-            self._send(self.dispatcher.on_reply(payload, now))
+            pool, _, station = where.partition("/")
+            if station:
+                self._send(self.dispatcher.on_reply(pool, station, payload, now))
+            else:
+                # No sender in the topic, so nothing the ACL pinned: not believed.
+                self.dispatcher.replies += 1
+                self.dispatcher.ignored_replies += 1
+                log.warning("ignoring a reply for pool %s on a topic naming no station: "
+                            "upgrade the station, it must answer on %s/<station>", pool,
+                            self.topics.pool(pool, PoolTopic.REPLIES))
         elif name is TopicName.STATUS:
             self.dispatcher.on_status(where, payload)
         elif name is TopicName.INFO:
@@ -112,7 +121,8 @@ def build_keeper(config: KeeperConfig) -> Keeper:
     session = db.bump_counter("session")
     topics = KeeperTopics(config.mqtt.topic_prefix)
     dispatcher = Dispatcher(db, session, offer_timeout_s=config.offer_timeout_s,
-                            max_payload_bytes=config.mqtt.max_payload_bytes)
+                            max_payload_bytes=config.mqtt.max_payload_bytes,
+                            membership=config.members())
     outbox = Outbox(db, config.keeper_id, max_bytes=64 * 1024 * 1024)
     keeper: Keeper
     wake = asyncio.Event()

@@ -91,7 +91,7 @@ class PoolMember:
         if (reason := self.busy_reason()) is not None:
             self._answer(assignment, job_id, Answer.HANDBACK, reason)
             return
-        result = await asyncio.to_thread(st._validate_job, job_payload)
+        result = await asyncio.to_thread(st._validate_job, job_payload, pool=assignment.pool)
         if isinstance(result, Rejection):
             st._reject(result)
             self._answer(assignment, job_id, Answer.REJECTED, result.code)

@@ -3,8 +3,9 @@
 A planner publishes an ordinary job (:class:`~agent.schemas.job.JobRequest`) on
 ``<prefix>/pools/<pool>/job``. The keeper holds it durably and offers it to one free member at a
 time (:class:`PoolOffer` on ``<prefix>/<station>/offer``); a member that is free answers
-``claim``, any other ``decline`` (:class:`PoolReply` on ``<prefix>/pools/<pool>/replies``). Only
-after a claim does the keeper send the job itself (:class:`PoolAssignment` on
+``claim``, any other ``decline`` (:class:`PoolReply` on
+``<prefix>/pools/<pool>/replies/<station>``, which the broker's ACL lets only that station
+write). Only after a claim does the keeper send the job itself (:class:`PoolAssignment` on
 ``<prefix>/<station>/pool_job``), and the station answers ``taken``, ``rejected`` (the job is bad:
 the planner gets the station's ``rejected`` event) or ``handback`` (it became busy meanwhile: the
 keeper offers the job again, elsewhere).
@@ -21,8 +22,10 @@ from agent.schemas.base import WireModel
 from agent.schemas.job import JobId
 
 PoolName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-# Chosen by the keeper, unique across its restarts: "<keeper session>-<number>".
-Token = Annotated[str, Field(pattern=r"^[0-9]{1,12}-[0-9]{1,15}$")]
+# Chosen by the keeper: 128 random bits as 32 lower-case hex digits, secret between the keeper
+# and the one station it was sent to (a reply must carry it). The older "<session>-<number>"
+# form is still read, for assignments made by a keeper before the upgrade.
+Token = Annotated[str, Field(pattern=r"^(?:[0-9a-f]{32}|[0-9]{1,12}-[0-9]{1,15})$")]
 
 
 class PoolOffer(WireModel):

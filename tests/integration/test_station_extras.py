@@ -36,13 +36,14 @@ async def test_only_validly_signed_jobs_reach_the_machine(tmp_path: Path, broker
                           signing={"enabled": True, "public_keys_dir": str(keys)})
     soon = datetime.now(UTC) + timedelta(minutes=10)
     good = sign_job({"job_id": "label-s1", "kind": "gcode", "program": LABEL}, private,
-                    "planner-2026", expires=soon)
+                    "planner-2026", expires=soon, target="station:cutter-01")
     forged = copy.deepcopy(good)
     forged["job_id"] = "label-s2"
     tampered = copy.deepcopy(good)
     tampered["program"] = LABEL.replace("X50", "X500")  # replayed with a change
     expired = sign_job({"job_id": "label-s3", "kind": "gcode", "program": LABEL}, private,
-                       "planner-2026", expires=datetime.now(UTC) - timedelta(minutes=1))
+                       "planner-2026", expires=datetime.now(UTC) - timedelta(minutes=1),
+                       target="station:cutter-01")
     unsigned = {"job_id": "label-s4", "kind": "gcode", "program": LABEL}
     async with PtyEndpoint(link, baud=115_200) as endpoint:
         emulator = GrblEmulator(endpoint)

@@ -44,7 +44,7 @@ def _member(d: Dispatcher, station: str, state: str = "idle",
 def _reply(d: Dispatcher, station: str, job_id: str, answer: Answer, token: str,
            now: float) -> Outgoing:
     reply = PoolReply(station=station, pool=POOL, job_id=job_id, answer=answer, token=token)
-    return d.on_reply(reply.model_dump_json().encode(), now)
+    return d.on_reply(POOL, station, reply.model_dump_json().encode(), now)
 
 
 def _offered(out: Outgoing) -> list[tuple[str, str, str]]:
@@ -175,3 +175,113 @@ def test_bad_pool_jobs_are_rejections_with_codes(tmp_path: Path) -> None:
         assert isinstance(result, Rejection), payload[:40]
         assert result.code == code, (payload[:40], result)
     assert d.counts()["waiting"] == 0
+
+
+# -- who may answer for a job (issue 13) -------------------------------------------------------
+
+
+def _send(d: Dispatcher, topic_pool: str, topic_station: str, reply: PoolReply,
+          now: float) -> Outgoing:
+    return d.on_reply(topic_pool, topic_station, reply.model_dump_json().encode(), now)
+
+
+def _assigned_to(d: Dispatcher, station: str, job_id: str) -> str:
+    """Offer ``job_id`` to ``station``, have it claim: the assignment's token."""
+    [(got, _, offer)] = _offered(d.dispatch(now=0.0))
+    assert got == station
+    [job] = _reply(d, station, job_id, Answer.CLAIM, offer, now=0.1).assignments
+    assert job.token is not None
+    return job.token
+
+
+def test_tokens_are_128_random_bits(tmp_path: Path) -> None:
+    d = _dispatcher(_db(tmp_path))
+    tokens = {d._token() for _ in range(100)}
+    assert len(tokens) == 100
+    assert all(len(t) == 32 and int(t, 16) >= 0 for t in tokens)
+
+
+def test_only_the_holder_on_its_own_pool_topic_with_the_token_can_hand_a_job_back(
+        tmp_path: Path) -> None:
+    d = _dispatcher(_db(tmp_path))
+    _member(d, "knife-01")
+    d.take_job(POOL, _job("front-7"))
+    token = _assigned_to(d, "knife-01", "front-7")
+    _member(d, "knife-02")
+    forged = [
+        # Another pool's topic, its own name, the right token.
+        ("lasers", "knife-01", PoolReply(station="knife-01", pool="lasers", job_id="front-7",
+                                         answer=Answer.HANDBACK, token=token)),
+        # The payload says another pool than the topic.
+        ("lasers", "knife-01", PoolReply(station="knife-01", pool=POOL, job_id="front-7",
+                                         answer=Answer.HANDBACK, token=token)),
+        # Another member of the pool, under its own name, with the right token.
+        (POOL, "knife-02", PoolReply(station="knife-02", pool=POOL, job_id="front-7",
+                                     answer=Answer.HANDBACK, token=token)),
+        # Another member posing as the holder in the payload.
+        (POOL, "knife-02", PoolReply(station="knife-01", pool=POOL, job_id="front-7",
+                                     answer=Answer.HANDBACK, token=token)),
+        # The holder's topic and name, a guessed token in the old "<session>-<n>" form.
+        (POOL, "knife-01", PoolReply(station="knife-01", pool=POOL, job_id="front-7",
+                                     answer=Answer.HANDBACK, token="1-2")),
+        # A random token of the right form.
+        (POOL, "knife-01", PoolReply(station="knife-01", pool=POOL, job_id="front-7",
+                                     answer=Answer.HANDBACK, token="0" * 32)),
+    ]
+    for topic_pool, topic_station, reply in forged:
+        _send(d, topic_pool, topic_station, reply, now=0.2)
+        assert d.jobs["front-7"].state is PoolJobState.ASSIGNED, (topic_pool, topic_station)
+        assert d.jobs["front-7"].station == "knife-01"
+        assert _offered(d.dispatch(now=0.3)) == []
+    assert d.ignored_replies == len(forged)
+    # The real handback still counts.
+    _reply(d, "knife-01", "front-7", Answer.HANDBACK, token, now=0.4)
+    assert d.ignored_replies == len(forged)
+    assert d.jobs["front-7"].state is PoolJobState.WAITING
+
+
+def test_a_claim_counts_only_from_the_station_offered_on_the_jobs_pool_topic(
+        tmp_path: Path) -> None:
+    d = _dispatcher(_db(tmp_path))
+    _member(d, "knife-01")
+    d.take_job(POOL, _job("back-7"))
+    [(_, _, offer)] = _offered(d.dispatch(now=0.0))
+    wrong_pool = PoolReply(station="knife-01", pool="lasers", job_id="back-7",
+                           answer=Answer.CLAIM, token=offer)
+    assert _send(d, "lasers", "knife-01", wrong_pool, now=0.1).assignments == []
+    other = PoolReply(station="knife-02", pool=POOL, job_id="back-7", answer=Answer.CLAIM,
+                      token=offer)
+    assert _send(d, POOL, "knife-02", other, now=0.1).assignments == []
+    assert d.offers  # the real offer stands
+    [job] = _reply(d, "knife-01", "back-7", Answer.CLAIM, offer, now=0.2).assignments
+    assert job.station == "knife-01"
+
+
+def test_configured_membership_beats_what_a_station_claims(tmp_path: Path) -> None:
+    d = Dispatcher(_db(tmp_path), 1, offer_timeout_s=2.0, max_payload_bytes=1 << 20,
+                   membership={POOL: frozenset({"knife-01"}), "lasers": frozenset({"laser-01"})})
+    _member(d, "laser-01")  # its info claims the knife pool too
+    assert d.members["laser-01"].pools == frozenset()
+    d.take_job(POOL, _job("front-8"))
+    assert _offered(d.dispatch(now=0.0)) == []
+    _member(d, "knife-01")
+    [(station, _, _)] = _offered(d.dispatch(now=0.1))
+    assert station == "knife-01"
+    unknown = d.take_job("embroidery", _job("patch-1"))
+    assert isinstance(unknown, Rejection)
+    assert (unknown.code, unknown.job_id) == ("unknown_pool", "patch-1")
+
+
+def test_a_reply_from_a_station_the_config_does_not_list_is_ignored(tmp_path: Path) -> None:
+    membership = {POOL: frozenset({"knife-01"})}
+    db = _db(tmp_path)
+    d = Dispatcher(db, 1, offer_timeout_s=2.0, max_payload_bytes=1 << 20, membership=membership)
+    _member(d, "knife-01")
+    d.take_job(POOL, _job("front-9"))
+    token = _assigned_to(d, "knife-01", "front-9")
+    db.close()
+    # The config changed: knife-01 is no longer a member, and its answers no longer count.
+    again = Dispatcher(_db(tmp_path), 2, offer_timeout_s=2.0, max_payload_bytes=1 << 20,
+                       membership={POOL: frozenset({"knife-02"})})
+    _reply(again, "knife-01", "front-9", Answer.HANDBACK, token, now=0.2)
+    assert again.jobs["front-9"].state is PoolJobState.ASSIGNED

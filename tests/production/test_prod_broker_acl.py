@@ -198,13 +198,14 @@ def test_only_the_keeper_reads_pool_jobs_and_stations_answer_only_their_own_pool
     laser.subscribe("mf/pools/laser/job")
     laser.subscribe("mf/laser-02/offer")
     keeper.subscribe("mf/pools/+/job")
-    keeper.subscribe("mf/pools/+/replies")
+    keeper.subscribe("mf/pools/+/replies/+")
     controller.publish("mf/pools/laser/job", LASER_JOB)
     assert keeper.next_message() == ("mf/pools/laser/job", LASER_JOB)
     claim = b'{"station":"laser-02","answer":"claim"}'
-    assert laser.publish("mf/pools/knife/replies", claim).is_failure  # not its pool
-    assert not laser.publish("mf/pools/laser/replies", claim).is_failure
-    assert keeper.next_message() == ("mf/pools/laser/replies", claim)
+    assert laser.publish("mf/pools/knife/replies/laser-02", claim).is_failure  # not its pool
+    assert laser.publish("mf/pools/laser/replies/cutter-01", claim).is_failure  # not its name
+    assert not laser.publish("mf/pools/laser/replies/laser-02", claim).is_failure
+    assert keeper.next_message() == ("mf/pools/laser/replies/laser-02", claim)
     assert not keeper.publish("mf/laser-02/offer", b'{"job_id":"care-label"}').is_failure
     assert laser.next_message() == ("mf/laser-02/offer", b'{"job_id":"care-label"}')
     assert laser.messages.empty()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import struct
 import sys
@@ -24,10 +25,13 @@ from agent.signing import (
     read_private_key,
     sign_job,
     sign_main,
+    signed_bytes,
     verify_job,
 )
 
 NOW = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)
+LASER = "station:laser-02"
+HERE = {LASER}  # what laser-02 accepts on its own job topic
 
 # A laser engraving job for a care label: the kind of thing a forged job could change.
 CARE_LABEL_JOB: dict[str, object] = {
@@ -50,9 +54,9 @@ def planner_key() -> tuple[bytes, bytes]:
 
 
 def signed(key: tuple[bytes, bytes], *, job: dict[str, object] | None = None,
-           expires: datetime | None = NOW + timedelta(hours=1), kid: str = "planner-1"
-           ) -> dict[str, object]:
-    return sign_job(job or CARE_LABEL_JOB, key[0], kid, expires=expires)
+           expires: datetime | None = NOW + timedelta(hours=1), kid: str = "planner-1",
+           target: str | None = LASER) -> dict[str, object]:
+    return sign_job(job or CARE_LABEL_JOB, key[0], kid, expires=expires, target=target)
 
 
 def test_signed_job_verifies_and_comes_back_without_sig(planner_key: tuple[bytes, bytes]) -> None:
@@ -62,20 +66,22 @@ def test_signed_job_verifies_and_comes_back_without_sig(planner_key: tuple[bytes
     assert sig["kid"] == "planner-1"
     assert sig["alg"] == "ed25519"
     assert sig["exp"] == "2026-11-27T17:00:00Z"
-    job = verify_job(raw, {"planner-1": planner_key[1]}, now=NOW)
+    assert sig["target"] == LASER
+    job = verify_job(raw, {"planner-1": planner_key[1]}, now=NOW, targets=HERE)
     assert job == CARE_LABEL_JOB
 
 
 def test_job_survives_a_json_round_trip_through_the_wire(planner_key: tuple[bytes, bytes]) -> None:
     wire = json.dumps(signed(planner_key), indent=2, ensure_ascii=True)
-    job = verify_job(json.loads(wire), {"planner-1": planner_key[1]}, now=NOW)
+    job = verify_job(json.loads(wire), {"planner-1": planner_key[1]}, now=NOW, targets=HERE)
     assert job["meta"] == CARE_LABEL_JOB["meta"]
 
 
-def _rejected(raw: dict[str, object], keys: dict[str, bytes], **kw: object) -> str:
+def _rejected(raw: dict[str, object], keys: dict[str, bytes], *, code: str = "bad_signature",
+              targets: set[str] = HERE, **kw: object) -> str:
     with pytest.raises(StationAgentError) as info:
-        verify_job(raw, keys, now=NOW, **kw)  # type: ignore[arg-type]
-    assert info.value.code == "bad_signature"
+        verify_job(raw, keys, now=NOW, targets=targets, **kw)  # type: ignore[arg-type]
+    assert info.value.code == code
     return info.value.message
 
 
@@ -126,7 +132,8 @@ def test_overlong_validity_is_rejected(planner_key: tuple[bytes, bytes]) -> None
 def test_missing_expiry_is_rejected_unless_allowed(planner_key: tuple[bytes, bytes]) -> None:
     raw = signed(planner_key, expires=None)
     assert "expiry" in _rejected(raw, {"planner-1": planner_key[1]})
-    job = verify_job(raw, {"planner-1": planner_key[1]}, now=NOW, max_validity_s=None)
+    job = verify_job(raw, {"planner-1": planner_key[1]}, now=NOW, max_validity_s=None,
+                     targets=HERE)
     assert job["job_id"] == "care-label-SS27-0412"
 
 
@@ -155,7 +162,7 @@ def test_missing_cryptography_gives_signing_unavailable(
     # As on a Pi where the package was never installed.
     monkeypatch.setitem(sys.modules, "cryptography.hazmat.primitives.asymmetric.ed25519", None)
     with pytest.raises(StationAgentError) as info:
-        verify_job(raw, {"planner-1": planner_key[1]}, now=NOW)
+        verify_job(raw, {"planner-1": planner_key[1]}, now=NOW, targets=HERE)
     assert info.value.code == "signing_unavailable"
     with pytest.raises(StationAgentError) as info:
         generate_keypair()
@@ -219,9 +226,11 @@ def test_keys_sort_by_utf16_code_units() -> None:
 
 
 def test_documented_example_bytes() -> None:
-    job = {"job_id": "tee-front-42", "priority": 1.0, "sig": {"kid": "k1", "alg": "ed25519"}}
+    job = {"job_id": "tee-front-42", "priority": 1.0,
+           "sig": {"kid": "k1", "alg": "ed25519", "target": "station:cutter-01"}}
     assert canonical_json(job) == (
-        b'{"job_id":"tee-front-42","priority":1,"sig":{"alg":"ed25519","kid":"k1"}}'
+        b'{"job_id":"tee-front-42","priority":1,'
+        b'"sig":{"alg":"ed25519","kid":"k1","target":"station:cutter-01"}}'
     )
 
 
@@ -279,15 +288,19 @@ def test_keys_generate_then_sign_then_verify(tmp_path: Path, capsys: pytest.Capt
     job_file.write_text(json.dumps({"job_id": "tee-back-M-7", "program": ["G21", "G90"]}))
     out = tmp_path / "tee-back.signed.json"
     assert sign_main([str(job_file), "--key", str(keydir / "planner-2026.key"),
-                      "--expires-in", "600", "--out", str(out)]) == 0
+                      "--station", "cutter-07", "--expires-in", "600", "--out", str(out)]) == 0
     raw = json.loads(out.read_text())
     assert raw["sig"]["kid"] == "planner-2026"
+    assert raw["sig"]["target"] == "station:cutter-07"
 
     station_keys = tmp_path / "station-keys"
     station_keys.mkdir()
     (station_keys / "planner-2026.pub").write_text((keydir / "planner-2026.pub").read_text())
     verifier = JobVerifier.from_config(SigningConfig(enabled=True, public_keys_dir=station_keys))
-    assert verifier.verify(raw)["job_id"] == "tee-back-M-7"
+    assert verifier.verify(raw, targets={"station:cutter-07"})["job_id"] == "tee-back-M-7"
+    with pytest.raises(StationAgentError) as info:
+        verifier.verify(raw, targets={"station:cutter-08"})
+    assert info.value.code == "wrong_target"
     assert load_public_keys(station_keys)["planner-2026"] == public_key_of(
         read_private_key(keydir / "planner-2026.key"))
 
@@ -303,9 +316,9 @@ def test_pem_key_files_are_accepted(tmp_path: Path) -> None:
     (tmp_path / "ops.pub").write_bytes(private.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     raw = sign_job(CARE_LABEL_JOB, read_private_key(tmp_path / "ops.key"), "ops",
-                   expires=NOW + timedelta(minutes=5))
-    assert verify_job(raw, load_public_keys(tmp_path), now=NOW)["job_id"] == CARE_LABEL_JOB[
-        "job_id"]
+                   expires=NOW + timedelta(minutes=5), target=LASER)
+    assert verify_job(raw, load_public_keys(tmp_path), now=NOW, targets=HERE)["job_id"] == (
+        CARE_LABEL_JOB["job_id"])
 
 
 def test_verifier_without_keys_refuses_to_start(tmp_path: Path) -> None:
@@ -319,5 +332,90 @@ def test_sign_rejects_a_non_object_job(tmp_path: Path, capsys: pytest.CaptureFix
     keys_main(["generate", "--out", str(keydir), "--kid", "p"])
     job_file = tmp_path / "list.json"
     job_file.write_text("[1, 2]")
-    assert sign_main([str(job_file), "--key", str(keydir / "p.key")]) == 2
+    assert sign_main([str(job_file), "--key", str(keydir / "p.key"), "--pool", "knife"]) == 2
     assert "invalid_job" in capsys.readouterr().err
+
+
+# -- targets: a job signed for one station does not run on another -----------------------------
+
+
+def test_a_job_signed_for_one_station_is_refused_by_another(
+    planner_key: tuple[bytes, bytes],
+) -> None:
+    raw = signed(planner_key, target="station:cutter-01")
+    keys = {"planner-1": planner_key[1]}
+    assert verify_job(raw, keys, now=NOW, targets={"station:cutter-01"})["job_id"] == (
+        CARE_LABEL_JOB["job_id"])
+    message = _rejected(raw, keys, code="wrong_target", targets={"station:cutter-02"})
+    assert "station:cutter-01" in message
+    # Nor through a pool it was not signed for.
+    _rejected(raw, keys, code="wrong_target", targets={"station:cutter-02", "pool:knife"})
+
+
+def test_a_job_signed_for_a_pool_runs_only_from_that_pool(planner_key: tuple[bytes, bytes]) -> None:
+    raw = signed(planner_key, target="pool:knife")
+    keys = {"planner-1": planner_key[1]}
+    assert verify_job(raw, keys, now=NOW, targets={"station:cutter-01", "pool:knife"})
+    # Sent straight to a member's own job topic, it is refused: the pool keeper would not
+    # know of it and could hand the same job to another member.
+    _rejected(raw, keys, code="wrong_target", targets={"station:cutter-01"})
+    _rejected(raw, keys, code="wrong_target", targets={"station:cutter-01", "pool:lasers"})
+
+
+def test_the_target_cannot_be_changed_after_signing(planner_key: tuple[bytes, bytes]) -> None:
+    raw = signed(planner_key, target="station:cutter-01")
+    raw["sig"] = {**raw["sig"], "target": "station:cutter-02"}  # type: ignore[dict-item]
+    message = _rejected(raw, {"planner-1": planner_key[1]}, targets={"station:cutter-02"})
+    assert "altered" in message
+
+
+def test_an_untargeted_signature_is_refused_unless_allowed_for_migration(
+    planner_key: tuple[bytes, bytes],
+) -> None:
+    raw = signed(planner_key, target=None)
+    assert "target" not in raw["sig"]  # type: ignore[operator]
+    keys = {"planner-1": planner_key[1]}
+    message = _rejected(raw, keys, code="untargeted_signature")
+    assert "allow_untargeted" in message
+    job = verify_job(raw, keys, now=NOW, targets=HERE, allow_untargeted=True)
+    assert job["job_id"] == CARE_LABEL_JOB["job_id"]
+    verifier = JobVerifier(keys, max_validity_s=86_400, allow_untargeted=True)
+    assert verifier.verify(raw, targets=HERE, now=NOW)["job_id"] == CARE_LABEL_JOB["job_id"]
+    strict = JobVerifier(keys, max_validity_s=86_400)
+    with pytest.raises(StationAgentError) as info:
+        strict.verify(raw, targets=HERE, now=NOW)
+    assert info.value.code == "untargeted_signature"
+
+
+@pytest.mark.parametrize("target", ["cutter-01", "station:", "station:a/b", "robot:x", 7])
+def test_a_malformed_target_is_a_bad_signature(planner_key: tuple[bytes, bytes],
+                                               target: object) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    # Validly signed as is, past sign_job's own check: the station must not trust a target it
+    # cannot parse, signed or not.
+    meta = {"kid": "planner-1", "alg": "ed25519", "exp": "2026-11-27T17:00:00Z",
+            "target": target}
+    body = dict(CARE_LABEL_JOB)
+    sig = ed25519.Ed25519PrivateKey.from_private_bytes(planner_key[0]).sign(
+        signed_bytes(body, meta))
+    body["sig"] = {**meta, "sig": base64.urlsafe_b64encode(sig).rstrip(b"=").decode()}
+    assert "'sig.target'" in _rejected(body, {"planner-1": planner_key[1]})
+
+
+def test_sign_needs_a_target_or_an_explicit_untargeted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    keydir = tmp_path / "k"
+    keys_main(["generate", "--out", str(keydir), "--kid", "p"])
+    job_file = tmp_path / "job.json"
+    job_file.write_text(json.dumps({"job_id": "tee-1", "kind": "gcode", "program": "G0"}))
+    with pytest.raises(SystemExit):
+        sign_main([str(job_file), "--key", str(keydir / "p.key")])
+    assert "--station" in capsys.readouterr().err
+    assert sign_main([str(job_file), "--key", str(keydir / "p.key"), "--pool", "knife"]) == 0
+    assert json.loads(capsys.readouterr().out)["sig"]["target"] == "pool:knife"
+    assert sign_main([str(job_file), "--key", str(keydir / "p.key"), "--untargeted"]) == 0
+    assert "target" not in json.loads(capsys.readouterr().out)["sig"]
+    assert sign_main([str(job_file), "--key", str(keydir / "p.key"), "--station", "a/b"]) == 2
+    assert "invalid_target" in capsys.readouterr().err

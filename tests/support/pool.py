@@ -13,6 +13,7 @@ from agent.aio import wait_within
 from agent.config import KeeperConfig
 from agent.emulators.grbl import GrblEmulator
 from agent.emulators.pty import PtyEndpoint
+from agent.link.mqtt_client import ConnectOptions, IncomingMessage, MqttConnection
 from agent.pools.keeper import Keeper, run_keeper
 from tests.support.broker import Broker
 from tests.support.planner import Planner
@@ -128,13 +129,13 @@ class PoolPlanner(Planner):
         await super().connect()
         assert self.conn is not None
         await self.conn.subscribe([(f"{self.prefix}/pools/+/events", 1),
-                                   (f"{self.prefix}/pools/+/replies", 1)])
+                                   (f"{self.prefix}/pools/+/replies/+", 1)])
 
     def _on_message(self, msg: Any) -> None:
         if "/pools/" in msg.topic:
             if self.conn is not None:
                 self.conn.ack(msg.mid, msg.qos)
-            into = self.replies if msg.topic.endswith("/replies") else self.pool_events
+            into = self.replies if "/replies/" in msg.topic else self.pool_events
             into.append(json.loads(msg.payload))
             self._changed.set()
             return
@@ -164,3 +165,57 @@ class PoolPlanner(Planner):
     def accepted_by(self, job_id: str) -> list[str]:
         return [e["detail"]["station"] for e in self.events
                 if e["job_id"] == job_id and e["event"] == "accepted"]
+
+
+class FakeMember:
+    """A scripted pool member on the wire: its retained info and idle status, and a record of
+    the offers and assignments the keeper sends it. It answers only when the test says so."""
+
+    def __init__(self, broker: Broker, name: str, pools: tuple[str, ...], *,
+                 prefix: str = "mf", **login: str) -> None:
+        self.name, self.pools, self.prefix = name, pools, prefix
+        self.offers: list[dict[str, Any]] = []
+        self.assignments: list[dict[str, Any]] = []
+        self._changed = asyncio.Event()
+        options = ConnectOptions(host=broker.host, port=broker.port, client_id=f"fake-{name}",
+                                 receive_maximum=100, username=login.get("username"),
+                                 password=login.get("password"))
+        self.conn = MqttConnection(options, self._on_message)
+
+    def _on_message(self, msg: IncomingMessage) -> None:
+        self.conn.ack(msg.mid, msg.qos)
+        into = self.offers if msg.topic.endswith("/offer") else self.assignments
+        into.append(json.loads(msg.payload))
+        self._changed.set()
+
+    async def __aenter__(self) -> FakeMember:
+        await self.conn.connect()
+        await self.conn.subscribe([(f"{self.prefix}/{self.name}/offer", 1),
+                                   (f"{self.prefix}/{self.name}/pool_job", 1)])
+        info = {"station": self.name, "pools": list(self.pools), "job_kinds": ["gcode"]}
+        await self.conn.publish(f"{self.prefix}/{self.name}/info", json.dumps(info).encode(),
+                                retain=True)
+        await self.conn.publish(f"{self.prefix}/{self.name}/status",
+                                json.dumps({"station": self.name, "state": "idle"}).encode(),
+                                retain=True)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.conn.close()
+
+    async def wait(self, what: list[dict[str, Any]], count: int = 1,
+                   timeout: float = 20.0) -> dict[str, Any]:
+        async def enough() -> None:
+            while len(what) < count:
+                self._changed.clear()
+                await self._changed.wait()
+
+        await wait_within(enough(), timeout)
+        return what[count - 1]
+
+    async def reply(self, pool: str, job_id: str, answer: str, token: str) -> None:
+        """Answer as a station does: on ``<prefix>/pools/<pool>/replies/<own name>``."""
+        payload = {"v": 1, "station": self.name, "pool": pool, "job_id": job_id,
+                   "answer": answer, "token": token}
+        await self.conn.publish(f"{self.prefix}/pools/{pool}/replies/{self.name}",
+                                json.dumps(payload).encode())
