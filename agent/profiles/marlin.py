@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from agent.profiles.base import ProfileBase, StrictModel
+from agent.profiles.toolpath import LiftMethod
 
 Seconds = Annotated[float, Field(gt=0, le=86_400)]
 
@@ -200,4 +201,36 @@ class MarlinProfile(ProfileBase):
                 "Marlin profiles list what a job may contain in [commands]; [blocked] patterns "
                 "are not read for Marlin and would give a false sense of safety"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _toolpath_lines_allowed(self) -> MarlinProfile:
+        """The lines the toolpath compiler writes from this profile pass its own allowlist."""
+        if self.toolpath is None or not self.commands:
+            return self
+        from agent.dialects.marlin import prepare_line
+        from agent.errors import ProgramError
+
+        settings = self.toolpath
+        lines: list[tuple[str, str]] = [("preamble", "G21"), ("preamble", "G90")]
+        if settings.laser is not None:
+            beam = "M4" if settings.laser.dynamic_power else "M3"
+            lines += [("laser.s_max", f"{beam} S{settings.laser.s_max}"), ("laser", "M5")]
+            if settings.laser.air_assist:
+                lines += [("laser.air_on", settings.laser.air_on),
+                          ("laser.air_off", settings.laser.air_off)]
+        if settings.lift is not None and settings.lift.method is LiftMethod.SERVO:
+            lines += [("lift.servo_up", settings.lift.servo_up),
+                      ("lift.servo_down", settings.lift.servo_down)]
+            if settings.lift.servo_dwell_s > 0:
+                lines.append(("lift.servo_dwell_s", f"G4 P{settings.lift.servo_dwell_s:g}"))
+        for key, line in lines:
+            try:
+                prepare_line(line, 0, self)
+            except ProgramError as exc:
+                message = exc.message.removeprefix("line 0: ")
+                raise ValueError(
+                    f"toolpath {key}: the compiler would write {line!r}, which [commands] "
+                    f"refuses: {message}"
+                ) from None
         return self

@@ -206,3 +206,30 @@ def test_a_site_allowlist_is_used_as_written() -> None:
     with pytest.raises(ProgramError) as info:
         prepare_marlin_program("G1 X5 F100", profile)
     assert "may not carry F" in info.value.message
+
+
+def test_the_toolpath_compilers_own_lines_must_pass_the_allowlist() -> None:
+    base = profile_data(G1={"params": "XYF"}, G0={"params": "XYF"}, G21={}, G90={}, G4={
+        "params": "P"}, M5={}, M3={"params": "S", "max": {"S": 255}})
+    servo = dict(base, toolpath={"machine": "pen", "speed_mm_s": 50.0, "lift": {
+        "method": "servo", "servo_up": "M5", "servo_down": "M280 P0 S90"}})
+    with pytest.raises(ConfigError) as info:
+        parse_profile(servo)
+    assert "lift.servo_down" in str(info.value)
+    assert "M280" in str(info.value)
+    laser = dict(base, toolpath={"machine": "laser", "speed_mm_s": 20.0, "laser": {
+        "s_max": 1000, "dynamic_power": False}})
+    with pytest.raises(ConfigError) as info:
+        parse_profile(laser)
+    assert "laser.s_max" in str(info.value)
+    assert "M3 S1000 is outside -inf..255" in str(info.value)
+    laser["toolpath"]["laser"]["s_max"] = 255  # type: ignore[index]
+    assert isinstance(parse_profile(laser), MarlinProfile)
+
+
+def test_a_carriage_return_inside_a_line_never_smuggles_a_second_command() -> None:
+    # Marlin ends a line at CR as well as LF: "G1 X10\rM118 ok" is two commands to it.
+    with pytest.raises(ProgramError) as info:
+        prepare_marlin_program("G21\nG1 X10\rM118 ok\nG1 X20\n", marlin_profile())
+    assert info.value.code in ("blocked_instruction", "invalid_program")
+    assert info.value.line in (2, 3)
