@@ -27,7 +27,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from agent.dialects.gcode import check_printable, iter_program_lines, strip_comment
-from agent.dialects.marlin_words import MarlinLine, canonical, read_command, read_params
+from agent.dialects.marlin_words import (
+    MarlinLine,
+    canonical,
+    check_framing,
+    read_command,
+    read_params,
+)
 from agent.dialects.program import Program
 from agent.errors import ProgramError
 from agent.profiles.marlin import RESERVED_COMMANDS
@@ -147,14 +153,7 @@ def prepare_line(raw: str, line_no: int, profile: MarlinProfile) -> str:
         )
     params = read_params(command, line_no)
     _check_params(command, params, rule, line_no)
-    if command.line_number is not None or command.checksum is not None:
-        own = " ".join(p for p in (command.line_number,
-                                    None if command.checksum is None else "*" + command.checksum)
-                       if p)
-        raise _refuse(
-            line_no, f"the line carries its own line number or checksum ({own}); the agent "
-            "numbers and checksums every line itself: remove them"
-        )
+    check_framing(command, line_no)
     return canonical(command, params)
 
 

@@ -87,14 +87,7 @@ def read_command(text: str, line_no: int) -> MarlinLine | None:
         if bad in text:
             raise _invalid(line_no, f"{bad!r} in a command line ({why})")
     body, star, tail = text.partition("*")
-    checksum: str | None = None
-    if star:
-        if not _CHECKSUM.fullmatch(tail):
-            raise _invalid(
-                line_no, f"text after '*' ({tail.strip()[:12]!r}): Marlin drops everything from "
-                "the first '*' (it reads it as a checksum)"
-            )
-        checksum = tail.strip()
+    checksum = tail.strip() if star else None
     body = body.lstrip(_SPACE)
     line_number: str | None = None
     m = _LINE_NUMBER.match(body)
@@ -133,6 +126,28 @@ def read_command(text: str, line_no: int) -> MarlinLine | None:
         line_number=line_number,
         checksum=checksum,
     )
+
+
+def check_framing(command: MarlinLine, line_no: int) -> None:
+    """Refuse a job line's own ``N<n>``/``*<checksum>``: the agent numbers every line itself.
+
+    Called once the command is judged, so a forbidden command is named first.
+    """
+    if command.checksum is not None and not _CHECKSUM.fullmatch(command.checksum):
+        raise _invalid(
+            line_no, f"text after '*' ({command.checksum[:12]!r}): Marlin drops everything from "
+            "the first '*' (it reads it as a checksum)"
+        )
+    if command.line_number is not None or command.checksum is not None:
+        own = " ".join(part for part in (
+            command.line_number, None if command.checksum is None else "*" + command.checksum,
+        ) if part)
+        raise ProgramError(
+            f"line {line_no}: the line carries its own line number or checksum ({own}); the "
+            "agent numbers and checksums every line itself: remove them",
+            code="blocked_instruction",
+            line=line_no,
+        )
 
 
 def read_params(command: MarlinLine, line_no: int) -> tuple[tuple[str, str | None], ...]:

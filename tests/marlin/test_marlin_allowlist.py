@@ -30,6 +30,7 @@ ATTACKS: list[tuple[str, str]] = [
     ("m118 ok ; just a note", "M118"),
     ("M118 ok (note)", "M118"),
     ("N5 M118 ok*12", "M118"),
+    ("M118 ok*T:20.0", "M118"),
     ("n5 m118 ok", "M118"),
     ("N5M118 ok", "M118"),
     ("M65654 ok", "M118"),  # 65654 = 65536 + 118: Marlin's command number is 16 bits
