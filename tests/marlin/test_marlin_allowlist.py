@@ -234,3 +234,12 @@ def test_a_carriage_return_inside_a_line_never_smuggles_a_second_command() -> No
         prepare_marlin_program("G21\nG1 X10\rM118 ok\nG1 X20\n", marlin_profile())
     assert info.value.code in ("blocked_instruction", "invalid_program")
     assert info.value.line in (2, 3)
+
+
+def test_a_profile_without_commands_allows_nothing() -> None:
+    profile = parse_profile(profile_data())
+    assert isinstance(profile, MarlinProfile)
+    with pytest.raises(ProgramError) as info:
+        prepare_marlin_program("G1 X5 Y5", profile)
+    assert info.value.code == "blocked_instruction"
+    assert "not in the profile's allowlist" in info.value.message
