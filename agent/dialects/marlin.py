@@ -1,42 +1,79 @@
-"""Marlin 2 G-code: validate and normalise a job's program, and frame lines for the wire.
+"""Marlin 2 G-code: read a job's program as the firmware would, allow it by name, frame it.
 
-Normalisation (what the line-number checksum and the ``[blocked]`` patterns see):
-- ``;`` comments and ``( )`` comments are removed (Marlin only knows parentheses with
-  PAREN_COMMENTS, so the agent strips them rather than let the firmware misread them);
-- a line number ``N<n>`` at the start and a checksum ``*<n>`` at the end, as exported by some
-  slicers, are removed: the agent numbers and checksums every line itself;
-- the command word is upper case without leading zeros (``g01`` -> ``G1``), parameters are upper
-  case and one space apart (``G1X10 y-2.5`` -> ``G1 X10 Y-2.5``); text commands (``M117``,
-  ``M118``, SD file names) keep their text as written, trimmed;
-- blank and comment-only lines are dropped (``Program.source_lines`` keeps the job's numbering).
+Each line is read by :mod:`agent.dialects.marlin_words` the way Marlin's queue and parser read
+it (comments, ``N``/``*``, case, leading zeros, spaces, subcodes, text arguments), then judged
+against the profile's allowlist (``[commands]`` in the profile: every G/M/T code a job may
+contain, with the parameter letters it may carry and their limits). What is not listed is
+refused. The agent sends the canonical form of what it read, never the job's own text.
 
-Rejected: control or non-ASCII characters, ``*`` inside a line, a line that is not a
-``G``/``M``/``T`` command followed by letter(+number) words, a second G or M command on a
-line (Marlin would read it as a parameter) (``invalid_program``); a
-normalised line longer than the profile's ``max_line_chars`` (``line_too_long``); a line
-matching a ``[blocked]`` pattern and no ``allow`` pattern (``blocked_instruction``); a
-program with no command (``empty_program``).
+Refused, with the job's line number:
+- ``invalid_program``: control or non-ASCII characters, an unbalanced ``(``, a line that is not
+  a G/M/T command, anything Marlin could read otherwise than it looks (see marlin_words);
+- ``blocked_instruction``: a command not in the allowlist (the message says why, for the
+  commands the profile may never allow: :data:`agent.profiles.marlin.RESERVED_COMMANDS`), a
+  parameter it may not carry or a value outside its limits, and a line that carries its own
+  ``N<n>`` or ``*<checksum>`` (the agent numbers and checksums every line; a job's own would
+  only be dropped, so it is refused rather than silently rewritten);
+- ``line_too_long``: a canonical line longer than the profile's ``max_line_chars``;
+- ``empty_program``: no command at all.
+
+``( )`` comments are removed (Marlin only knows them with PAREN_COMMENTS; the agent never sends
+them), blank and comment-only lines are dropped (``Program.source_lines`` keeps the job's
+numbering).
 """
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 from agent.dialects.gcode import check_printable, iter_program_lines, strip_comment
+from agent.dialects.marlin_words import (
+    MarlinLine,
+    canonical,
+    check_framing,
+    read_command,
+    read_params,
+)
 from agent.dialects.program import Program
 from agent.errors import ProgramError
+from agent.profiles.marlin import RESERVED_COMMANDS
 
 if TYPE_CHECKING:
-    from agent.profiles.marlin import MarlinProfile
+    from agent.profiles.marlin import CommandRule, MarlinProfile
 
-# Commands whose argument is free text, not words.
-TEXT_COMMANDS = frozenset({"M23", "M28", "M30", "M32", "M33", "M117", "M118", "M928"})
-
-_LEADING_N = re.compile(r"^\s*[Nn]\s*\d+\s*")
-_TRAILING_CHECKSUM = re.compile(r"\*\s*\d+\s*$")
-_COMMAND = re.compile(r"([GMT])0*(\d+)(\.\d+)?")
-_PARAM = re.compile(r"([A-Z])([+-]?(?:\d+\.?\d*|\.\d+))?")
+# Why commands that are often asked for are left out of the shipped allowlist (a site may add
+# them to its own profile knowingly; the reserved ones it may not).
+NOT_SHIPPED: dict[str, str] = {
+    "G28": "homing is an operator action, never accepted from the network",
+    "G29": "bed levelling is an operator action",
+    "M0": "waits for a click at the machine, where nobody is",
+    "M1": "waits for a click at the machine, where nobody is",
+    "M17": "motor power is the operator's (steppers are enabled by the moves themselves)",
+    "M18": "turns the motors off: the position is lost and a Z axis may drop",
+    "M84": "turns the motors off: the position is lost and a Z axis may drop",
+    "M42": "writes an output pin directly",
+    "M43": "pin debugging (its T mode toggles pins)",
+    "M80": "switches the power supply",
+    "M81": "switches the power supply off",
+    "M92": "changes steps per mm: every later move would be scaled",
+    "M201": "changes the machine's acceleration limits",
+    "M203": "changes the machine's feed-rate limits",
+    "M204": "changes the machine's acceleration limits",
+    "M205": "changes the machine's jerk limits",
+    "M206": "shifts the home offsets",
+    "M211": "switches the soft endstops (the bed limits) on or off",
+    "M220": "overrides the feed rate for every later move",
+    "M221": "overrides the flow rate",
+    "M226": "waits for a pin state",
+    "M303": "PID autotune: minutes of unattended heating",
+    "M500": "writes settings to EEPROM: they would outlive the job",
+    "M501": "loads settings from EEPROM",
+    "M502": "resets settings to the firmware's defaults",
+    "M503": "prints the settings (a long report the agent does not read)",
+    "M504": "validates the EEPROM",
+    "M600": "filament change: needs a person at the machine",
+    "G20": "inch units: every later coordinate would be read 25.4 times larger",
+}
 
 
 def checksum(data: bytes) -> int:
@@ -59,92 +96,76 @@ def frame_line(number: int, line: str) -> bytes:
     return b"%s*%d\n" % (body, checksum(body))
 
 
-def normalise_line(raw: str, line_no: int) -> str:
-    """The normalised command of one program line, or "" for a blank/comment-only line."""
+def _refuse(line_no: int, message: str) -> ProgramError:
+    return ProgramError(f"line {line_no}: {message}", code="blocked_instruction", line=line_no)
+
+
+def _why_not(command: MarlinLine) -> str:
+    base = command.firmware_name.split(".")[0]
+    if command.number > 65_535:
+        return (f"Marlin reads command numbers modulo 65536, so it would run "
+                f"{command.firmware_name}")
+    if base in RESERVED_COMMANDS:
+        return RESERVED_COMMANDS[base] + " (never allowed in a job)"
+    reason = NOT_SHIPPED.get(command.name, "")
+    return f"not in the profile's allowlist{': ' + reason if reason else ''}"
+
+
+def _check_params(
+    command: MarlinLine, params: tuple[tuple[str, str | None], ...], rule: CommandRule,
+    line_no: int,
+) -> None:
+    for letter, value in params:
+        if letter not in rule.params:
+            allowed = ", ".join(rule.params) or "none"
+            raise _refuse(
+                line_no, f"{command.name} may not carry {letter} in a job (allowed: {allowed})"
+            )
+        if value is None:
+            if letter not in rule.flags:
+                raise _refuse(line_no, f"{command.name} {letter} needs a number")
+            continue
+        number = float(value)
+        low = rule.min.get(letter)
+        high = rule.max.get(letter)
+        if (low is not None and number < low) or (high is not None and number > high):
+            lo = "-inf" if low is None else f"{low:g}"
+            hi = "inf" if high is None else f"{high:g}"
+            raise _refuse(
+                line_no, f"{command.name} {letter}{value} is outside {lo}..{hi} allowed on this "
+                "station"
+            )
+
+
+def prepare_line(raw: str, line_no: int, profile: MarlinProfile) -> str:
+    """The canonical line to send for one program line, or "" for a blank/comment-only one."""
     check_printable(raw, line_no)
-    text = strip_comment(raw, line_no)
-    text = _LEADING_N.sub("", text, count=1)
-    text = _TRAILING_CHECKSUM.sub("", text, count=1).strip()
-    if not text:
+    command = read_command(strip_comment(raw, line_no), line_no)
+    if command is None:
         return ""
-    if "*" in text:
-        raise ProgramError(
-            f"line {line_no}: '*' inside a line (Marlin reads it as a checksum)",
-            code="invalid_program",
-            line=line_no,
+    rule = None if command.number > 65_535 else profile.commands.get(command.name)
+    if rule is None or command.is_text_command:
+        written = raw.strip()
+        shown = repr(written if len(written) <= 40 else written[:37] + "...")
+        raise _refuse(
+            line_no, f"{shown} is {command.name}, not allowed in a job on {profile.name}: "
+            f"{_why_not(command)}"
         )
-    m = _COMMAND.match(text.upper())
-    if m is None:
-        raise ProgramError(
-            f"line {line_no}: {text[:20]!r} is not a G, M or T command",
-            code="invalid_program",
-            line=line_no,
-        )
-    word = m.group(1) + str(int(m.group(2))) + (m.group(3) or "")
-    rest = text[m.end():]
-    if word in TEXT_COMMANDS:
-        rest = rest.strip()
-        return f"{word} {rest}" if rest else word
-    if rest and not rest[0].isspace() and not rest[0].isalpha():
-        raise ProgramError(
-            f"line {line_no}: cannot parse {text[:20]!r}", code="invalid_program", line=line_no
-        )
-    compact = re.sub(r"\s+", "", rest).upper()
-    words = [word]
-    pos = 0
-    while pos < len(compact):
-        p = _PARAM.match(compact, pos)
-        if p is None or p.end() == pos:
-            raise ProgramError(
-                f"line {line_no}: cannot parse {compact[pos:pos + 12]!r} (a letter and an optional"
-                " number are expected)",
-                code="invalid_program",
-                line=line_no,
-            )
-        if p.group(1) in "GM":
-            raise ProgramError(
-                f"line {line_no}: {p.group(0)!r} after {word}: Marlin runs one command per line",
-                code="invalid_program",
-                line=line_no,
-            )
-        words.append(p.group(0))
-        pos = p.end()
-    return " ".join(words)
-
-
-class BlockList:
-    def __init__(self, patterns: tuple[str, ...], allow: tuple[str, ...]) -> None:
-        self._patterns = [re.compile(p) for p in patterns]
-        self._allow = [re.compile(p) for p in allow]
-
-    def blocked_by(self, line: str) -> str | None:
-        """The pattern that blocks ``line``, or None."""
-        for pattern in self._patterns:
-            if pattern.fullmatch(line):
-                if any(a.fullmatch(line) for a in self._allow):
-                    return None
-                return pattern.pattern
-        return None
+    params = read_params(command, line_no)
+    _check_params(command, params, rule, line_no)
+    check_framing(command, line_no)
+    return canonical(command, params)
 
 
 def prepare_marlin_program(program: str, profile: MarlinProfile) -> Program:
     """Validate and normalise ``program`` for ``profile``; raises ProgramError, sends nothing."""
-    blocks = BlockList(profile.blocked.patterns, profile.blocked.allow)
     limit = profile.marlin.max_line_chars
     lines: list[str] = []
     numbers: list[int] = []
     for line_no, raw in iter_program_lines(program):
-        line = normalise_line(raw, line_no)
+        line = prepare_line(raw, line_no, profile)
         if not line:
             continue
-        pattern = blocks.blocked_by(line)
-        if pattern is not None:
-            raise ProgramError(
-                f"line {line_no}: {line!r} is not allowed in a job on {profile.name} "
-                f"(blocked by {pattern!r})",
-                code="blocked_instruction",
-                line=line_no,
-            )
         if len(line) > limit:
             raise ProgramError(
                 f"line {line_no}: {len(line)} characters, {profile.name} takes at most {limit}",

@@ -21,6 +21,16 @@ Model (following Marlin's queue.cpp and its documentation):
   more until the emulator is restarted.
 - M155 auto-reports temperatures; M115 answers FIRMWARE_NAME and ``Cap:`` lines.
 
+Reading a line follows Marlin 2.1 with its default configuration (each rule names its source):
+``process_stream_char`` in queue.cpp (:func:`stream_line`: ``;`` comments, backslash escapes,
+backspace, PAREN_COMMENTS only when asked), the line-number and checksum checks of
+``get_serial_commands``, then ``GCodeParser::parse`` in parser.cpp (:func:`parse_command`:
+leading spaces, an ``N`` prefix in either case, the cut at ``*``, case-insensitive letters,
+spaces inside words, 16-bit command numbers so ``M0112`` is M112 and ``M65654`` is M118, text
+arguments of M23/M28/M30/M117/M118/M928). ``M118`` prints its text as it is (M118.cpp:
+``echo:`` only with ``E1``, ``//`` only with ``A1``); ``M117`` is sent to the host as
+``//action:notification`` only with HOST_ACTION_COMMANDS on.
+
 Faults: ``corrupt_fraction`` of arriving lines get one bit flipped (a flip may even turn ``*``
 into a line feed and split the line, as on a real wire), ``drop_ok_fraction`` of oks are never
 sent, ``garbage_fraction`` of replies are preceded by a line of noise, :meth:`go_silent` stops the
@@ -40,6 +50,7 @@ import random
 import re
 import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -80,24 +91,192 @@ _KNOWN_M = (3, 4, 5, 17, 18, 82, 83, 84, 92, 104, 105, 106, 107, 108, 109, 110, 
 KNOWN_COMMANDS = frozenset(
     [f"G{n}" for n in _KNOWN_G] + [f"M{n}" for n in _KNOWN_M] + ["T0", "T1"]
 )
-_WORD = re.compile(r"^([GMT])(\d+)")
-_PARAM_CACHE: dict[str, re.Pattern[str]] = {}
 _EMERGENCY = frozenset({"M108", "M112", "M410"})
 _KILL_TEXT = "Error:Printer halted. kill() called!"
+# Marlin's MAX_CMD_SIZE: a line's buffer, terminator included (queue.cpp skips the rest).
+MAX_CMD_SIZE = 96
+# M codes whose rest of line is one text argument (parser.cpp, default configuration).
+_STRING_ARG_M = frozenset({23, 28, 30, 117, 118, 928})
+_DECIMAL_SIGNED = frozenset("0123456789.+-")
+_FLOAT_PREFIX = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)")
+_LONG_PREFIX = re.compile(r"[+-]?\d+")
 
 
-def _param(command: str, letter: str) -> float | None:
-    pattern = _PARAM_CACHE.get(letter)
-    if pattern is None:
-        pattern = re.compile(rf"\s{letter}(-?\d+(?:\.\d*)?)")
-        _PARAM_CACHE[letter] = pattern
-    m = pattern.search(command)
-    return float(m.group(1)) if m else None
+def stream_line(raw: str, *, paren_comments: bool = False) -> str:
+    """What queue.cpp's ``process_stream_char`` keeps of one received line.
+
+    ``;`` starts a comment to the end of the line; a backslash is dropped and the character after
+    it kept as it is (so ``\\;`` is not a comment); a backspace (0x08) erases the character
+    before it; with PAREN_COMMENTS (off in Marlin's default configuration) ``(`` to ``)`` is
+    dropped; a line longer than MAX_CMD_SIZE - 1 loses the rest. GCODE_QUOTED_STRINGS (off by
+    default) is not modelled.
+    """
+    out: list[str] = []
+    escaped = False
+    in_paren = False
+    for c in raw:
+        if in_paren:
+            if c == ")":
+                in_paren = False
+            continue
+        if escaped:
+            escaped = False
+        elif c == "\\":
+            escaped = True
+            continue
+        elif c == ";":
+            break
+        elif paren_comments and c == "(":
+            in_paren = True
+            continue
+        if c == "\b":
+            if out:
+                out.pop()
+            continue
+        out.append(c)
+        if len(out) >= MAX_CMD_SIZE - 1:
+            break
+    return "".join(out)
 
 
-def _command_word(command: str) -> str:
-    m = _WORD.match(command)
-    return f"{m.group(1)}{int(m.group(2))}" if m else ""
+def _upper(c: str) -> str:
+    # GCODE_CASE_INSENSITIVE (on in Marlin's default Configuration_adv.h): a-z read as A-Z.
+    return c.upper() if "a" <= c <= "z" else c
+
+
+def _valid_float(text: str) -> bool:
+    """parser.h ``valid_float``: ``[-+]?.?[0-9]`` at the start."""
+    t = text[1:] if text[:1] in ("-", "+") else text
+    return t[:1].isdigit() or (t[:1] == "." and t[1:2].isdigit())
+
+
+@dataclass
+class MarlinCommand:
+    """One line as ``GCodeParser::parse`` (parser.cpp, Marlin 2.1) leaves it.
+
+    ``letter`` is ``G``/``M``/``T``, or ``?`` when the line has no command Marlin knows how to
+    read; ``codenum`` is 16-bit, ``subcode`` 8-bit (``M65654`` is M118, leading zeros vanish);
+    ``params`` maps each parameter letter to the text its value starts at (None: no value; a
+    later copy of a letter replaces an earlier one, as FASTER_GCODE_PARSER's ``set`` does);
+    ``string_arg`` is the text argument of M23/M28/M30/M117/M118/M928 (the rest of the line)
+    or the first value-less word; ``text`` is what Marlin echoes in "Unknown command".
+    """
+
+    letter: str
+    codenum: int
+    subcode: int
+    params: dict[str, str | None]
+    string_arg: str | None
+    text: str
+
+    @property
+    def word(self) -> str:
+        return f"{self.letter}{self.codenum}" if self.letter != "?" else ""
+
+    def seenval(self, letter: str) -> bool:
+        return self.params.get(letter) is not None
+
+    def value_float(self, letter: str) -> float | None:
+        """``value_float``: strtof of the value, cut at E/e/X/x (no exponent, no hex)."""
+        value = self.params.get(letter)
+        if value is None:
+            return None
+        for i, c in enumerate(value):
+            if c in " EeXx":
+                value = value[:i]
+                break
+        m = _FLOAT_PREFIX.match(value)
+        return float(m.group(0)) if m else 0.0
+
+    def value_ulong(self, letter: str) -> int | None:
+        """``value_ulong``: strtoul base 10 (a negative number wraps to a huge one)."""
+        value = self.params.get(letter)
+        if value is None:
+            return None
+        m = _LONG_PREFIX.match(value)
+        return int(m.group(0)) % (1 << 32) if m else 0
+
+
+def parse_command(line: str) -> MarlinCommand:
+    """Read one queued line as ``GCodeParser::parse`` does (Marlin 2.1, default configuration:
+    GCODE_CASE_INSENSITIVE and FASTER_GCODE_PARSER on, motion modes and quoted strings off).
+
+    - leading spaces are skipped; ``N`` (either case) then a digit or sign: the line number,
+      its digits and the spaces after it are skipped;
+    - the line ends at the first ``*`` (spaces before it dropped);
+    - the command letter is G, M or T in either case, spaces may follow it (``M 118``), then
+      digits read into a 16-bit number, so leading zeros vanish (``M0112`` is M112) and
+      ``M65654`` is M118; ``.n`` is a subcode;
+    - M23, M28, M30, M117 and M118 take the rest of the line, spaces skipped, as their text;
+    - otherwise each parameter is a letter (upper-cased), spaces, then a value if one starts
+      there (``valid_float``); after a value its ``0-9.+-`` characters and spaces are skipped.
+    """
+    p = line.lstrip(" ")
+    if _upper(p[:1]) == "N" and p[1:2] and (p[1].isdigit() or p[1] in "+-"):
+        p = p[2:]
+        while p[:1].isdigit():
+            p = p[1:]
+        p = p.lstrip(" ")
+    star = p.find("*")
+    if star >= 0:
+        p = p[:star].rstrip(" ")
+    text = p
+    unknown = MarlinCommand("?", 0, 0, {}, None, text)
+    letter = _upper(p[:1])
+    if letter not in ("G", "M", "T"):
+        return unknown
+    p = p[1:].lstrip(" ")
+    digits = len(p) - len(p.lstrip("0123456789"))
+    if digits == 0:
+        return unknown
+    codenum = int(p[:digits]) % 65_536
+    p = p[digits:]
+    subcode = 0
+    if p[:1] == ".":
+        p = p[1:]
+        digits = len(p) - len(p.lstrip("0123456789"))
+        subcode = int(p[:digits] or "0") % 256
+        p = p[digits:]
+    p = p.lstrip(" ")
+    if letter == "M" and codenum in _STRING_ARG_M:
+        return MarlinCommand(letter, codenum, subcode, {}, p, text)
+    params: dict[str, str | None] = {}
+    string_arg: str | None = None
+    while p:
+        c, p = p[0], p[1:]
+        param = _upper(c)
+        if param == "!" and letter == "M" and codenum == 32:
+            return MarlinCommand(letter, codenum, subcode, params, p.partition("#")[0], text)
+        if "A" <= param <= "Z":
+            p = p.lstrip(" ")
+            has_val = _valid_float(p)
+            if not has_val and string_arg is None:
+                string_arg = c + p
+            params[param] = p if has_val else None
+        elif string_arg is None:
+            string_arg = c + p
+        if not ("A" <= p[:1] <= "Z"):
+            while p[:1] and p[0] in _DECIMAL_SIGNED:
+                p = p[1:]
+            p = p.lstrip(" ")
+    return MarlinCommand(letter, codenum, subcode, params, string_arg, text)
+
+
+def m118_output(string_arg: str) -> str:
+    """The line M118 prints (M118.cpp): up to three leading ``A1``/``E1``/``Pn`` words (upper
+    case, each followed by spaces) are options; ``E1`` prefixes ``echo:``, ``A1`` prefixes
+    ``//``; the rest is printed as it is."""
+    p = string_arg
+    has_a = has_e = False
+    for _ in range(3):
+        if not ((p[:1] in ("A", "E") and p[1:2] == "1") or (p[:1] == "P" and p[1:2].isdigit())):
+            break
+        if p[0] == "A":
+            has_a = True
+        elif p[0] == "E":
+            has_e = True
+        p = p[2:].lstrip(" ")
+    return ("echo:" if has_e else "") + ("//" if has_a else "") + p
 
 
 def _strip_frame(line: str) -> str:
@@ -149,8 +328,12 @@ class MarlinEmulator(EmulatorTasks):
         garbage_fraction: float = 0.0,
         seed: int | None = None,
         record_path: Path | None = None,
+        paren_comments: bool = False,
     ) -> None:
         self.endpoint = endpoint
+        # PAREN_COMMENTS (off in Marlin's default configuration): ``( )`` are comments.
+        self.paren_comments = paren_comments
+        self.status_message = ""
         self.bufsize = bufsize
         self.rx_capacity = rx_buffer_bytes - 1
         self.advanced_ok = advanced_ok
@@ -226,7 +409,7 @@ class MarlinEmulator(EmulatorTasks):
             size = self._rng.randrange(3, 20)
             noise = bytes(self._rng.randrange(0x21, 0x7F) for _ in range(size))
             self.endpoint.send(noise + b"\n")
-        self.endpoint.send(text.encode("ascii") + b"\n")
+        self.endpoint.send(text.encode("ascii", "replace") + b"\n")
 
     def _ok(self, number: int | None) -> None:
         if self.drop_ok_fraction and self._rng.random() < self.drop_ok_fraction:
@@ -319,12 +502,20 @@ class MarlinEmulator(EmulatorTasks):
             self._take_line(raw.decode("ascii", "replace").replace("\r", "\n"))
 
     def _take_line(self, text: str) -> None:
+        """queue.cpp: CR and LF both end a line; each line's characters go through
+        ``process_stream_char`` (:func:`stream_line`: comments, escapes, backspace) before the
+        line-number and checksum checks, which see only what is left."""
         for piece in text.split("\n"):
-            line = piece.strip()
+            line = stream_line(piece, paren_comments=self.paren_comments).strip()
             if line:
                 self._parse_line(line)
 
     def _parse_line(self, line: str) -> None:
+        """queue.cpp ``get_serial_commands``: only an upper-case ``N`` starting the line makes
+        it numbered (sequence and checksum checked, the checksum being the XOR of the bytes
+        before the last ``*``). Deviation: Marlin 2.1 queues an unnumbered line with ``*`` (the
+        parser cuts it there); the emulator answers it with a resend request, like Marlin 1.x,
+        so that a bit flip in a numbered line's ``N`` cannot run a line twice in noise tests."""
         number: int | None = None
         if line.startswith("N"):
             m = re.match(r"N(-?\d+)\s*", line)
@@ -352,12 +543,13 @@ class MarlinEmulator(EmulatorTasks):
                 self._line_error("checksum mismatch, Last Line: ")
                 return
             self.last_n = number
-            command = line[m.end():star].strip()
+            command = parse_command(line).text.strip()
         elif "*" in line:
             self._line_error("No Line Number with checksum, Last Line: ")
             return
         else:
-            command = line
+            # An unnumbered line: the parser still skips an ``n<digits>`` (either case) prefix.
+            command = parse_command(line).text.strip()
         if command:
             self._queue.append((command, number))
             self.max_queue = max(self.max_queue, len(self._queue))
@@ -408,8 +600,9 @@ class MarlinEmulator(EmulatorTasks):
             await asyncio.sleep(ahead)
 
     async def _execute(self, command: str) -> bool:
-        """Run one command; True when it printed its own ok (M105)."""
-        word = _command_word(command)
+        """Run one command, read by :func:`parse_command`; True when it printed its own ok."""
+        parsed = parse_command(command)
+        word = parsed.word
         if word not in KNOWN_COMMANDS:
             self._emit(f'echo:Unknown command: "{command}"')
             return False
@@ -423,7 +616,7 @@ class MarlinEmulator(EmulatorTasks):
                 self._emit("ok " + self._temperature_text())
             return True
         if word == "M110":
-            n = _param(" " + command[4:], "N")
+            n = parsed.value_float("N")
             if n is not None:
                 self.last_n = int(n)
         elif word == "M115":
@@ -434,30 +627,41 @@ class MarlinEmulator(EmulatorTasks):
             )
             for name, on in self.capabilities.items():
                 self._emit(f"Cap:{name}:{int(on)}")
+        elif word == "M118":
+            # M118.cpp: the text goes out as it is (echo: only with E1, // only with A1).
+            self._emit(m118_output(parsed.string_arg or ""))
+        elif word == "M117":
+            # MarlinUI::set_status: with HOST_STATUS_NOTIFICATIONS (which needs
+            # HOST_ACTION_COMMANDS) the message is also sent to the host.
+            self.status_message = parsed.string_arg or ""
+            if self.status_message and self.capabilities.get("HOST_ACTION_COMMANDS"):
+                self._emit(f"//action:notification {self.status_message}")
         elif word == "M155":
-            s = _param(command, "S")
+            s = parsed.value_float("S")
             self._autoreport_s = s if s is not None else 0.0
             self._autoreport_changed.set()
         elif word == "M113":
-            s = _param(command, "S")
+            s = parsed.value_float("S")
             if s is not None:
                 self.keepalive_s = s
         elif word in ("M104", "M109"):
-            s = _param(command, "S")
+            s = parsed.value_float("S")
             if s is not None:
                 self.hotend.target = s
             if word == "M109":
                 await self._heat_wait(self.hotend)
         elif word in ("M140", "M190"):
-            s = _param(command, "S")
+            s = parsed.value_float("S")
             if s is not None:
                 self.bed.target = s
             if word == "M190":
                 await self._heat_wait(self.bed)
         elif word == "G4":
-            p = _param(command, "P") or 0.0
-            s = _param(command, "S") or 0.0
-            await self._busy_wait(p / 1000 + s)
+            # G4.cpp: P in milliseconds (read as an unsigned long), S in seconds wins over P.
+            p_ms = parsed.value_ulong("P")
+            s_s = parsed.value_float("S")
+            dwell_ms = s_s * 1000 if s_s is not None else float(p_ms or 0)
+            await self._busy_wait(dwell_ms / 1000)
         elif word == "G28":
             await self._busy_wait(self.homing_time_s)
         elif word == "M112":

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from agent.profiles.base import ProfileBase, StrictModel
+from agent.profiles.toolpath import LiftMethod
 
 Seconds = Annotated[float, Field(gt=0, le=86_400)]
 
@@ -79,6 +82,155 @@ class MarlinSettings(StrictModel):
         return value
 
 
+# Commands no Marlin profile may allow: each breaks a guarantee the agent itself relies on (the
+# replies it reads, the line numbering, the link, the e-stop path, or "only checked lines run").
+# A site that needs one of them needs a change to the agent, not to its profile.
+RESERVED_COMMANDS: dict[str, str] = {
+    "M16": "compares a text with the machine name and kills the board on a mismatch",
+    "M23": "selects an SD file: its lines would run unchecked",
+    "M24": "starts or resumes an SD print: lines the agent never checked would run",
+    "M25": "pauses an SD print (SD printing belongs to the operator)",
+    "M26": "sets the SD read position",
+    "M27": "reports SD progress as text on the serial line",
+    "M28": "starts writing the following serial lines into an SD file instead of running them",
+    "M29": "ends an SD file write",
+    "M30": "deletes an SD file",
+    "M32": "selects and starts an SD file: its lines would run unchecked",
+    "M33": "prints a file's long name (text from the card) on the serial line",
+    "M34": "changes SD file sorting",
+    "M20": "lists SD file names (text from the card) on the serial line",
+    "M21": "mounts the SD card",
+    "M22": "releases the SD card",
+    "M524": "aborts an SD print",
+    "M928": "logs the following serial lines to an SD file",
+    "M105": "a temperature report answered 'ok T:': the agent uses it as its own sync probe",
+    "M108": "acted on by the emergency parser the moment it arrives, before the lines ahead of it",
+    "M110": "line numbering belongs to the agent",
+    "M111": "debug flags: echo every command, or DRYRUN (moves skipped while oks still come)",
+    "M112": "the emergency stop belongs to the e-stop path (it kills the board on arrival)",
+    "M113": "the busy-keepalive interval the agent relies on",
+    "M115": "firmware and capability report the agent reads at connect",
+    "M117": "sets the status message; with HOST_STATUS_NOTIFICATIONS it is echoed on the serial "
+            "line as //action:notification <text>",
+    "M118": "prints its text on the serial line as it is: a job could forge 'ok', 'start', "
+            "'Resend:', 'Error:' or a temperature report",
+    "M155": "the temperature auto-report the agent relies on",
+    "M410": "quick stop, acted on by the emergency parser on arrival",
+    "M575": "changes the serial baud rate: the agent would lose the machine",
+    "M876": "answers a host prompt (emergency parser): host protocol",
+    "M997": "firmware update",
+    "M999": "restarts after a kill: the operator's decision, made at the machine",
+    **{f"M{n}": "G-code macro: its stored lines would run unchecked" for n in range(810, 820)},
+}
+
+_COMMAND_KEY = re.compile(r"^(?:[GM](?:0|[1-9]\d{0,4})(?:\.(?:[1-9]\d{0,2}))?|T\d)$")
+_PARAM_LETTERS = frozenset("ABCDEFHIJKLOPQRSTUVWXYZ")  # not G, M (commands) nor N (numbering)
+
+
+class CommandRule(StrictModel):
+    """What a job may give one allowed command.
+
+    ``params``: the parameter letters it may carry, each with a number; ``flags``: those of them
+    that may also come without one (``G28 X``); ``min``/``max``: limits of a letter's value.
+    Any other letter, a letter twice, or a value outside its limits refuses the line.
+    """
+
+    params: str = ""
+    flags: str = ""
+    min: dict[str, float] = Field(default_factory=dict)
+    max: dict[str, float] = Field(default_factory=dict)
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _letters(self) -> CommandRule:
+        if len(set(self.params)) != len(self.params):
+            raise ValueError(f"params {self.params!r} names a letter twice")
+        bad = set(self.params) - _PARAM_LETTERS
+        if bad:
+            raise ValueError(
+                f"params {self.params!r}: {''.join(sorted(bad))} cannot be a parameter (A-Z but "
+                "G and M, which start a command, and N, the agent's line number)"
+            )
+        for label, letters in (("flags", set(self.flags)), ("min", set(self.min)),
+                               ("max", set(self.max))):
+            stray = letters - set(self.params)
+            if stray:
+                raise ValueError(f"{label} names {''.join(sorted(stray))}, not in params")
+        for letter, low in self.min.items():
+            high = self.max.get(letter)
+            if high is not None and low > high:
+                raise ValueError(f"min {letter}={low} is above max {letter}={high}")
+        for limits in (self.min, self.max):
+            for letter, value in limits.items():
+                if not math.isfinite(value):
+                    raise ValueError(f"limit for {letter} is not a finite number")
+        return self
+
+
 class MarlinProfile(ProfileBase):
     family: Literal["marlin"]
     marlin: MarlinSettings = MarlinSettings()
+    # The allowlist: every G/M/T code a job may contain, by canonical name (``G1``, ``M106``,
+    # ``G29.1``), with what it may carry. Anything else is refused (blocked_instruction).
+    commands: dict[str, CommandRule] = Field(default_factory=dict)
+
+    @field_validator("commands")
+    @classmethod
+    def _allowed_names(cls, value: dict[str, CommandRule]) -> dict[str, CommandRule]:
+        for name in value:
+            if not _COMMAND_KEY.match(name):
+                raise ValueError(
+                    f"{name!r} is not a command name as the agent writes it (G, M or T, the "
+                    "number without leading zeros, an optional .subcode: G1, M106, G29.1)"
+                )
+            base = name.split(".")[0]
+            if base in RESERVED_COMMANDS:
+                raise ValueError(
+                    f"{name} may not be allowed by a profile: {RESERVED_COMMANDS[base]}"
+                )
+            if name[0] in "GM" and int(base[1:]) > 65_535:
+                raise ValueError(f"{name}: Marlin reads command numbers modulo 65536")
+            if "." in name and int(name.split(".")[1]) > 255:
+                raise ValueError(f"{name}: Marlin reads subcodes modulo 256")
+        return value
+
+    @model_validator(mode="after")
+    def _no_blocked_patterns(self) -> MarlinProfile:
+        if self.blocked.patterns or self.blocked.allow:
+            raise ValueError(
+                "Marlin profiles list what a job may contain in [commands]; [blocked] patterns "
+                "are not read for Marlin and would give a false sense of safety"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _toolpath_lines_allowed(self) -> MarlinProfile:
+        """The lines the toolpath compiler writes from this profile pass its own allowlist."""
+        if self.toolpath is None or not self.commands:
+            return self
+        from agent.dialects.marlin import prepare_line
+        from agent.errors import ProgramError
+
+        settings = self.toolpath
+        lines: list[tuple[str, str]] = [("preamble", "G21"), ("preamble", "G90")]
+        if settings.laser is not None:
+            beam = "M4" if settings.laser.dynamic_power else "M3"
+            lines += [("laser.s_max", f"{beam} S{settings.laser.s_max}"), ("laser", "M5")]
+            if settings.laser.air_assist:
+                lines += [("laser.air_on", settings.laser.air_on),
+                          ("laser.air_off", settings.laser.air_off)]
+        if settings.lift is not None and settings.lift.method is LiftMethod.SERVO:
+            lines += [("lift.servo_up", settings.lift.servo_up),
+                      ("lift.servo_down", settings.lift.servo_down)]
+            if settings.lift.servo_dwell_s > 0:
+                lines.append(("lift.servo_dwell_s", f"G4 P{settings.lift.servo_dwell_s:g}"))
+        for key, line in lines:
+            try:
+                prepare_line(line, 0, self)
+            except ProgramError as exc:
+                message = exc.message.removeprefix("line 0: ")
+                raise ValueError(
+                    f"toolpath {key}: the compiler would write {line!r}, which [commands] "
+                    f"refuses: {message}"
+                ) from None
+        return self

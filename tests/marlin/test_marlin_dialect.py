@@ -1,4 +1,4 @@
-"""Marlin programs: normalisation, blocked instructions, framing and the profile."""
+"""Marlin programs: normalisation, the allowlist, framing and the profile."""
 
 from __future__ import annotations
 
@@ -10,19 +10,20 @@ import pytest
 from agent.dialects.marlin import checksum, frame_line, prepare_marlin_program
 from agent.errors import ProgramError
 from agent.profiles import load_profile
-from agent.profiles.marlin import MarlinProfile
+from agent.profiles.marlin import CommandRule, MarlinProfile
 from tests.marlin.conftest import marlin_profile
 
 FRONT_PANEL = """\
 ; T-shirt front, size M - knife on Z
 G21
 G90
-N10 g01 z5 f600*37
+  g01 z5 f600
 G0 X20 Y20 ; hem corner
 G1 Z-1 F600
 G1X540Y20 F3000
 G1 X540 Y(side seam) 510
-M117 Cutting front (M)
+M0106 S255
+M 107
 M400
 """
 
@@ -45,8 +46,8 @@ def test_front_panel_is_normalised_line_by_line() -> None:
         "G1 Z-1 F600",
         "G1 X540 Y20 F3000",
         "G1 X540 Y510",
-        # Parenthesised text is a comment, even in a message (documented in the dialect).
-        "M117 Cutting front",
+        "M106 S255",
+        "M107",
         "M400",
     )
     # Source numbering survives dropped comment lines.
@@ -70,7 +71,17 @@ def test_front_panel_is_normalised_line_by_line() -> None:
         ("G1 X10 *Y3", "invalid_program"),
         ("hello", "invalid_program"),
         ("G1 X1.2.3", "invalid_program"),
-        ("G28 G29", "invalid_program"),
+        ("G1 X1-2", "invalid_program"),
+        ("G1 X1e5", "invalid_program"),
+        ("G1 X0x10", "invalid_program"),
+        ("G1 X10 x20", "invalid_program"),
+        ("G1 X10 \\; M118 ok", "invalid_program"),
+        ('G1 X10 "a"', "invalid_program"),
+        ("G1 X10 ?", "invalid_program"),
+        ("G1 X10 N5", "invalid_program"),
+        ("G-1 X10", "invalid_program"),
+        ("G1. X10", "invalid_program"),
+        ("G1 G0 X10", "invalid_program"),
         ("G1 X10 M3", "invalid_program"),
         ("G1 X10 (unclosed", "invalid_program"),
         ("G1 X10\x07", "invalid_program"),
@@ -84,21 +95,53 @@ def test_bad_lines_are_rejected_with_code_and_line(line: str, code: str) -> None
     assert info.value.line == 3
 
 
-def test_allow_wins_over_blocked() -> None:
+def test_a_site_may_extend_the_allowlist() -> None:
     profile = marlin_profile()
-    blocked = profile.blocked.model_copy(update={"allow": ("M600(?!\\d).*",)})
-    profile = profile.model_copy(update={"blocked": blocked})
+    commands = dict(profile.commands)
+    commands["M600"] = CommandRule()
+    profile = profile.model_copy(update={"commands": commands})
     assert prepare_marlin_program("M600", profile).lines == ("M600",)
 
 
-def test_m5000_is_not_mistaken_for_m500() -> None:
-    # An unknown number is the firmware's business (it answers "Unknown command").
-    assert prepare_marlin_program("M5000", marlin_profile()).lines == ("M5000",)
+def test_unknown_numbers_are_refused_not_left_to_the_firmware() -> None:
+    # M5000 is no Marlin command; unknown means refused, and so does a near miss of an allowed one.
+    for line in ("M5000", "G1.5 X10", "G10", "M1060 S255", "T0"):
+        with pytest.raises(ProgramError) as info:
+            prepare_marlin_program(line, marlin_profile())
+        assert info.value.code == "blocked_instruction", line
+        assert "not allowed" in info.value.message
+
+
+def test_subcode_zero_is_the_command_itself() -> None:
+    assert prepare_marlin_program("G1.0 X5", marlin_profile()).lines == ("G1 X5",)
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        ("G4 P-1", "outside 0..600000"),
+        ("G4 S601", "outside 0..600"),
+        ("M104 S300", "outside 0..260"),
+        ("M190 S111", "outside 0..110"),
+        ("M106 S256", "outside 0..255"),
+        ("M3 S-5", "outside 0..255"),
+        ("M106 S255 I", "may not carry I"),
+        ("G1 X10 P5", "may not carry P"),
+        ("G92 X0", "may not carry X"),
+        ("M104 S", "needs a number"),
+    ],
+)
+def test_parameters_are_allowed_by_letter_and_limit(line: str, why: str) -> None:
+    with pytest.raises(ProgramError) as info:
+        prepare_marlin_program(f"G21\n{line}\n", marlin_profile())
+    assert info.value.code == "blocked_instruction"
+    assert info.value.line == 2
+    assert why in info.value.message
 
 
 def test_long_line_and_empty_program() -> None:
     with pytest.raises(ProgramError) as info:
-        prepare_marlin_program("M117 " + "x" * 100, marlin_profile())
+        prepare_marlin_program("G1 X" + "1" * 90, marlin_profile())
     assert info.value.code == "line_too_long"
     with pytest.raises(ProgramError) as info:
         prepare_marlin_program("; nothing\n\n", marlin_profile())
