@@ -174,8 +174,14 @@ def _tool_down(w: GcodeWriter, path: PlannedPath) -> None:
 
 
 def _dwell(w: GcodeWriter, seconds: float) -> None:
-    if seconds > 0:
+    """G4's P is seconds on GRBL (gcode.c reads it as a float of seconds) but milliseconds on
+    Marlin (G4.cpp: P is milliseconds, S seconds): a servo settle of 0.2 s is P0.2 or P200."""
+    if seconds <= 0:
+        return
+    if w.target.dialect is Dialect.GRBL:
         w.emit("G4", "P" + f"{seconds:.3f}".rstrip("0").rstrip("."))
+    else:
+        w.emit("G4", f"P{round(seconds * 1000)}")
 
 
 def _spaced(line: str, compact: bool) -> str:

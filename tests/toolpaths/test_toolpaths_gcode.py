@@ -307,3 +307,21 @@ def test_servo_pen_lifts_with_its_own_commands_and_waits() -> None:
     assert len(cuts) == 1
     assert cuts[0].speed_mm_s == 80.0
     assert len(cuts[0].points) == len(sleeve()) + 1
+
+
+def test_servo_dwell_is_milliseconds_on_marlin() -> None:
+    """Marlin's G4 P is milliseconds (G4.cpp), GRBL's seconds: 0.15 s is P150 on Marlin, where
+    P0.15 would dwell 0 ms and cut before the blade is down."""
+    pen = ToolpathSettings.model_validate(
+        {
+            "machine": "pen",
+            "speed_mm_s": 80.0,
+            "lift": {"method": "servo", "servo_up": "M3 S0", "servo_down": "M3 S200",
+                     "servo_dwell_s": 0.15},
+        }
+    )
+    target = dataclasses.replace(marlin_target("grbl-knife"), settings=pen)
+    lines = compile_for_target(job([path(sleeve(), op="draw")]), target).lines
+    down = lines.index("M3 S200")
+    assert lines[down + 1] == "G4 P150"
+    assert lines[-1] == "G4 P150"
