@@ -1,4 +1,11 @@
-"""Runs accepted jobs one at a time, in arrival order, on the station's machine."""
+"""Runs accepted jobs one at a time, in arrival order, on the station's machine.
+
+On a full or failing disk (docs/deployment.md): no job starts (its start could not be recorded);
+a job already streaming runs to its end, since stopping a cut half way wastes the fabric and the
+machine does not need the disk; its progress is not written, and its final state (succeeded,
+failed, canceled) is kept in memory as a :class:`PendingFinal` and recorded, with its event,
+when the disk takes writes again. A job is never reported in a state it did not reach.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +25,7 @@ from agent.jobs.store import JobRecord, JobStore
 from agent.reporter import Reporter
 from agent.schemas.event import EventType, request_echo
 from agent.schemas.job import JobRequest
-from agent.storage import Database
+from agent.storage import Database, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +47,19 @@ class RunningJob:
     canceled: bool = False
 
 
+@dataclass(frozen=True)
+class PendingFinal:
+    """A job's end that happened on the machine but could not be written yet."""
+
+    job_id: str
+    trigger: Trigger
+    event: EventType
+    detail: dict[str, Any]
+    error_code: str | None = None
+    error_message: str | None = None
+    lines_done: int | None = None
+
+
 class JobRunner:
     def __init__(self, db: Database, store: JobStore, reporter: Reporter, device: DeviceManager,
                  *, may_start: Callable[[], str | None], on_change: Callable[[], None]) -> None:
@@ -54,6 +74,8 @@ class JobRunner:
         self._queue_changed = asyncio.Event()
         self._operator_start = asyncio.Event()
         self._operator_cancel = asyncio.Event()
+        # Final states the disk could not take yet, in the order they happened.
+        self.pending: dict[str, PendingFinal] = {}
 
     # -- start-up --------------------------------------------------------------------------
 
@@ -86,6 +108,17 @@ class JobRunner:
 
     async def run(self) -> None:
         while True:
+            try:
+                await self._next()
+            except StorageError:
+                # The job stays queued (or was never started): wait for the disk to work again.
+                self.current = None
+                while self.db.fault is not None or self.pending:
+                    await wait_event(self._queue_changed, 1.0)
+                    self._queue_changed.clear()
+
+    async def _next(self) -> None:
+        while True:
             queued = self.store.queued()
             if not queued:
                 self._queue_changed.clear()
@@ -100,7 +133,8 @@ class JobRunner:
     async def _wait_until_startable(self) -> None:
         while True:
             driver = self.device.driver
-            if driver is not None and self._may_start() is None and driver.ready_for_job[0]:
+            if (driver is not None and self._may_start() is None and driver.ready_for_job[0]
+                    and self.db.fault is None and not self.pending):
                 return
             await wait_event(self._queue_changed, 0.2)
             self._queue_changed.clear()
@@ -115,6 +149,8 @@ class JobRunner:
             driver = self.device.driver
             if driver is None:
                 return  # device went away: the job stays queued
+            if self.db.fault is not None:
+                return  # the start could not be recorded: the job stays queued
             with self.db.transaction():
                 self.store.transition(rec.job_id, Trigger.START)
                 self.reporter.event(EventType.STARTED, rec.job_id, {
@@ -145,10 +181,9 @@ class JobRunner:
                     if job.request.operator_timeout_s else None)
         while True:
             if self._operator_cancel.is_set():
-                with self.db.transaction():
-                    self.store.transition(job.record.job_id, Trigger.CANCEL)
-                    self.reporter.event(EventType.CANCELED, job.record.job_id,
-                                        request_echo(job.cancel_request_id))
+                self._record_final(PendingFinal(job.record.job_id, Trigger.CANCEL,
+                                                EventType.CANCELED,
+                                                request_echo(job.cancel_request_id)))
                 return False
             if self._operator_start.is_set():
                 self._operator_start.clear()
@@ -179,11 +214,14 @@ class JobRunner:
             if not final and quiet < PROGRESS_MIN_STEP_S:
                 return
             last_percent, last_time = percent, now
-            with self.db.transaction():
-                self.store.set_progress(job_id, done)
-                self.reporter.event(EventType.PROGRESS, job_id, {
-                    "lines_total": total, "lines_done": done, "percent": percent,
-                })
+            try:
+                with self.db.transaction():
+                    self.store.set_progress(job_id, done)
+                    self.reporter.event(EventType.PROGRESS, job_id, {
+                        "lines_total": total, "lines_done": done, "percent": percent,
+                    })
+            except StorageError:
+                pass  # the machine goes on; its progress is written with the job's end
 
         try:
             result = await driver.stream(job.program.lines, on_progress)
@@ -191,13 +229,10 @@ class JobRunner:
             if exc.code == "estop":
                 self._finish_failed(job, "estop", "emergency stop", {})
             else:
-                with self.db.transaction():
-                    self.store.transition(job_id, Trigger.CANCEL,
-                                          lines_done=driver.lines_acknowledged)
-                    self.reporter.event(EventType.CANCELED, job_id, {
-                        "lines_done": driver.lines_acknowledged, "lines_total": total,
-                        **request_echo(job.cancel_request_id),
-                    })
+                self._record_final(PendingFinal(job_id, Trigger.CANCEL, EventType.CANCELED, {
+                    "lines_done": driver.lines_acknowledged, "lines_total": total,
+                    **request_echo(job.cancel_request_id),
+                }, lines_done=driver.lines_acknowledged))
             return
         except DeviceError as exc:
             extra: dict[str, Any] = {}
@@ -212,26 +247,68 @@ class JobRunner:
             return
         if last_percent != 100:
             on_progress(total)
-        with self.db.transaction():
-            self.store.transition(job_id, Trigger.SUCCEED, lines_done=result.lines_done)
-            detail: dict[str, Any] = {
-                "lines_total": total, "lines_done": result.lines_done,
-                "duration_s": round(time.monotonic() - job.started_at, 3),
-            }
-            if result.warnings:
-                detail["warnings"] = list(result.warnings)
-            self.reporter.event(EventType.SUCCEEDED, job_id, detail)
+        detail: dict[str, Any] = {
+            "lines_total": total, "lines_done": result.lines_done,
+            "duration_s": round(time.monotonic() - job.started_at, 3),
+        }
+        if result.warnings:
+            detail["warnings"] = list(result.warnings)
+        self._record_final(PendingFinal(job_id, Trigger.SUCCEED, EventType.SUCCEEDED, detail,
+                                        lines_done=result.lines_done))
 
     def _finish_failed(self, job: RunningJob, code: str, message: str, extra: dict[str, Any],
                        lines_done: int | None = None) -> None:
+        detail: dict[str, Any] = {"error": {"code": code, "message": message, **extra}}
+        if lines_done is not None:
+            detail["lines_done"] = lines_done
+            detail["lines_total"] = len(job.program)
+        self._record_final(PendingFinal(job.record.job_id, Trigger.FAIL, EventType.FAILED, detail,
+                                        error_code=code, error_message=message,
+                                        lines_done=lines_done))
+
+    # -- final states, now or when the disk works again --------------------------------------
+
+    def _record_final(self, final: PendingFinal) -> None:
+        """Write a job's end and its event; on a full disk keep it for :meth:`flush_pending`."""
+        if not self.pending:
+            try:
+                self._write_final(final)
+                return
+            except StorageError:
+                pass
+        self.pending[final.job_id] = final
+        log.error("job %s %s on the machine, but the disk cannot record it now: kept in memory "
+                  "and recorded when a write succeeds again (if the agent stops before that, "
+                  "the job will be reported interrupted)", final.job_id, final.event.value)
+
+    def _write_final(self, final: PendingFinal, *, late: bool = False) -> None:
         with self.db.transaction():
-            self.store.transition(job.record.job_id, Trigger.FAIL, error_code=code,
-                                  error_message=message, lines_done=lines_done)
-            detail: dict[str, Any] = {"error": {"code": code, "message": message, **extra}}
-            if lines_done is not None:
-                detail["lines_done"] = lines_done
-                detail["lines_total"] = len(job.program)
-            self.reporter.event(EventType.FAILED, job.record.job_id, detail)
+            rec = self.store.get(final.job_id)
+            if rec is None:
+                return
+            # A pause or resume the disk could not take: the record may still say paused.
+            if rec.state is JobState.PAUSED and final.trigger is Trigger.SUCCEED:
+                self.store.transition(final.job_id, Trigger.RESUME)
+            self.store.transition(final.job_id, final.trigger, error_code=final.error_code,
+                                  error_message=final.error_message,
+                                  lines_done=final.lines_done)
+            detail = {**final.detail, **({"recorded_late": True} if late else {})}
+            self.reporter.event(final.event, final.job_id, detail)
+
+    def flush_pending(self) -> list[str]:
+        """Record the final states kept in memory (raises StorageError if the disk fails again).
+
+        Returns the jobs recorded, in the order they ended.
+        """
+        done = []
+        for job_id, final in list(self.pending.items()):
+            self._write_final(final, late=True)
+            del self.pending[job_id]
+            done.append(job_id)
+        if done:
+            self.db.sync()
+            self._queue_changed.set()
+        return done
 
     # -- commands on the current job -------------------------------------------------------
 
@@ -243,13 +320,19 @@ class JobRunner:
         if driver is None:
             return "the machine is offline"
         await driver.pause()
-        with self.db.transaction():
-            self.store.transition(job.record.job_id, Trigger.PAUSE)
-            self.reporter.event(EventType.PAUSED, job.record.job_id, {
-                "lines_done": driver.lines_acknowledged,
-                **request_echo(request_id),
-                **({"reason": reason} if reason else {}),
-            })
+        try:
+            with self.db.transaction():
+                rec = self.store.get(job.record.job_id)
+                if rec is not None and rec.state is JobState.RUNNING:
+                    self.store.transition(job.record.job_id, Trigger.PAUSE)
+                self.reporter.event(EventType.PAUSED, job.record.job_id, {
+                    "lines_done": driver.lines_acknowledged,
+                    **request_echo(request_id),
+                    **({"reason": reason} if reason else {}),
+                })
+        except StorageError:
+            # The machine is held whatever the disk says; only the record has to wait.
+            log.warning("job %s paused, but the disk could not record it", job.record.job_id)
         job.state = JobState.PAUSED
         self._on_change()
         return None
@@ -262,9 +345,15 @@ class JobRunner:
         if driver is None:
             return "the machine is offline"
         await driver.resume()
-        with self.db.transaction():
-            self.store.transition(job.record.job_id, Trigger.RESUME)
-            self.reporter.event(EventType.RESUMED, job.record.job_id, request_echo(request_id))
+        try:
+            with self.db.transaction():
+                rec = self.store.get(job.record.job_id)
+                if rec is not None and rec.state is JobState.PAUSED:
+                    self.store.transition(job.record.job_id, Trigger.RESUME)
+                self.reporter.event(EventType.RESUMED, job.record.job_id,
+                                    request_echo(request_id))
+        except StorageError:
+            log.warning("job %s resumed, but the disk could not record it", job.record.job_id)
         job.state = JobState.RUNNING
         self._on_change()
         return None
