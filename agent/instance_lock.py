@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 
 from agent.errors import StationAgentError
+from agent.storage import StorageUnusable
 
 # Exit status of a second instance (sysexits' EX_TEMPFAIL would invite a restart loop).
 EXIT_ALREADY_RUNNING = 4
@@ -56,8 +57,19 @@ class InstanceLock:
         self._fd: int | None = None
 
     def acquire(self) -> InstanceLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            directory = self.path.parent
+            raise StorageUnusable(
+                f"cannot open {self.path}: {exc.strerror}", reason="read_only", path=self.path,
+                advice=f"The {self.what} cannot write its storage directory {directory} "
+                       f"({exc.strerror}: {self.path}). It has not started. Give the directory "
+                       f"to the service's user (`sudo chown -R station-agent: {directory}`), "
+                       f"or remount the file system read-write (a card the kernel remounted "
+                       f"read-only after I/O errors is failing: check `dmesg` and replace it), "
+                       f"then start it again.") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -84,13 +84,14 @@ class Reporter:
         st = Status(station=self.topics.station, state=state, job_id=job_id,
                     ts=utc_now_rfc3339(), session=self.session, device=dict(self.device))
         payload = dumps(st.model_dump(mode="json"))
-        if state is not StationState.STORAGE_ERROR:
+        if state is not StationState.STORAGE_ERROR and not self.outbox.hold_status:
             try:
                 self.outbox.add_retained(RowKind.STATUS, self.topics.status, payload)
             except StorageError:
-                return  # the station turns to storage_error, published around the outbox
-            self._last_status = key
-            return
+                pass  # the station learns of the fault from this write and says so
+            else:
+                self._last_status = key
+                return
         # The disk cannot take it: straight to the broker, retained (again on reconnect).
         sink = self.live_retained
         if sink is not None and sink(self.topics.status, payload):

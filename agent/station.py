@@ -87,7 +87,6 @@ class Station(DeviceEvents):
         self._background: set[asyncio.Task[Any]] = set()
         # Storage faults: what failed and since when (for the storage_error event).
         self._storage_fault: tuple[StorageError, str] | None = None
-        self._storage_event_sent = False
         # Called when storage works again (the broker link retries what it did not acknowledge).
         self.on_storage_recovered: list[Any] = []
         db.on_fault.append(self._on_storage_fault)
@@ -306,7 +305,6 @@ class Station(DeviceEvents):
     def _on_storage_fault(self, err: StorageError) -> None:
         """The first failed write of an episode (called inside that write: defer the work)."""
         self._storage_fault = (err, utc_now_rfc3339())
-        self._storage_event_sent = False
         self.reporter.outbox.hold_status = True
         try:
             asyncio.get_running_loop().call_soon(self._report_storage_fault)
@@ -328,7 +326,6 @@ class Station(DeviceEvents):
             self.reporter.event(EventType.STORAGE_ERROR, None, self._storage_detail(
                 resolved=False))
             self.db.sync()
-            self._storage_event_sent = True
         except StorageError:
             pass  # sent once a write works again
 
@@ -394,8 +391,14 @@ class Station(DeviceEvents):
     def _command_done(self, cmd: CommandName, request_id: str | None, detail: dict[str, Any],
                       *, job_id: str | None = None) -> None:
         """Answer a station-level command, and let waiting jobs start if they now may."""
-        self.reporter.event(EventType.COMMAND_DONE, job_id,
-                            {"cmd": cmd.value, **detail, **request_echo(request_id)})
+        try:
+            self.reporter.event(EventType.COMMAND_DONE, job_id,
+                                {"cmd": cmd.value, **detail, **request_echo(request_id)})
+        except StorageError:
+            # Done all the same (an e-stop or reset must not wait for a disk); the status says
+            # what the station is now.
+            log.warning("%s done, but its answer could not be recorded (storage fault)",
+                        cmd.value)
         self.runner.notify_queue()
         self.refresh_status()
 
