@@ -168,6 +168,7 @@ class Database:
         self.path = path
         self._wal_fd: int | None = None
         self._depth = 0
+        self._undo: list[Callable[[], object]] = []
         # Set by the first failed write, cleared by a successful probe().
         self.fault: StorageError | None = None
         self.fault_since: float | None = None
@@ -261,16 +262,26 @@ class Database:
         except (sqlite3.Error, OSError) as exc:
             raise self.failed(exc) from exc
         self._depth = 1
+        self._undo = []
         try:
             yield self.conn
             self.conn.execute("COMMIT")
         except BaseException as exc:
             self._depth = 0
             self._rollback()
+            undo, self._undo = self._undo, []
+            for fn in reversed(undo):
+                fn()
             if isinstance(exc, sqlite3.Error | OSError):
                 raise self.failed(exc) from exc
             raise
         self._depth = 0
+        self._undo = []
+
+    def on_rollback(self, fn: Callable[[], object]) -> None:
+        """Inside a transaction: call ``fn`` if it is rolled back (to undo in-memory state)."""
+        if self._depth:
+            self._undo.append(fn)
 
     def _rollback(self) -> None:
         # SQLite may already have rolled back on its own (it does on SQLITE_FULL in a commit);

@@ -16,9 +16,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,10 +73,21 @@ class Outbox:
 
     # -- writing ---------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """The database's transaction; the in-memory size and count roll back with it."""
+        with self.db.transaction():
+            size, count = self.size, self.count
+            self.db.on_rollback(lambda: self._restore(size, count))
+            yield
+
+    def _restore(self, size: int, count: int) -> None:
+        self.size, self.count = size, count
+
     def add_event(self, topic: str, event: EventType, job_id: str | None,
                   detail: dict[str, Any] | None = None) -> Event:
         """Record an event (inside the caller's transaction, if any)."""
-        with self.db.transaction():
+        with self._transaction():
             seq = self.db.counter(SEQ_KEY) + 1
             self.db.set_counter(SEQ_KEY, seq)
             ev = Event(station=self.station, seq=seq, ts=utc_now_rfc3339(), event=event,
@@ -87,7 +99,7 @@ class Outbox:
 
     def add_retained(self, kind: RowKind, topic: str, payload: bytes) -> None:
         """A retained status or info message; an older unpublished one is superseded."""
-        with self.db.transaction():
+        with self._transaction():
             for row_id, size in self.db.conn.execute(
                 "SELECT id, size FROM outbox WHERE kind = ? AND topic = ?", (kind.value, topic)
             ).fetchall():
@@ -98,11 +110,11 @@ class Outbox:
 
     def add_message(self, kind: RowKind, topic: str, payload: bytes) -> None:
         """A QoS 1 message that must not be lost (a pool member's answer to the keeper)."""
-        with self.db.transaction():
+        with self._transaction():
             self._insert(kind, None, topic, payload, 1, False, False)
 
     def add_telemetry(self, topic: str, payload: bytes) -> None:
-        with self.db.transaction():
+        with self._transaction():
             self._insert(RowKind.TELEMETRY, None, topic, payload, 0, False, True)
 
     def _insert(self, kind: RowKind, seq: int | None, topic: str, payload: bytes, qos: int,
@@ -205,7 +217,7 @@ class Outbox:
         self.remove([])
 
     def _delete(self, ids: list[int]) -> None:
-        with self.db.transaction():
+        with self._transaction():
             for i in range(0, len(ids), 500):
                 chunk = ids[i : i + 500]
                 marks = ",".join("?" * len(chunk))
