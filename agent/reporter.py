@@ -50,7 +50,8 @@ class Reporter:
         try:
             ev = self.outbox.add_event(self.topics.events, event, job_id, detail)
         except StorageError:
-            if event in LIFECYCLE_EVENTS:
+            # Inside a caller's transaction the whole of it failed: that caller must know.
+            if event in LIFECYCLE_EVENTS or self.outbox.db.in_transaction:
                 raise
             log.info("%s event for %s not recorded: storage fault", event.value, job_id)
             return None

@@ -215,8 +215,8 @@ class Database:
         if self.fault is None:
             self.fault = err
             self.fault_since = time.time()
-            log.error("storage fault on %s: %s (%s); the station takes no new jobs until a write "
-                      "succeeds again", self.path, err.message, err.reason)
+            log.error("storage fault on %s: %s (%s); what needs a write waits until one succeeds "
+                      "again", self.path, err.message, err.reason)
             for callback in list(self.on_fault):
                 try:
                     callback(err)
@@ -277,6 +277,11 @@ class Database:
             raise
         self._depth = 0
         self._undo = []
+
+    @property
+    def in_transaction(self) -> bool:
+        """Inside :meth:`transaction` (a failure there fails the whole outer transaction)."""
+        return self._depth > 0
 
     def on_rollback(self, fn: Callable[[], object]) -> None:
         """Inside a transaction: call ``fn`` if it is rolled back (to undo in-memory state)."""

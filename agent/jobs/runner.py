@@ -88,8 +88,10 @@ class JobRunner:
                 self.reporter.event(EventType.INTERRUPTED, rec.job_id, {
                     "lines_total": rec.lines_total,
                     "last_line_acknowledged": rec.lines_done,
-                    "reason": "the agent stopped while the job was running; it is not re-run "
-                              "automatically",
+                    "reason": "the agent stopped while the job was running, or before it "
+                              "could record the job's end (a full disk); the machine may have "
+                              "gone further than last_line_acknowledged or finished: check the "
+                              "piece; the job is not re-run automatically",
                 })
             interrupted.append(rec.job_id)
         for rec in self.store.queued():

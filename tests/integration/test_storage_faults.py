@@ -157,6 +157,38 @@ async def test_job_not_stored_is_redelivered_by_the_broker_after_a_restart(
     assert emulator.executed.count(LABEL_CUT) == 1
 
 
+async def test_agent_starting_on_a_full_disk_waits_for_space_instead_of_exiting(
+        tmp_path: Path, broker: Broker) -> None:
+    link, state = tmp_path / "ttyGRBL", tmp_path / "state"
+    with small_tmpfs(state, "8m"):
+        config = _config(tmp_path, broker, link, state)
+        async with PtyEndpoint(link, baud=115_200, latency_s=0.001) as endpoint:
+            emulator = GrblEmulator(endpoint, motion=True)
+            async with background(emulator.run, "grbl"), Planner(
+                broker.host, broker.port
+            ) as planner:
+                async with running_agent(config) as first:  # the last run: its session, its db
+                    await first.wait_broker()
+                filler = fill(state)
+                await planner.submit({"job_id": "label-boot", "kind": "gcode",
+                                      "program": LABEL})
+                running = RunningAgent(config)
+                task = asyncio.create_task(app_module.run_agent(
+                    config, stop=running.stop, on_ready=running._on_ready))
+                running.task = task
+                try:
+                    await asyncio.sleep(1.5)  # several storage retries
+                    assert not task.done(), "the agent exited on a full disk"
+                    assert running.agent is None  # not started: nothing it could not record
+                    filler.unlink()
+                    await wait_within(running._ready.wait(), 20)
+                    done = await planner.wait_terminal("label-boot", timeout=60)
+                finally:
+                    await running.shutdown()
+    assert done["event"] == "succeeded"
+    assert emulator.executed.count(LABEL_CUT) == 1
+
+
 # -- the disk filling while a job is cutting ----------------------------------------------------
 
 
