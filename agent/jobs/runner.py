@@ -160,7 +160,15 @@ class JobRunner:
                     **({"meta": request.meta} if request.meta else {}),
                 })
             # The machine must never run a job we could forget: on disk before the first line.
-            self.db.sync()
+            try:
+                self.db.sync()
+            except StorageError as exc:
+                # Recorded as started but not durably: it must not start, and saying it is
+                # queued again could run it twice. It ends here, nothing of it sent.
+                self._finish_failed(job, "storage_error", f"the job's start could not be "
+                                    f"written to disk ({exc.message}); nothing was sent to the "
+                                    f"machine: submit it again", {}, lines_done=0)
+                return
             job.state = JobState.RUNNING
             job.started_at = time.monotonic()
             self._on_change()
