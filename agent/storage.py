@@ -101,18 +101,18 @@ def unusable(exc: BaseException, path: Path) -> StorageUnusable | None:
     files = f"{path} (and {path.name}-wal, {path.name}-shm beside it)"
     if err.reason == "corrupt":
         return StorageUnusable(
-            f"the agent's database {path} is damaged ({err.message})", reason="corrupt",
+            f"the database {path} is damaged ({err.message})", reason="corrupt",
             path=path,
-            advice=f"The agent's database {path} is damaged and cannot be read ({err.message}). "
+            advice=f"The database {path} is damaged and cannot be read ({err.message}). "
                    f"The agent has not started, so nothing was sent to the machine. Stop the "
                    f"service, move {files} aside (for example `mv {path} {path}.damaged`) and "
                    f"start the agent again: it starts with an empty database, so jobs it held "
                    f"and events it had not yet sent are not in it; the planner's copy is. If it "
                    f"happens again, check the SD card (`dmesg`, `station-agent doctor`).")
     return StorageUnusable(
-        f"the agent cannot write its database {path} ({err.message})", reason="read_only",
+        f"cannot write the database {path} ({err.message})", reason="read_only",
         path=path,
-        advice=f"The agent cannot write its database {path} ({err.message}): the file, its "
+        advice=f"The agent cannot write the database {path} ({err.message}): the file, its "
                f"directory or the file system is read-only or not the agent's. The agent has "
                f"not started. Give the file and directory back to the agent's user (`sudo chown "
                f"-R station-agent: {path.parent}`), make {files} writable, or remount the file "
