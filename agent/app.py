@@ -23,7 +23,7 @@ from agent.safety import SafetyPanel, StackLight, hardware_pin_factory
 from agent.sdnotify import Notifier, ProgressWatchdog
 from agent.signing import JobVerifier
 from agent.station import Station
-from agent.storage import Database, StorageError, StorageUnusable
+from agent.storage import Database, ReservedFile, StorageError, StorageUnusable
 
 # While the disk is full or failing: how often a write is tried again.
 STORAGE_RETRY_S = 2.0
@@ -55,6 +55,7 @@ def build_agent(config: AgentConfig) -> Agent:
     reporter = Reporter(outbox, topics, session)
     store = JobStore(db)
     station = Station(config, profile, db, store, reporter)
+    station.runner.journal = ReservedFile(config.storage.dir / "pending-ends")
     inbound = Inbound(topics.subscriptions(pools=bool(config.pools)), topics.incoming,
                       station.handle)
     will = WillMessage(topics.status, reporter.offline_payload(), qos=1, retain=True)
@@ -87,10 +88,10 @@ async def _start_storage(config: AgentConfig, stop: asyncio.Event,
             try:
                 interrupted = agent.station.runner.recover()
             except StorageUnusable:
-                agent.db.close()
+                _close(agent)
                 raise
             except StorageError as exc:
-                agent.db.close()
+                _close(agent)
                 error = exc
             else:
                 if interrupted:
@@ -104,6 +105,12 @@ async def _start_storage(config: AgentConfig, stop: asyncio.Event,
             told = True
         if await wait_event(stop, STORAGE_RETRY_S):
             return None
+
+
+def _close(agent: Agent) -> None:
+    if agent.station.runner.journal is not None:
+        agent.station.runner.journal.close()
+    agent.db.close()
 
 
 async def watch_storage(db: Database, interval_s: float | None = None) -> None:
@@ -187,17 +194,23 @@ async def _run_started(agent: Agent, stop: asyncio.Event,
                         task.cancel()
                     await station.close_background()
         finally:
-            agent.db.close()
+            _close(agent)
 
 
 def _last_chance_to_record(agent: Agent) -> None:
     """Stopping with final states the disk never took: one more try, else say what is lost."""
     if agent.db.fault is not None:
         agent.db.probe()
-    for job_id, final in agent.station.runner.pending.items():
-        log.error("job %s %s on the machine, but the disk never took it: the next start reports "
-                  "it interrupted (lines done: %s)", job_id, final.event.value,
-                  final.lines_done if final.lines_done is not None else "unknown")
+    runner = agent.station.runner
+    kept = runner.pending and runner._save_pending()
+    for job_id, final in runner.pending.items():
+        if kept:
+            log.warning("job %s %s on the machine; the database has not taken it yet: the next "
+                        "start records it", job_id, final.event.value)
+        else:
+            log.error("job %s %s on the machine, but the disk never took it: the next start "
+                      "reports it interrupted (lines done: %s)", job_id, final.event.value,
+                      final.lines_done if final.lines_done is not None else "unknown")
 
 
 async def _say_goodbye(agent: Agent, timeout_s: float = 2.0) -> None:

@@ -336,3 +336,58 @@ class Database:
             os.close(self._wal_fd)
             self._wal_fd = None
         self.conn.close()
+
+
+class ReservedFile:
+    """A small file whose space is taken at start-up and then rewritten in place.
+
+    Overwriting blocks a file already owns needs no free space, so this can still be written
+    when the disk is full (on ext4 and tmpfs; not on copy-on-write file systems). The job runner
+    keeps there the ends of jobs the database could not take, so a restart before space returns
+    reports them as they happened rather than ``interrupted``.
+    """
+
+    def __init__(self, path: Path, size: int = 64 * 1024) -> None:
+        self.path = path
+        self.size = size
+        self._fd: int | None = None
+
+    def open(self) -> bytes:
+        """Claim the space (if the disk allows) and return what the file holds."""
+        self.close()
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            log.warning("cannot open %s: %s", self.path, exc.strerror)
+            return b""
+        content = os.pread(fd, self.size, 0).rstrip(b"\0")
+        try:
+            if os.fstat(fd).st_size < self.size:
+                os.pwrite(fd, b"\0" * (self.size - len(content)), len(content))
+                os.fsync(fd)
+        except OSError as exc:
+            log.warning("cannot reserve %s (%s): ends of jobs kept in memory during a storage "
+                        "fault are lost if the agent stops before the fault ends", self.path,
+                        exc.strerror)
+            os.close(fd)
+            return content
+        self._fd = fd
+        return content
+
+    def write(self, data: bytes) -> bool:
+        """Replace the content, durably; False if it cannot (not reserved, too big, I/O error)."""
+        if self._fd is None or len(data) > self.size:
+            return False
+        try:
+            os.pwrite(self._fd, data + b"\0" * (self.size - len(data)), 0)
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            log.warning("cannot write %s: %s", self.path, exc.strerror)
+            return False
+        return True
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+

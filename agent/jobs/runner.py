@@ -4,12 +4,15 @@ On a full or failing disk (docs/deployment.md): no job starts (its start could n
 a job already streaming runs to its end, since stopping a cut half way wastes the fabric and the
 machine does not need the disk; its progress is not written, and its final state (succeeded,
 failed, canceled) is kept in memory as a :class:`PendingFinal` and recorded, with its event,
-when the disk takes writes again. A job is never reported in a state it did not reach.
+when the disk takes writes again. A job is never reported in a state it did not reach. The
+pending ends are also written to a small file reserved at start-up (:class:`ReservedFile`), so a
+restart before the disk recovers records them too instead of reporting the jobs interrupted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -20,12 +23,12 @@ from agent.aio import wait_event
 from agent.device import DeviceManager
 from agent.dialects.program import Program
 from agent.errors import DeviceError, JobStopped
-from agent.jobs.states import JobState, Trigger
+from agent.jobs.states import TERMINAL, JobState, Trigger
 from agent.jobs.store import JobRecord, JobStore
 from agent.reporter import Reporter
 from agent.schemas.event import EventType, request_echo
 from agent.schemas.job import JobRequest
-from agent.storage import Database, StorageError
+from agent.storage import Database, ReservedFile, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,17 @@ class PendingFinal:
     error_message: str | None = None
     lines_done: int | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, "trigger": self.trigger.value, "event": self.event.value,
+                "detail": self.detail, "error_code": self.error_code,
+                "error_message": self.error_message, "lines_done": self.lines_done}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PendingFinal:
+        return cls(str(data["job_id"]), Trigger(data["trigger"]), EventType(data["event"]),
+                   dict(data["detail"]), data.get("error_code"), data.get("error_message"),
+                   data.get("lines_done"))
+
 
 class JobRunner:
     def __init__(self, db: Database, store: JobStore, reporter: Reporter, device: DeviceManager,
@@ -76,11 +90,23 @@ class JobRunner:
         self._operator_cancel = asyncio.Event()
         # Final states the disk could not take yet, in the order they happened.
         self.pending: dict[str, PendingFinal] = {}
+        # Where they are also kept, across a restart (set by the app; None: memory only).
+        self.journal: ReservedFile | None = None
 
     # -- start-up --------------------------------------------------------------------------
 
     def recover(self) -> list[str]:
-        """After a crash or power cut: a job that was running is interrupted, never re-run."""
+        """After a crash or power cut: a job that was running is interrupted, never re-run.
+
+        First the ends the last run kept for a full disk are recorded as they happened.
+        """
+        if self.journal is not None:
+            for final in _parse_journal(self.journal.open()):
+                self.pending.setdefault(final.job_id, final)
+        recorded = self.flush_pending()
+        if recorded:
+            log.warning("recorded the end of %s, kept by the last run while the disk was full",
+                        ", ".join(recorded))
         interrupted = []
         for rec in self.store.active():
             with self.db.transaction():
@@ -287,15 +313,23 @@ class JobRunner:
             except StorageError:
                 pass
         self.pending[final.job_id] = final
-        log.error("job %s %s on the machine, but the disk cannot record it now: kept in memory "
-                  "and recorded when a write succeeds again (if the agent stops before that, "
-                  "the job will be reported interrupted)", final.job_id, final.event.value)
+        kept = self._save_pending()
+        log.error("job %s %s on the machine, but the database cannot record it now: kept in "
+                  "memory%s and recorded when a write succeeds again", final.job_id,
+                  final.event.value, f" and in {self.journal.path}" if kept and self.journal
+                  else " only (if the agent stops first, it is reported interrupted)")
+
+    def _save_pending(self) -> bool:
+        if self.journal is None:
+            return False
+        data = json.dumps([f.to_json() for f in self.pending.values()]).encode()
+        return self.journal.write(data)
 
     def _write_final(self, final: PendingFinal, *, late: bool = False) -> None:
         with self.db.transaction():
             rec = self.store.get(final.job_id)
-            if rec is None:
-                return
+            if rec is None or rec.state in TERMINAL:
+                return  # recorded already (a reserved file not cleared before a stop)
             # A pause or resume the disk could not take: the record may still say paused.
             if rec.state is JobState.PAUSED and final.trigger is Trigger.SUCCEED:
                 self.store.transition(final.job_id, Trigger.RESUME)
@@ -318,6 +352,7 @@ class JobRunner:
         if done:
             self.db.sync()
             self._queue_changed.set()
+            self._save_pending()
         return done
 
     # -- commands on the current job -------------------------------------------------------
@@ -398,3 +433,14 @@ class JobRunner:
             })
         self._queue_changed.set()
         return None
+
+
+def _parse_journal(content: bytes) -> list[PendingFinal]:
+    if not content.strip():
+        return []
+    try:
+        return [PendingFinal.from_json(item) for item in json.loads(content)]
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("ignoring the unreadable pending job ends %r: %s", content[:200], exc)
+        return []
+

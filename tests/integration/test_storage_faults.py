@@ -292,6 +292,48 @@ async def test_disk_full_mid_job_the_cut_finishes_and_its_end_is_recorded_when_s
     _assert_seq_unbroken(planner.events)
 
 
+async def test_job_finished_on_a_full_disk_stays_finished_across_a_restart(
+        tmp_path: Path, broker: Broker) -> None:
+    """Stopped before space returns: the end kept in the reserved file is recorded on start."""
+    link, state = tmp_path / "ttyGRBL", tmp_path / "state"
+    program = knife_gcode(tshirt_pieces()[:1], feed_mm_min=30_000)
+    with small_tmpfs(state, "8m"):
+        config = _config(tmp_path, broker, link, state)
+        async with PtyEndpoint(link, baud=115_200, latency_s=0.001) as endpoint:
+            emulator = GrblEmulator(endpoint, motion=True)
+            async with background(emulator.run, "grbl"), Planner(
+                broker.host, broker.port
+            ) as planner:
+                async with running_agent(config) as running:
+                    await running.wait_device_online()
+                    await planner.wait_status("idle")
+                    agent = running.agent
+                    assert agent is not None
+                    await planner.submit({"job_id": "back-full", "kind": "gcode",
+                                          "program": program})
+                    started = await planner.wait_event("back-full", "started")
+                    await _until(lambda: len(emulator.executed) > 20, what="cutting")
+                    filler = fill(state)
+                    await _until(lambda: "back-full" in agent.station.runner.pending, 120,
+                                 "the machine finishing the job")
+                    assert "succeeded" not in planner.names_for("back-full")
+                # Stopped with the disk still full; then space returns and it starts again.
+                await planner.wait_status("offline")
+                filler.unlink()
+                async with running_agent(config) as again:
+                    done = await planner.wait_terminal("back-full", timeout=60)
+                    await planner.wait_status("idle")
+                    assert again.agent is not None
+                    record = again.agent.station.store.get("back-full")
+    assert done["event"] == "succeeded"
+    assert done["detail"]["recorded_late"] is True
+    assert done["detail"]["lines_done"] == started["detail"]["lines_total"]
+    assert record is not None and record.state is JobState.SUCCEEDED
+    names = planner.names_for("back-full")
+    assert "interrupted" not in names and names.count("succeeded") == 1
+    _assert_seq_unbroken(planner.events)
+
+
 # -- a database the agent cannot use: one paragraph and a clean exit ------------------------------
 
 
