@@ -65,6 +65,7 @@ def build_agent(config: AgentConfig) -> Agent:
     reporter.live_retained = lambda topic, payload: link.publish_now(topic, payload, qos=1,
                                                                      retain=True)
     station.on_storage_recovered.append(link.retry_held)
+    station.storage_backlog = lambda: link.held
     return Agent(config, db, station, link, reporter)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -89,6 +89,8 @@ class Station(DeviceEvents):
         self._storage_fault: tuple[StorageError, str] | None = None
         # Called when storage works again (the broker link retries what it did not acknowledge).
         self.on_storage_recovered: list[Any] = []
+        # How many messages wait to be stored (a held cancel must come before the next start).
+        self.storage_backlog: Callable[[], int] = lambda: 0
         db.on_fault.append(self._on_storage_fault)
         db.on_recover.append(self._on_storage_recovered)
 
@@ -101,6 +103,8 @@ class Station(DeviceEvents):
             return "door_open"
         if self.db.fault is not None:
             return "storage_error"
+        if self.storage_backlog():
+            return "storage_backlog"
         return None
 
     def derive_state(self) -> tuple[StationState, str | None]:

@@ -101,6 +101,8 @@ class BrokerLink(Generic[R]):
         self.stats = LinkStats()
         self._tls = tls_context(config)
         self._incoming: asyncio.Queue[IncomingMessage | None] | None = None
+        # Messages of this connection not acknowledged because they could not be stored yet.
+        self.held = 0
 
     def publish_now(self, topic: str, payload: bytes, qos: int = 0,
                     expiry_s: int | None = None, retain: bool = False) -> bool:
@@ -129,6 +131,7 @@ class BrokerLink(Generic[R]):
             finally:
                 self.connected.clear()
                 self.connection = None
+                self.held = 0  # the broker delivers them again on the next connection
             self.state = LinkState.BACKING_OFF
             cap = min(self.config.reconnect_max_s, self.config.reconnect_min_s * (2 ** attempt))
             attempt = min(attempt + 1, 30)
@@ -183,6 +186,7 @@ class BrokerLink(Generic[R]):
         # Not stored (held) and handled but not yet synced (unsynced): both unacknowledged.
         held: list[IncomingMessage] = []
         unsynced: list[IncomingMessage] = []
+        self.held = 0
         while True:
             first: IncomingMessage | None
             if held or unsynced:
@@ -219,6 +223,7 @@ class BrokerLink(Generic[R]):
                     held.append(msg)
                     continue
                 unsynced.append(msg)
+            self.held = len(held)
             if not unsynced:
                 continue
             # One fsync for the whole batch, then acknowledge: stored before acknowledged.
