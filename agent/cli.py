@@ -157,11 +157,19 @@ def main(argv: list[str] | None = None) -> int:
         err = storage_error(first)
         assert err is not None
         logging.getLogger("agent").debug("stopping on a storage failure", exc_info=first)
-        print(f"station-agent: storage_error: the agent stopped because its database failed "
-              f"while running ({err.reason}: {err.message}). Run `station-agent doctor "
-              f"--config FILE` to see what is wrong with it; a damaged file must be moved "
-              f"aside before the agent can start again.", file=sys.stderr)
+        print(f"station-agent: storage_error: stopped because its database failed while "
+              f"running ({err.reason}: {err.message}). {_STORAGE_ADVICE.get(err.reason, '')}"
+              f"Run `station-agent doctor --config FILE` to see what is wrong.", file=sys.stderr)
         return EXIT_STORAGE
+
+
+_STORAGE_ADVICE = {
+    "disk_full": "Free space on its disk; it can then start again. ",
+    "io_error": "The disk is failing (check `dmesg`); replace it if the errors go on. ",
+    "read_only": "Make its storage directory writable again (or remount it read-write). ",
+    "corrupt": "The database file is damaged: move it (and its -wal, -shm) aside before it "
+               "can start again. ",
+}
 
 
 def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
