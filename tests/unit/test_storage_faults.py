@@ -8,10 +8,17 @@ from pathlib import Path
 import pytest
 
 from agent.config import parse_config
+from agent.dialects.program import Program
 from agent.doctor import CheckStatus, check_database
 from agent.instance_lock import AlreadyRunning, InstanceLock
+from agent.jobs.runner import JobRunner, PendingFinal
+from agent.jobs.states import JobState, Trigger
+from agent.jobs.store import JobStore
 from agent.link.outbox import Outbox, RowKind
-from agent.storage import Database, StorageError, StorageUnusable
+from agent.link.topics import StationTopics
+from agent.reporter import Reporter
+from agent.schemas.event import EventType
+from agent.storage import Database, ReservedFile, StorageError, StorageUnusable
 from tests.support.tmpfs import fill, small_tmpfs
 
 
@@ -113,3 +120,37 @@ def test_doctor_says_the_database_is_damaged_and_who_holds_the_lock(tmp_path: Pa
     rows = {r.check: r for r in check_database(config)}  # type: ignore[arg-type]
     assert rows["database"].status is CheckStatus.FAIL
     assert "damaged" in rows["database"].detail and "mv " in rows["database"].hint
+
+
+def _runner(db: Database, path: Path) -> JobRunner:
+    reporter = Reporter(Outbox(db, "cutter-01", max_bytes=1 << 20),
+                        StationTopics("mf", "cutter-01"), 1)
+    runner = JobRunner(db, JobStore(db), reporter, None,  # type: ignore[arg-type]
+                       may_start=lambda: None, on_change=lambda: None)
+    runner.journal = ReservedFile(path)
+    return runner
+
+
+def test_end_kept_in_the_reserved_file_is_recorded_by_the_next_start(tmp_path: Path) -> None:
+    db = Database(tmp_path / "agent.db")
+    store = JobStore(db)
+    store.add("front-1", "gcode", "{}", Program.from_text("1\tG0X1\n2\tG0X2\n3\tG0X3"))
+    store.transition("front-1", Trigger.START)
+    store.transition("front-1", Trigger.PAUSE)  # its resume was never recorded
+    first = _runner(db, tmp_path / "pending-ends")
+    assert first.journal is not None and first.journal.open() == b""
+    first.pending["front-1"] = PendingFinal("front-1", Trigger.SUCCEED, EventType.SUCCEEDED,
+                                            {"lines_total": 3, "lines_done": 3}, lines_done=3)
+    assert first._save_pending()
+    first.journal.close()
+    assert (tmp_path / "pending-ends").stat().st_size == 64 * 1024  # its space, taken up front
+
+    again = _runner(db, tmp_path / "pending-ends")  # the next start
+    assert again.recover() == []  # not interrupted: it had ended
+    record = store.get("front-1")
+    assert record is not None and record.state is JobState.SUCCEEDED
+    assert record.lines_done == 3
+    last = again.reporter.outbox.pending(100)[-1]
+    assert b'"event":"succeeded"' in last.payload and b'"recorded_late":true' in last.payload
+    assert again.journal is not None and again.journal.open() == b"[]"  # cleared
+    db.close()
