@@ -14,6 +14,13 @@ from types import ModuleType
 
 from agent import __version__
 from agent.errors import StationAgentError
+from agent.instance_lock import EXIT_ALREADY_RUNNING, AlreadyRunning
+from agent.storage import StorageUnusable, storage_error
+
+# Exit statuses of `run` and `pool-keeper` (docs/deployment.md): 2 a bad config or argument,
+# 3 the database cannot be used (damaged, read-only), 4 another instance holds the storage dir.
+EXIT_CONFIG = 2
+EXIT_STORAGE = 3
 
 EMULATORS = {"grbl": "agent.emulators.grbl", "marlin": "agent.emulators.marlin",
              "hpgl": "agent.emulators.hpgl"}
@@ -132,9 +139,44 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return _dispatch(args)
+    except AlreadyRunning as exc:
+        print(f"station-agent: {exc.code}: {exc.message}", file=sys.stderr)
+        return EXIT_ALREADY_RUNNING
+    except StorageUnusable as exc:
+        print(f"station-agent: {exc.code}: {exc.advice}", file=sys.stderr)
+        return EXIT_STORAGE
     except StationAgentError as exc:
         print(f"station-agent: {exc.code}: {exc.message}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
+    except BaseExceptionGroup as group:
+        # A database damaged while running surfaces from inside the task group.
+        found = group.subgroup(lambda e: storage_error(e) is not None)
+        if found is None:
+            raise
+        first = _first_leaf(found)
+        err = storage_error(first)
+        assert err is not None
+        logging.getLogger("agent").debug("stopping on a storage failure", exc_info=first)
+        print(f"station-agent: storage_error: stopped because its database failed while "
+              f"running ({err.reason}: {err.message}). {_STORAGE_ADVICE.get(err.reason, '')}"
+              f"Run `station-agent doctor --config FILE` to see what is wrong.", file=sys.stderr)
+        return EXIT_STORAGE
+
+
+_STORAGE_ADVICE = {
+    "disk_full": "Free space on its disk; it can then start again. ",
+    "io_error": "The disk is failing (check `dmesg`); replace it if the errors go on. ",
+    "read_only": "Make its storage directory writable again (or remount it read-write). ",
+    "corrupt": "The database file is damaged: move it (and its -wal, -shm) aside before it "
+               "can start again. ",
+}
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _dispatch(args: argparse.Namespace) -> int:

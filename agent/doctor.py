@@ -6,8 +6,9 @@ anything not ok; the report is a table, and the exit status is 1 if any row fail
 Checks, in order: the config file and the firmware profile; the serial device (present,
 permissions, opens, answers its firmware's hello); every broker address (TCP, then an MQTT
 CONNECT with the station's TLS files and login); the TLS and login settings themselves;
-signed-job keys (when required); storage (writable, free space); GPIO pins. Run it with the
-agent stopped (``systemctl stop station-agent``): the serial port is opened exclusively.
+signed-job keys (when required); storage (writable, free space); the database (readable, not
+damaged, writable, and whether an agent holds it); GPIO pins. Run it with the agent stopped
+(``systemctl stop station-agent``): the serial port is opened exclusively.
 
 The serial hello is the family driver's own handshake (``MachineDriver.open()``: a GRBL banner
 or ``?`` status report, and so on), so the doctor checks exactly what the agent will do. A family
@@ -25,6 +26,7 @@ import os
 import pwd
 import shutil
 import socket
+import sqlite3
 import ssl
 import stat
 import sys
@@ -41,7 +43,9 @@ from agent.aio import wait_within
 from agent.config import AgentConfig, MqttConfig, load_config
 from agent.drivers.base import QuietListener
 from agent.errors import DeviceError, StationAgentError
+from agent.instance_lock import holder_pid
 from agent.profiles import Profile, load_profile
+from agent.storage import storage_error
 
 DEFAULT_TIMEOUT_S = 5.0
 # Free space below this beyond the outbox cap is a failure; below 4x it a warning.
@@ -464,13 +468,56 @@ def check_storage(config: AgentConfig) -> list[CheckResult]:
     need = config.storage.outbox_max_bytes + MIN_SPARE_BYTES
     cap = config.storage.outbox_max_bytes
     detail = f"{free / 2**20:,.0f} MiB free (outbox cap {cap / 2**20:,.0f} MiB)"
-    if free < need:
+    if free < MIN_SPARE_BYTES // 10:
+        rows.append(_fail("disk space", f"{detail}: full", "a running agent reports "
+                          "storage_error and takes no new jobs until there is room: free space "
+                          "on the SD card (`du -xh / | sort -h | tail`); it recovers by itself"))
+    elif free < need:
         rows.append(_fail("disk space", detail,
                           "free space on the SD card or lower [storage] outbox_max_bytes"))
     elif free < 4 * need:
         rows.append(_warn("disk space", detail, "free space is getting low"))
     else:
         rows.append(_ok("disk space", detail))
+    return rows
+
+
+def check_database(config: AgentConfig) -> list[CheckResult]:
+    """The agent's database: not damaged, writable, and whether an agent is running on it."""
+    directory = config.storage.dir
+    path = directory / "agent.db"
+    rows: list[CheckResult] = []
+    pid = holder_pid(directory, "agent")
+    if pid is not None:
+        rows.append(_ok("agent lock", f"an agent is running on {directory} (PID "
+                        f"{pid if pid > 0 else 'unknown'}); a second one would exit"))
+    if not path.exists():
+        rows.append(_skip("database", f"{path} does not exist yet (made on the first start)"))
+        return rows
+    try:
+        read_only = bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    if read_only or not os.access(path, os.W_OK) or not os.access(directory, os.W_OK):
+        rows.append(_fail("database", f"{path} is not writable"
+                          f"{' (read-only file system)' if read_only else ''}",
+                          f"`sudo chown -R station-agent: {directory}`, or remount the file "
+                          "system read-write (after I/O errors: check `dmesg`, replace the card)"))
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            result = [str(r[0]) for r in conn.execute("PRAGMA quick_check").fetchall()]
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        err = storage_error(exc, path)
+        result = [f"{err.reason if err else 'error'}: {exc}"]
+    if result == ["ok"]:
+        rows.append(_ok("database", f"{path} readable, not damaged"))
+    else:
+        rows.append(_fail("database", f"{path} is damaged: {'; '.join(result)[:200]}",
+                          f"stop the agent, move {path.name} (and its -wal, -shm) aside, e.g. "
+                          f"`mv {path} {path}.damaged`, and start it: it makes a new one"))
     return rows
 
 
@@ -536,6 +583,7 @@ def run_checks(config_path: Path, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> li
         ("credentials", lambda: check_credentials(config)),
         ("signing", lambda: check_signing(config)),
         ("storage", lambda: check_storage(config)),
+        ("database", lambda: check_database(config)),
         ("gpio", lambda: check_gpio(config)),
     ]
     for name, check in checks:

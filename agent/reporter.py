@@ -10,9 +10,10 @@ from typing import Any
 from agent.link.outbox import Outbox, RowKind, dumps
 from agent.link.topics import StationTopics
 from agent.schemas.base import utc_now_rfc3339
-from agent.schemas.event import Event, EventType
+from agent.schemas.event import LIFECYCLE_EVENTS, Event, EventType
 from agent.schemas.pool import PoolReply
 from agent.schemas.status import Info, StationState, Status
+from agent.storage import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,8 @@ PRESSURE_REPORT_INTERVAL_S = 5.0
 
 # Publishes straight out while connected (topic, payload, qos); False when it could not.
 LiveSink = Callable[[str, bytes, int], bool]
+# The same for a retained QoS 1 message (the status while the disk cannot take it).
+RetainedSink = Callable[[str, bytes], bool]
 
 
 class Reporter:
@@ -35,12 +38,23 @@ class Reporter:
         self._last_pressure = -PRESSURE_REPORT_INTERVAL_S
         # Set by the broker link: publishes telemetry and pool offers' answers directly.
         self.live: LiveSink | None = None
+        self.live_retained: RetainedSink | None = None
         # Once the goodbye is queued, nothing may replace it as the retained status.
         self.closing = False
 
     def event(self, event: EventType, job_id: str | None,
-              detail: dict[str, Any] | None = None) -> Event:
-        ev = self.outbox.add_event(self.topics.events, event, job_id, detail)
+              detail: dict[str, Any] | None = None) -> Event | None:
+        """Queue an event. On a full or failing disk a lifecycle event raises StorageError (the
+        caller decides: not acknowledge, keep the final state in memory...); a progress or
+        warning event is skipped, as the outbox would drop it under pressure (None)."""
+        try:
+            ev = self.outbox.add_event(self.topics.events, event, job_id, detail)
+        except StorageError:
+            # Inside a caller's transaction the whole of it failed: that caller must know.
+            if event in LIFECYCLE_EVENTS or self.outbox.db.in_transaction:
+                raise
+            log.info("%s event for %s not recorded: storage fault", event.value, job_id)
+            return None
         self._report_pressure()
         return ev
 
@@ -53,9 +67,13 @@ class Reporter:
         if report is None:
             return
         self._last_pressure = now
-        self.outbox.add_event(self.topics.events, EventType.STORAGE_PRESSURE, None,
-                              {"dropped": report, "outbox_bytes": self.outbox.size,
-                               "outbox_max_bytes": self.outbox.max_bytes})
+        try:
+            self.outbox.add_event(self.topics.events, EventType.STORAGE_PRESSURE, None,
+                                  {"dropped": report, "outbox_bytes": self.outbox.size,
+                                   "outbox_max_bytes": self.outbox.max_bytes})
+        except StorageError:
+            for kind, n in report.items():
+                self.outbox._note_dropped(kind, n)  # told with the next report
 
     def status(self, state: StationState, job_id: str | None, *, force: bool = False) -> None:
         if self.closing:
@@ -63,21 +81,38 @@ class Reporter:
         key = (state, job_id, tuple(sorted((k, str(v)) for k, v in self.device.items())))
         if key == self._last_status and not force:
             return
-        self._last_status = key
         self.state, self.job_id = state, job_id
         st = Status(station=self.topics.station, state=state, job_id=job_id,
                     ts=utc_now_rfc3339(), session=self.session, device=dict(self.device))
-        self.outbox.add_retained(RowKind.STATUS, self.topics.status,
-                                 dumps(st.model_dump(mode="json")))
+        payload = dumps(st.model_dump(mode="json"))
+        if state is not StationState.STORAGE_ERROR and not self.outbox.hold_status:
+            try:
+                self.outbox.add_retained(RowKind.STATUS, self.topics.status, payload)
+            except StorageError:
+                pass  # the station learns of the fault from this write and says so
+            else:
+                self._last_status = key
+                return
+        # The disk cannot take it: straight to the broker, retained (again on reconnect).
+        sink = self.live_retained
+        if sink is not None and sink(self.topics.status, payload):
+            self._last_status = key
 
-    def going_offline(self) -> None:
+    def going_offline(self) -> bool:
         """Queue the retained ``offline`` status behind everything already queued.
 
         Through the outbox, not around it: an older status still waiting there would otherwise
-        be published after the goodbye and stay retained while the station is gone.
+        be published after the goodbye and stay retained while the station is gone. On a full
+        disk it goes straight out instead (False: nothing to wait for in the outbox).
         """
         self.closing = True
-        self.outbox.add_retained(RowKind.STATUS, self.topics.status, self.offline_payload())
+        try:
+            self.outbox.add_retained(RowKind.STATUS, self.topics.status, self.offline_payload())
+        except StorageError:
+            if self.live_retained is not None:
+                self.live_retained(self.topics.status, self.offline_payload())
+            return False
+        return True
 
     def offline_payload(self) -> bytes:
         """The Last Will and the clean-shutdown status."""
@@ -86,14 +121,20 @@ class Reporter:
 
     def info(self, info: Info) -> None:
         payload = dumps(info.model_dump(mode="json"))
-        self.outbox.add_retained(RowKind.INFO, self.topics.info, payload)
+        try:
+            self.outbox.add_retained(RowKind.INFO, self.topics.info, payload)
+        except StorageError:
+            log.info("info not recorded: storage fault (sent again when storage works)")
 
     def telemetry(self, data: dict[str, Any]) -> None:
         payload = dumps({"v": 1, "station": self.topics.station, "ts": utc_now_rfc3339(), **data})
         sink = self.live
         if sink is not None and sink(self.topics.telemetry, payload, 0):
             return
-        self.outbox.add_telemetry(self.topics.telemetry, payload)
+        try:
+            self.outbox.add_telemetry(self.topics.telemetry, payload)
+        except StorageError:
+            return  # telemetry is the first thing to go anyway
         self._report_pressure()
 
     def pool_reply(self, reply: PoolReply, *, durable: bool) -> None:

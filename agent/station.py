@@ -2,6 +2,8 @@
 
 Incoming messages are handled one at a time; when :meth:`Station.handle` returns, everything it
 decided is committed to the database (the caller then syncs and acknowledges to the broker).
+When the disk cannot take it, :meth:`Station.handle` raises :class:`StorageError` and the
+message is not acknowledged: the broker keeps it, and it is handled again once storage works.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,11 +36,12 @@ from agent.pools.member import PoolMember
 from agent.profiles import Profile
 from agent.reporter import Reporter
 from agent.safety.light import LightState, StackLight
+from agent.schemas.base import utc_now_rfc3339
 from agent.schemas.command import Command, CommandName
 from agent.schemas.event import EventType, request_echo
 from agent.schemas.status import Info, StationState
 from agent.signing import JobVerifier, SignatureError, pool_target, station_target
-from agent.storage import Database
+from agent.storage import Database, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,7 @@ _LIGHTS = {
     StationState.PAUSED: LightState.ATTENTION,
     StationState.ALARM: LightState.FAULT,
     StationState.ERROR: LightState.FAULT,
+    StationState.STORAGE_ERROR: LightState.FAULT,
     StationState.DEVICE_OFFLINE: LightState.FAULT,
     StationState.ESTOP: LightState.ESTOP,
     StationState.OFFLINE: LightState.FAULT,
@@ -81,6 +85,14 @@ class Station(DeviceEvents):
         self.verifier: JobVerifier | None = None
         self.pool_member = PoolMember(self)
         self._background: set[asyncio.Task[Any]] = set()
+        # Storage faults: what failed and since when (for the storage_error event).
+        self._storage_fault: tuple[StorageError, str] | None = None
+        # Called when storage works again (the broker link retries what it did not acknowledge).
+        self.on_storage_recovered: list[Any] = []
+        # How many messages wait to be stored (a held cancel must come before the next start).
+        self.storage_backlog: Callable[[], int] = lambda: 0
+        db.on_fault.append(self._on_storage_fault)
+        db.on_recover.append(self._on_storage_recovered)
 
     # -- state -----------------------------------------------------------------------------
 
@@ -89,6 +101,10 @@ class Station(DeviceEvents):
             return "estop"
         if self.door_open:
             return "door_open"
+        if self.db.fault is not None:
+            return "storage_error"
+        if self.storage_backlog():
+            return "storage_backlog"
         return None
 
     def derive_state(self) -> tuple[StationState, str | None]:
@@ -96,6 +112,8 @@ class Station(DeviceEvents):
         job_id = job.record.job_id if job is not None else None
         if self.estop_latched:
             return StationState.ESTOP, job_id
+        if self.db.fault is not None:
+            return StationState.STORAGE_ERROR, job_id
         if not self.device.online.is_set():
             return StationState.DEVICE_OFFLINE, job_id
         driver = self.device.driver
@@ -110,10 +128,10 @@ class Station(DeviceEvents):
                 return StationState.BUSY, job_id
         return StationState.IDLE, None
 
-    def refresh_status(self) -> None:
+    def refresh_status(self, *, force: bool = False) -> None:
         state, job_id = self.derive_state()
         self.reporter.device = self._device_summary()
-        self.reporter.status(state, job_id)
+        self.reporter.status(state, job_id, force=force)
         if self.light is not None:
             self.light.show(LightState.ATTENTION if self.door_open and state in (
                 StationState.IDLE, StationState.BUSY) else _LIGHTS[state])
@@ -160,6 +178,8 @@ class Station(DeviceEvents):
                 self.pool_member.on_offer(payload)
             elif name is TopicName.POOL_JOB:
                 await self.pool_member.on_assignment(payload)
+        except StorageError:
+            raise  # not stored, so not acknowledged: the broker delivers it again
         except Exception as exc:
             # A bug must not take the station down nor make the broker redeliver the message
             # forever: it is answered like any other bad input, and logged with its traceback.
@@ -167,6 +187,8 @@ class Station(DeviceEvents):
             try:
                 self._reject(Rejection("internal_error", f"the agent failed to handle this "
                                        f"{name.value}: {type(exc).__name__}"))
+            except StorageError:
+                raise
             except Exception:
                 log.exception("could not even report the failure")
 
@@ -298,6 +320,54 @@ class Station(DeviceEvents):
             problem = f"unknown command {cmd.cmd}"
         return ("not_applicable", problem) if problem is not None else None
 
+    # -- storage faults --------------------------------------------------------------------
+
+    def _on_storage_fault(self, err: StorageError) -> None:
+        """The first failed write of an episode (called inside that write: defer the work)."""
+        self._storage_fault = (err, utc_now_rfc3339())
+        self.reporter.outbox.hold_status = True
+        try:
+            asyncio.get_running_loop().call_soon(self._report_storage_fault)
+        except RuntimeError:
+            self._report_storage_fault()
+
+    def _storage_detail(self, *, resolved: bool) -> dict[str, Any]:
+        assert self._storage_fault is not None
+        err, since = self._storage_fault
+        return {"error": {"code": err.reason, "message": err.message},
+                "path": str(self.db.path), "since": since, "resolved": resolved,
+                "accepting_jobs": resolved}
+
+    def _report_storage_fault(self) -> None:
+        self.refresh_status(force=True)
+        if self._storage_fault is None or self.db.fault is None:
+            return
+        try:
+            self.reporter.event(EventType.STORAGE_ERROR, None, self._storage_detail(
+                resolved=False))
+            self.db.sync()
+        except StorageError:
+            pass  # sent once a write works again
+
+    def _on_storage_recovered(self) -> None:
+        """Storage works again (inside Database.probe; StorageError here means: not yet)."""
+        if self._storage_fault is not None:
+            self.reporter.event(EventType.STORAGE_ERROR, None, self._storage_detail(
+                resolved=True))
+        finished = self.runner.flush_pending()
+        if finished:
+            log.warning("recorded the end of %s, kept in memory while the disk was full",
+                        ", ".join(finished))
+        self.reporter.outbox.hold_status = False
+        self.reporter.outbox.retry_removals()
+        self._storage_fault = None
+        self.reporter.info(self.info())
+        self.refresh_status(force=True)
+        self.db.sync()
+        self.runner.notify_queue()
+        for callback in self.on_storage_recovered:
+            callback()
+
     # -- safety ----------------------------------------------------------------------------
 
     async def emergency_stop(self, source: str) -> None:
@@ -341,8 +411,14 @@ class Station(DeviceEvents):
     def _command_done(self, cmd: CommandName, request_id: str | None, detail: dict[str, Any],
                       *, job_id: str | None = None) -> None:
         """Answer a station-level command, and let waiting jobs start if they now may."""
-        self.reporter.event(EventType.COMMAND_DONE, job_id,
-                            {"cmd": cmd.value, **detail, **request_echo(request_id)})
+        try:
+            self.reporter.event(EventType.COMMAND_DONE, job_id,
+                                {"cmd": cmd.value, **detail, **request_echo(request_id)})
+        except StorageError:
+            # Done all the same (an e-stop or reset must not wait for a disk); the status says
+            # what the station is now.
+            log.warning("%s done, but its answer could not be recorded (storage fault)",
+                        cmd.value)
         self.runner.notify_queue()
         self.refresh_status()
 

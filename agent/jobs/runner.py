@@ -1,8 +1,18 @@
-"""Runs accepted jobs one at a time, in arrival order, on the station's machine."""
+"""Runs accepted jobs one at a time, in arrival order, on the station's machine.
+
+On a full or failing disk (docs/deployment.md): no job starts (its start could not be recorded);
+a job already streaming runs to its end, since stopping a cut half way wastes the fabric and the
+machine does not need the disk; its progress is not written, and its final state (succeeded,
+failed, canceled) is kept in memory as a :class:`PendingFinal` and recorded, with its event,
+when the disk takes writes again. A job is never reported in a state it did not reach. The
+pending ends are also written to a small file reserved at start-up (:class:`ReservedFile`), so a
+restart before the disk recovers records them too instead of reporting the jobs interrupted.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -13,12 +23,12 @@ from agent.aio import wait_event
 from agent.device import DeviceManager
 from agent.dialects.program import Program
 from agent.errors import DeviceError, JobStopped
-from agent.jobs.states import JobState, Trigger
+from agent.jobs.states import TERMINAL, JobState, Trigger
 from agent.jobs.store import JobRecord, JobStore
 from agent.reporter import Reporter
 from agent.schemas.event import EventType, request_echo
 from agent.schemas.job import JobRequest
-from agent.storage import Database
+from agent.storage import Database, ReservedFile, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +50,30 @@ class RunningJob:
     canceled: bool = False
 
 
+@dataclass(frozen=True)
+class PendingFinal:
+    """A job's end that happened on the machine but could not be written yet."""
+
+    job_id: str
+    trigger: Trigger
+    event: EventType
+    detail: dict[str, Any]
+    error_code: str | None = None
+    error_message: str | None = None
+    lines_done: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, "trigger": self.trigger.value, "event": self.event.value,
+                "detail": self.detail, "error_code": self.error_code,
+                "error_message": self.error_message, "lines_done": self.lines_done}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PendingFinal:
+        return cls(str(data["job_id"]), Trigger(data["trigger"]), EventType(data["event"]),
+                   dict(data["detail"]), data.get("error_code"), data.get("error_message"),
+                   data.get("lines_done"))
+
+
 class JobRunner:
     def __init__(self, db: Database, store: JobStore, reporter: Reporter, device: DeviceManager,
                  *, may_start: Callable[[], str | None], on_change: Callable[[], None]) -> None:
@@ -54,11 +88,25 @@ class JobRunner:
         self._queue_changed = asyncio.Event()
         self._operator_start = asyncio.Event()
         self._operator_cancel = asyncio.Event()
+        # Final states the disk could not take yet, in the order they happened.
+        self.pending: dict[str, PendingFinal] = {}
+        # Where they are also kept, across a restart (set by the app; None: memory only).
+        self.journal: ReservedFile | None = None
 
     # -- start-up --------------------------------------------------------------------------
 
     def recover(self) -> list[str]:
-        """After a crash or power cut: a job that was running is interrupted, never re-run."""
+        """After a crash or power cut: a job that was running is interrupted, never re-run.
+
+        First the ends the last run kept for a full disk are recorded as they happened.
+        """
+        if self.journal is not None:
+            for final in _parse_journal(self.journal.open()):
+                self.pending.setdefault(final.job_id, final)
+        recorded = self.flush_pending()
+        if recorded:
+            log.warning("recorded the end of %s, kept by the last run while the disk was full",
+                        ", ".join(recorded))
         interrupted = []
         for rec in self.store.active():
             with self.db.transaction():
@@ -66,8 +114,10 @@ class JobRunner:
                 self.reporter.event(EventType.INTERRUPTED, rec.job_id, {
                     "lines_total": rec.lines_total,
                     "last_line_acknowledged": rec.lines_done,
-                    "reason": "the agent stopped while the job was running; it is not re-run "
-                              "automatically",
+                    "reason": "the agent stopped while the job was running, or before it "
+                              "could record the job's end (a full disk); the machine may have "
+                              "gone further than last_line_acknowledged or finished: check the "
+                              "piece; the job is not re-run automatically",
                 })
             interrupted.append(rec.job_id)
         for rec in self.store.queued():
@@ -86,6 +136,17 @@ class JobRunner:
 
     async def run(self) -> None:
         while True:
+            try:
+                await self._next()
+            except StorageError:
+                # The job stays queued (or was never started): wait for the disk to work again.
+                self.current = None
+                while self.db.fault is not None or self.pending:
+                    await wait_event(self._queue_changed, 1.0)
+                    self._queue_changed.clear()
+
+    async def _next(self) -> None:
+        while True:
             queued = self.store.queued()
             if not queued:
                 self._queue_changed.clear()
@@ -100,7 +161,8 @@ class JobRunner:
     async def _wait_until_startable(self) -> None:
         while True:
             driver = self.device.driver
-            if driver is not None and self._may_start() is None and driver.ready_for_job[0]:
+            if (driver is not None and self._may_start() is None and driver.ready_for_job[0]
+                    and self.db.fault is None and not self.pending):
                 return
             await wait_event(self._queue_changed, 0.2)
             self._queue_changed.clear()
@@ -115,6 +177,8 @@ class JobRunner:
             driver = self.device.driver
             if driver is None:
                 return  # device went away: the job stays queued
+            if self.db.fault is not None:
+                return  # the start could not be recorded: the job stays queued
             with self.db.transaction():
                 self.store.transition(rec.job_id, Trigger.START)
                 self.reporter.event(EventType.STARTED, rec.job_id, {
@@ -122,7 +186,15 @@ class JobRunner:
                     **({"meta": request.meta} if request.meta else {}),
                 })
             # The machine must never run a job we could forget: on disk before the first line.
-            self.db.sync()
+            try:
+                self.db.sync()
+            except StorageError as exc:
+                # Recorded as started but not durably: it must not start, and saying it is
+                # queued again could run it twice. It ends here, nothing of it sent.
+                self._finish_failed(job, "storage_error", f"the job's start could not be "
+                                    f"written to disk ({exc.message}); nothing was sent to the "
+                                    f"machine: submit it again", {}, lines_done=0)
+                return
             job.state = JobState.RUNNING
             job.started_at = time.monotonic()
             self._on_change()
@@ -145,10 +217,9 @@ class JobRunner:
                     if job.request.operator_timeout_s else None)
         while True:
             if self._operator_cancel.is_set():
-                with self.db.transaction():
-                    self.store.transition(job.record.job_id, Trigger.CANCEL)
-                    self.reporter.event(EventType.CANCELED, job.record.job_id,
-                                        request_echo(job.cancel_request_id))
+                self._record_final(PendingFinal(job.record.job_id, Trigger.CANCEL,
+                                                EventType.CANCELED,
+                                                request_echo(job.cancel_request_id)))
                 return False
             if self._operator_start.is_set():
                 self._operator_start.clear()
@@ -179,11 +250,14 @@ class JobRunner:
             if not final and quiet < PROGRESS_MIN_STEP_S:
                 return
             last_percent, last_time = percent, now
-            with self.db.transaction():
-                self.store.set_progress(job_id, done)
-                self.reporter.event(EventType.PROGRESS, job_id, {
-                    "lines_total": total, "lines_done": done, "percent": percent,
-                })
+            try:
+                with self.db.transaction():
+                    self.store.set_progress(job_id, done)
+                    self.reporter.event(EventType.PROGRESS, job_id, {
+                        "lines_total": total, "lines_done": done, "percent": percent,
+                    })
+            except StorageError:
+                pass  # the machine goes on; its progress is written with the job's end
 
         try:
             result = await driver.stream(job.program.lines, on_progress)
@@ -191,13 +265,10 @@ class JobRunner:
             if exc.code == "estop":
                 self._finish_failed(job, "estop", "emergency stop", {})
             else:
-                with self.db.transaction():
-                    self.store.transition(job_id, Trigger.CANCEL,
-                                          lines_done=driver.lines_acknowledged)
-                    self.reporter.event(EventType.CANCELED, job_id, {
-                        "lines_done": driver.lines_acknowledged, "lines_total": total,
-                        **request_echo(job.cancel_request_id),
-                    })
+                self._record_final(PendingFinal(job_id, Trigger.CANCEL, EventType.CANCELED, {
+                    "lines_done": driver.lines_acknowledged, "lines_total": total,
+                    **request_echo(job.cancel_request_id),
+                }, lines_done=driver.lines_acknowledged))
             return
         except DeviceError as exc:
             extra: dict[str, Any] = {}
@@ -212,26 +283,77 @@ class JobRunner:
             return
         if last_percent != 100:
             on_progress(total)
-        with self.db.transaction():
-            self.store.transition(job_id, Trigger.SUCCEED, lines_done=result.lines_done)
-            detail: dict[str, Any] = {
-                "lines_total": total, "lines_done": result.lines_done,
-                "duration_s": round(time.monotonic() - job.started_at, 3),
-            }
-            if result.warnings:
-                detail["warnings"] = list(result.warnings)
-            self.reporter.event(EventType.SUCCEEDED, job_id, detail)
+        detail: dict[str, Any] = {
+            "lines_total": total, "lines_done": result.lines_done,
+            "duration_s": round(time.monotonic() - job.started_at, 3),
+        }
+        if result.warnings:
+            detail["warnings"] = list(result.warnings)
+        self._record_final(PendingFinal(job_id, Trigger.SUCCEED, EventType.SUCCEEDED, detail,
+                                        lines_done=result.lines_done))
 
     def _finish_failed(self, job: RunningJob, code: str, message: str, extra: dict[str, Any],
                        lines_done: int | None = None) -> None:
+        detail: dict[str, Any] = {"error": {"code": code, "message": message, **extra}}
+        if lines_done is not None:
+            detail["lines_done"] = lines_done
+            detail["lines_total"] = len(job.program)
+        self._record_final(PendingFinal(job.record.job_id, Trigger.FAIL, EventType.FAILED, detail,
+                                        error_code=code, error_message=message,
+                                        lines_done=lines_done))
+
+    # -- final states, now or when the disk works again --------------------------------------
+
+    def _record_final(self, final: PendingFinal) -> None:
+        """Write a job's end and its event; on a full disk keep it for :meth:`flush_pending`."""
+        if not self.pending:
+            try:
+                self._write_final(final)
+                return
+            except StorageError:
+                pass
+        self.pending[final.job_id] = final
+        kept = self._save_pending()
+        log.error("job %s %s on the machine, but the database cannot record it now: kept in "
+                  "memory%s and recorded when a write succeeds again", final.job_id,
+                  final.event.value, f" and in {self.journal.path}" if kept and self.journal
+                  else " only (if the agent stops first, it is reported interrupted)")
+
+    def _save_pending(self) -> bool:
+        if self.journal is None:
+            return False
+        data = json.dumps([f.to_json() for f in self.pending.values()]).encode()
+        return self.journal.write(data)
+
+    def _write_final(self, final: PendingFinal, *, late: bool = False) -> None:
         with self.db.transaction():
-            self.store.transition(job.record.job_id, Trigger.FAIL, error_code=code,
-                                  error_message=message, lines_done=lines_done)
-            detail: dict[str, Any] = {"error": {"code": code, "message": message, **extra}}
-            if lines_done is not None:
-                detail["lines_done"] = lines_done
-                detail["lines_total"] = len(job.program)
-            self.reporter.event(EventType.FAILED, job.record.job_id, detail)
+            rec = self.store.get(final.job_id)
+            if rec is None or rec.state in TERMINAL:
+                return  # recorded already (a reserved file not cleared before a stop)
+            # A pause or resume the disk could not take: the record may still say paused.
+            if rec.state is JobState.PAUSED and final.trigger is Trigger.SUCCEED:
+                self.store.transition(final.job_id, Trigger.RESUME)
+            self.store.transition(final.job_id, final.trigger, error_code=final.error_code,
+                                  error_message=final.error_message,
+                                  lines_done=final.lines_done)
+            detail = {**final.detail, **({"recorded_late": True} if late else {})}
+            self.reporter.event(final.event, final.job_id, detail)
+
+    def flush_pending(self) -> list[str]:
+        """Record the final states kept in memory (raises StorageError if the disk fails again).
+
+        Returns the jobs recorded, in the order they ended.
+        """
+        done = []
+        for job_id, final in list(self.pending.items()):
+            self._write_final(final, late=True)
+            del self.pending[job_id]
+            done.append(job_id)
+        if done:
+            self.db.sync()
+            self._queue_changed.set()
+            self._save_pending()
+        return done
 
     # -- commands on the current job -------------------------------------------------------
 
@@ -243,13 +365,19 @@ class JobRunner:
         if driver is None:
             return "the machine is offline"
         await driver.pause()
-        with self.db.transaction():
-            self.store.transition(job.record.job_id, Trigger.PAUSE)
-            self.reporter.event(EventType.PAUSED, job.record.job_id, {
-                "lines_done": driver.lines_acknowledged,
-                **request_echo(request_id),
-                **({"reason": reason} if reason else {}),
-            })
+        try:
+            with self.db.transaction():
+                rec = self.store.get(job.record.job_id)
+                if rec is not None and rec.state is JobState.RUNNING:
+                    self.store.transition(job.record.job_id, Trigger.PAUSE)
+                self.reporter.event(EventType.PAUSED, job.record.job_id, {
+                    "lines_done": driver.lines_acknowledged,
+                    **request_echo(request_id),
+                    **({"reason": reason} if reason else {}),
+                })
+        except StorageError:
+            # The machine is held whatever the disk says; only the record has to wait.
+            log.warning("job %s paused, but the disk could not record it", job.record.job_id)
         job.state = JobState.PAUSED
         self._on_change()
         return None
@@ -262,9 +390,15 @@ class JobRunner:
         if driver is None:
             return "the machine is offline"
         await driver.resume()
-        with self.db.transaction():
-            self.store.transition(job.record.job_id, Trigger.RESUME)
-            self.reporter.event(EventType.RESUMED, job.record.job_id, request_echo(request_id))
+        try:
+            with self.db.transaction():
+                rec = self.store.get(job.record.job_id)
+                if rec is not None and rec.state is JobState.PAUSED:
+                    self.store.transition(job.record.job_id, Trigger.RESUME)
+                self.reporter.event(EventType.RESUMED, job.record.job_id,
+                                    request_echo(request_id))
+        except StorageError:
+            log.warning("job %s resumed, but the disk could not record it", job.record.job_id)
         job.state = JobState.RUNNING
         self._on_change()
         return None
@@ -299,3 +433,14 @@ class JobRunner:
             })
         self._queue_changed.set()
         return None
+
+
+def _parse_journal(content: bytes) -> list[PendingFinal]:
+    if not content.strip():
+        return []
+    try:
+        return [PendingFinal.from_json(item) for item in json.loads(content)]
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("ignoring the unreadable pending job ends %r: %s", content[:200], exc)
+        return []
+

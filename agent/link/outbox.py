@@ -8,20 +8,24 @@
 - The outbox is capped: telemetry is dropped first, then progress and warning events; lifecycle
   events are never dropped (the cap is exceeded rather than lose one). What was dropped is
   reported in a ``storage_pressure`` event.
+- On a full or failing disk (:class:`agent.storage.StorageError`) nothing is added; rows the
+  broker has acknowledged but that cannot be deleted yet are remembered in memory, never
+  published twice by this process, and deleted when a write succeeds again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from agent.schemas.base import utc_now_rfc3339
 from agent.schemas.event import LIFECYCLE_EVENTS, Event, EventType
-from agent.storage import Database
+from agent.storage import Database, StorageError
 
 SEQ_KEY = "next_seq"
 
@@ -61,13 +65,29 @@ class Outbox:
         self.count = int(row[1])
         self._pressure_pending: dict[str, int] = {}
         self._on_pressure = on_pressure
+        # Published (PUBACKed) rows whose DELETE failed on a full disk: skipped, deleted later.
+        self._published: set[int] = set()
+        # While the disk is faulted the live status is published around the outbox: an older
+        # status row still in here must not replace it.
+        self.hold_status = False
 
     # -- writing ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """The database's transaction; the in-memory size and count roll back with it."""
+        with self.db.transaction():
+            size, count = self.size, self.count
+            self.db.on_rollback(lambda: self._restore(size, count))
+            yield
+
+    def _restore(self, size: int, count: int) -> None:
+        self.size, self.count = size, count
 
     def add_event(self, topic: str, event: EventType, job_id: str | None,
                   detail: dict[str, Any] | None = None) -> Event:
         """Record an event (inside the caller's transaction, if any)."""
-        with self.db.transaction():
+        with self._transaction():
             seq = self.db.counter(SEQ_KEY) + 1
             self.db.set_counter(SEQ_KEY, seq)
             ev = Event(station=self.station, seq=seq, ts=utc_now_rfc3339(), event=event,
@@ -79,7 +99,7 @@ class Outbox:
 
     def add_retained(self, kind: RowKind, topic: str, payload: bytes) -> None:
         """A retained status or info message; an older unpublished one is superseded."""
-        with self.db.transaction():
+        with self._transaction():
             for row_id, size in self.db.conn.execute(
                 "SELECT id, size FROM outbox WHERE kind = ? AND topic = ?", (kind.value, topic)
             ).fetchall():
@@ -90,11 +110,11 @@ class Outbox:
 
     def add_message(self, kind: RowKind, topic: str, payload: bytes) -> None:
         """A QoS 1 message that must not be lost (a pool member's answer to the keeper)."""
-        with self.db.transaction():
+        with self._transaction():
             self._insert(kind, None, topic, payload, 1, False, False)
 
     def add_telemetry(self, topic: str, payload: bytes) -> None:
-        with self.db.transaction():
+        with self._transaction():
             self._insert(RowKind.TELEMETRY, None, topic, payload, 0, False, True)
 
     def _insert(self, kind: RowKind, seq: int | None, topic: str, payload: bytes, qos: int,
@@ -155,14 +175,24 @@ class Outbox:
     # -- reading ---------------------------------------------------------------------------
 
     def pending(self, limit: int, after_id: int = 0) -> list[OutboxRow]:
-        rows = self.db.conn.execute(
-            "SELECT id, kind, seq, topic, payload, qos, retain FROM outbox WHERE id > ? "
-            "ORDER BY id LIMIT ?",
-            (after_id, limit),
-        ).fetchall()
-        return [
-            OutboxRow(r[0], RowKind(r[1]), r[2], r[3], bytes(r[4]), r[5], bool(r[6])) for r in rows
-        ]
+        skip = len(self._published)
+        out: list[OutboxRow] = []
+        while True:
+            rows = self.db.conn.execute(
+                "SELECT id, kind, seq, topic, payload, qos, retain FROM outbox WHERE id > ? "
+                "ORDER BY id LIMIT ?",
+                (after_id, limit + skip),
+            ).fetchall()
+            for r in rows:
+                if r[0] in self._published or (self.hold_status and r[1] == RowKind.STATUS):
+                    continue
+                out.append(OutboxRow(r[0], RowKind(r[1]), r[2], r[3], bytes(r[4]), r[5],
+                                     bool(r[6])))
+                if len(out) == limit:
+                    return out
+            if len(rows) < limit + skip or not rows:
+                return out
+            after_id = int(rows[-1][0])
 
     def pending_kind(self, kind: RowKind) -> int:
         row = self.db.conn.execute("SELECT COUNT(*) FROM outbox WHERE kind = ?",
@@ -170,9 +200,24 @@ class Outbox:
         return int(row[0])
 
     def remove(self, ids: list[int]) -> None:
+        """Delete published rows; on a full disk they are remembered and deleted later."""
+        if self._published:
+            ids = [*sorted(self._published), *ids]
         if not ids:
             return
-        with self.db.transaction():
+        try:
+            self._delete(ids)
+        except StorageError:
+            self._published.update(ids)
+            return
+        self._published.clear()
+
+    def retry_removals(self) -> None:
+        """Delete what :meth:`remove` could not (called when the disk works again)."""
+        self.remove([])
+
+    def _delete(self, ids: list[int]) -> None:
+        with self._transaction():
             for i in range(0, len(ids), 500):
                 chunk = ids[i : i + 500]
                 marks = ",".join("?" * len(chunk))

@@ -5,6 +5,10 @@
 - A job or command is acknowledged to the broker only after the station has handled it and the
   database is synced: a crash before that makes the broker deliver it again, and the job_id
   de-duplication makes the second delivery harmless.
+- A message the handler could not store (:class:`StorageError`: disk full or failing) is not
+  acknowledged. It is held in memory and handled again (in arrival order) when storage works
+  again (:meth:`BrokerLink.retry_held`) or every :data:`HELD_RETRY_S`; if the agent stops
+  first, the broker delivers it again on the next connection.
 - The outbox is replayed from its oldest row after every reconnect, then follows new rows.
 - Reconnects back off exponentially with full jitter, capped, over the configured brokers in turn.
 """
@@ -20,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from agent.aio import wait_within
 from agent.config import MqttConfig
 from agent.link.mqtt_client import (
     ConnectOptions,
@@ -30,11 +35,13 @@ from agent.link.mqtt_client import (
     WillMessage,
 )
 from agent.link.outbox import Outbox
-from agent.storage import Database
+from agent.storage import Database, StorageError
 
 log = logging.getLogger(__name__)
 
 PUBLISH_WINDOW = 64
+# How often a message that could not be stored is tried again while storage is faulted.
+HELD_RETRY_S = 5.0
 
 
 class LinkState(enum.Enum):
@@ -53,6 +60,8 @@ class LinkStats:
     rejected_by_broker: int = 0
     received: int = 0
     ignored_topics: int = 0
+    # Messages not acknowledged because they could not be stored (counted at each attempt).
+    not_stored: int = 0
 
 
 def tls_context(config: MqttConfig) -> ssl.SSLContext | None:
@@ -91,14 +100,17 @@ class BrokerLink(Generic[R]):
         self.connected = asyncio.Event()
         self.stats = LinkStats()
         self._tls = tls_context(config)
+        self._incoming: asyncio.Queue[IncomingMessage | None] | None = None
+        # Messages of this connection not acknowledged because they could not be stored yet.
+        self.held = 0
 
     def publish_now(self, topic: str, payload: bytes, qos: int = 0,
-                    expiry_s: int | None = None) -> bool:
+                    expiry_s: int | None = None, retain: bool = False) -> bool:
         """Straight out while connected, not through the outbox; False if it could not go."""
         conn = self.connection
         if conn is None or not self.connected.is_set():
             return False
-        fut = conn.publish_nowait(topic, payload, qos=qos, expiry_s=expiry_s)
+        fut = conn.publish_nowait(topic, payload, qos=qos, retain=retain, expiry_s=expiry_s)
         if qos:
             fut.add_done_callback(_consume_result)
         return not (fut.done() and fut.exception() is not None)
@@ -113,19 +125,21 @@ class BrokerLink(Generic[R]):
             try:
                 await self._session(broker.host, broker.port)
                 attempt = 0
-            except (MqttError, OSError) as exc:
+            except (MqttError, OSError, StorageError) as exc:
                 log.warning("broker %s:%d: %s", broker.host, broker.port, exc)
                 index += 1
             finally:
                 self.connected.clear()
                 self.connection = None
+                self.held = 0  # the broker delivers them again on the next connection
             self.state = LinkState.BACKING_OFF
             cap = min(self.config.reconnect_max_s, self.config.reconnect_min_s * (2 ** attempt))
             attempt = min(attempt + 1, 30)
             await asyncio.sleep(random.uniform(self.config.reconnect_min_s, max(cap, 0.001)))
 
     async def _session(self, host: str, port: int) -> None:
-        incoming: asyncio.Queue[IncomingMessage] = asyncio.Queue()
+        incoming: asyncio.Queue[IncomingMessage | None] = asyncio.Queue()
+        self._incoming = incoming
         options = ConnectOptions(
             host=host, port=port, client_id=self.client_id, keepalive_s=self.config.keepalive_s,
             clean_start=False, session_expiry_s=self.config.session_expiry_s,
@@ -162,24 +176,64 @@ class BrokerLink(Generic[R]):
                     raise result
             raise MqttError("connection ended")
 
+    def retry_held(self) -> None:
+        """Storage works again: handle the messages not acknowledged for want of it, now."""
+        if self._incoming is not None:
+            self._incoming.put_nowait(None)
+
     async def _consume(self, conn: MqttConnection,
-                       incoming: asyncio.Queue[IncomingMessage]) -> None:
+                       incoming: asyncio.Queue[IncomingMessage | None]) -> None:
+        # Not stored (held) and handled but not yet synced (unsynced): both unacknowledged.
+        held: list[IncomingMessage] = []
+        unsynced: list[IncomingMessage] = []
+        self.held = 0
         while True:
-            batch = [await incoming.get()]
+            first: IncomingMessage | None
+            if held or unsynced:
+                try:
+                    first = await wait_within(incoming.get(), HELD_RETRY_S)
+                except TimeoutError:
+                    first = None
+            else:
+                first = await incoming.get()
+            batch = [first]
             while not incoming.empty() and len(batch) < 256:
                 batch.append(incoming.get_nowait())
+            todo, held = held, []
             for msg in batch:
-                self.stats.received += 1
+                if msg is not None:
+                    self.stats.received += 1
+                    todo.append(msg)
+            for msg in todo:
                 route = self.inbound.route(msg.topic)
                 if route is None:
                     self.stats.ignored_topics += 1
                     log.warning("ignoring message on unexpected topic %r", msg.topic[:200])
+                    unsynced.append(msg)
                     continue
-                await self.inbound.handler(route, msg.payload)
+                try:
+                    await self.inbound.handler(route, msg.payload)
+                except StorageError as exc:
+                    self.stats.not_stored += 1
+                    if not held:
+                        log.error(  # noqa: TRY400 - the fault is the message, not a bug
+                            "a message on %s could not be stored (%s): not acknowledged, the "
+                            "broker keeps it; tried again when storage works",
+                            msg.topic[:200], exc.message)
+                    held.append(msg)
+                    continue
+                unsynced.append(msg)
+            self.held = len(held)
+            if not unsynced:
+                continue
             # One fsync for the whole batch, then acknowledge: stored before acknowledged.
-            self.db.sync()
-            for msg in batch:
+            try:
+                self.db.sync()
+            except StorageError:
+                continue  # acknowledged after a later sync works
+            for msg in unsynced:
                 conn.ack(msg.mid, msg.qos)
+            unsynced = []
 
     async def _publish_outbox(self, conn: MqttConnection) -> None:
         last_id = 0
@@ -188,7 +242,11 @@ class BrokerLink(Generic[R]):
             room = PUBLISH_WINDOW - len(in_flight)
             rows = self.outbox.pending(room, after_id=last_id) if room > 0 else []
             if rows:
-                self.db.sync()  # nothing leaves before it is on disk
+                try:
+                    self.db.sync()  # nothing leaves before it is on disk
+                except StorageError:
+                    await asyncio.sleep(HELD_RETRY_S)
+                    continue
                 for row in rows:
                     fut = conn.publish_nowait(row.topic, row.payload, row.qos, row.retain)
                     in_flight.append((row.id, fut))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from agent.aio import wait_event
 from agent.config import KeeperConfig
+from agent.instance_lock import InstanceLock
 from agent.jobs.intake import Rejection
 from agent.link.outbox import Outbox, RowKind, dumps
 from agent.link.session import BrokerLink, Inbound
@@ -140,9 +141,14 @@ def build_keeper(config: KeeperConfig) -> Keeper:
 
 async def run_keeper(config: KeeperConfig, *, stop: asyncio.Event | None = None,
                      on_ready: Callable[[Keeper], None] | None = None) -> None:
-    """Run until ``stop`` is set (or the task is cancelled)."""
+    """Run until ``stop`` is set (or the task is cancelled); one keeper per storage dir."""
+    with InstanceLock(config.storage.dir, "keeper", "pool keeper"):
+        await _run_keeper(config, stop or asyncio.Event(), on_ready)
+
+
+async def _run_keeper(config: KeeperConfig, stop: asyncio.Event,
+                      on_ready: Callable[[Keeper], None] | None) -> None:
     keeper = build_keeper(config)
-    stop = stop or asyncio.Event()
     try:
         async with asyncio.TaskGroup() as tg:
             tasks = [tg.create_task(keeper.link.run(), name="keeper-link"),

@@ -23,6 +23,9 @@ class EventType(StrEnum):
     INTERRUPTED = "interrupted"
     WARNING = "warning"
     STORAGE_PRESSURE = "storage_pressure"
+    # The database could not be written (disk full or failing), and since when; sent once a
+    # write works again (detail.resolved) or at once if the outbox could still take it.
+    STORAGE_ERROR = "storage_error"
     COMMAND_DONE = "command_done"
 
 

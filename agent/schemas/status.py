@@ -16,6 +16,8 @@ class StationState(StrEnum):
     ALARM = "alarm"
     ESTOP = "estop"
     ERROR = "error"
+    # The agent cannot write its database (disk full or failing): it takes no new jobs.
+    STORAGE_ERROR = "storage_error"
     DEVICE_OFFLINE = "device_offline"
     OFFLINE = "offline"
 
