@@ -28,6 +28,17 @@ log = logging.getLogger(__name__)
 PROGRESS_MIN_STEP_S = 0.25
 PROGRESS_MAX_SILENCE_S = 2.0
 
+# Why a driver may refuse a job that a person at the machine must resolve (a warning says so).
+_MACHINE_NOT_READY = {
+    "device_alarm": "the machine is in alarm: a person checks it and sends `unlock`",
+    "machine_not_ready": "the machine is in a mode in which it does not execute lines",
+}
+_MODE_ADVICE = {
+    "Check": "GRBL is in check mode ($C): it would only parse the job, nothing would be cut. "
+             "Send `reset` (a soft reset leaves check mode) or `$C` at the machine",
+    "Sleep": "GRBL is asleep ($SLP) and executes nothing: send `reset`, then `unlock`",
+}
+
 
 @dataclass
 class RunningJob:
@@ -54,6 +65,10 @@ class JobRunner:
         self._queue_changed = asyncio.Event()
         self._operator_start = asyncio.Event()
         self._operator_cancel = asyncio.Event()
+        self._start_changed = asyncio.Event()
+        # Set: the next job waits for an operator's start (button or `start` command) whatever
+        # it asks for; the value says why (after an e-stop: "estop_reset").
+        self.start_hold: str | None = None
 
     # -- start-up --------------------------------------------------------------------------
 
@@ -79,8 +94,35 @@ class JobRunner:
     def notify_queue(self) -> None:
         self._queue_changed.set()
 
-    def operator_start(self) -> None:
-        self._operator_start.set()
+    def hold_start(self, reason: str) -> None:
+        """From now on nothing starts until an operator's start (see :meth:`operator_start`)."""
+        self.start_hold = reason
+        self._start_changed.set()
+        self._on_change()
+
+    def operator_start(self, *, button: bool = True) -> str | None:
+        """An operator's start: the station's button, or (``button=False``) the ``start``
+        command. It clears the start hold; only the button starts a job that asked for
+        ``require_operator_start``. Ignored while something blocks starting (e-stop, door):
+        returns that reason then, else None.
+        """
+        blocker = self._may_start()
+        if blocker is not None:
+            return blocker
+        self.start_hold = None
+        if button:
+            self._operator_start.set()
+        self._start_changed.set()
+        self._queue_changed.set()
+        self._on_change()
+        return None
+
+    @property
+    def awaiting_button(self) -> bool:
+        """The current job waits for the start button (require_operator_start)."""
+        job = self.current
+        return (job is not None and job.state is JobState.AWAITING_OPERATOR
+                and job.request.require_operator_start)
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -91,26 +133,48 @@ class JobRunner:
                 self._queue_changed.clear()
                 await self._queue_changed.wait()
                 continue
-            await self._wait_until_startable()
+            await self._wait_until_startable(queued[0].job_id)
             rec = self.store.get(queued[0].job_id)
             if rec is None or rec.state is not JobState.QUEUED:
                 continue  # canceled while we waited
             await self._run(rec)
 
-    async def _wait_until_startable(self) -> None:
+    async def _wait_until_startable(self, job_id: str) -> None:
+        warned: str | None = None
         while True:
             driver = self.device.driver
-            if driver is not None and self._may_start() is None and driver.ready_for_job[0]:
-                return
+            if driver is not None and self._may_start() is None:
+                ready, reason = driver.ready_for_job
+                if ready:
+                    # The last poll may be old: ask the machine itself before starting.
+                    ready, reason = await driver.check_ready()
+                    if ready and self.device.driver is driver and self._may_start() is None:
+                        return
+                if reason in _MACHINE_NOT_READY and warned != reason:
+                    warned = reason
+                    self._warn_not_ready(job_id, reason, driver.device_state)
             await wait_event(self._queue_changed, 0.2)
             self._queue_changed.clear()
+
+    def _warn_not_ready(self, job_id: str, reason: str, machine_state: str) -> None:
+        """The job stays queued; say once why it does not start."""
+        rec = self.store.get(job_id)
+        if rec is None or rec.state is not JobState.QUEUED:
+            return
+        mode = machine_state.partition(":")[0]
+        self.reporter.event(EventType.WARNING, job_id, {
+            "code": "machine_not_ready", "reason": reason, "machine_state": machine_state,
+            "message": f"{_MODE_ADVICE.get(mode, _MACHINE_NOT_READY[reason])}; the job waits "
+                       "in the queue",
+        })
 
     async def _run(self, rec: JobRecord) -> None:
         request = JobRequest.model_validate_json(rec.request)
         job = RunningJob(rec, self.store.program(rec.job_id), request, JobState.QUEUED)
         self.current = job
         try:
-            if request.require_operator_start and not await self._await_operator(job):
+            waits = request.require_operator_start or self.start_hold is not None
+            if waits and not await self._await_operator(job):
                 return
             driver = self.device.driver
             if driver is None:
@@ -132,10 +196,18 @@ class JobRunner:
             self._on_change()
 
     async def _await_operator(self, job: RunningJob) -> bool:
+        """Hold the job until an operator starts it.
+
+        A job with ``require_operator_start`` needs the station's button; a start hold (after
+        an e-stop) is released by the button or the ``start`` command. Both may apply.
+        """
+        needs_button = job.request.require_operator_start
         with self.db.transaction():
             self.store.transition(job.record.job_id, Trigger.WAIT_OPERATOR)
             self.reporter.event(EventType.AWAITING_OPERATOR, job.record.job_id, {
                 "timeout_s": job.request.operator_timeout_s,
+                "reason": self.start_hold or "require_operator_start",
+                "start_button_required": needs_button,
             })
         job.state = JobState.AWAITING_OPERATOR
         self._operator_start.clear()
@@ -144,21 +216,25 @@ class JobRunner:
         deadline = (time.monotonic() + job.request.operator_timeout_s
                     if job.request.operator_timeout_s else None)
         while True:
+            self._start_changed.clear()
             if self._operator_cancel.is_set():
                 with self.db.transaction():
                     self.store.transition(job.record.job_id, Trigger.CANCEL)
                     self.reporter.event(EventType.CANCELED, job.record.job_id,
                                         request_echo(job.cancel_request_id))
                 return False
+            startable = self._may_start() is None and self.device.driver is not None
             if self._operator_start.is_set():
                 self._operator_start.clear()
-                if self._may_start() is None and self.device.driver is not None:
-                    return True
+                if startable:
+                    needs_button = False
+            if startable and not needs_button and self.start_hold is None:
+                return True
             if deadline is not None and time.monotonic() > deadline:
                 self._finish_failed(job, "operator_timeout",
-                                    "nobody pressed the start button in time", {})
+                                    "nobody started the job in time", {})
                 return False
-            await wait_event(self._operator_start, 0.2)
+            await wait_event(self._start_changed, 0.2)
 
     async def _stream(self, job: RunningJob) -> None:
         driver = self.device.driver
