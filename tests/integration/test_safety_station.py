@@ -340,6 +340,18 @@ async def test_the_start_command_does_not_replace_a_jobs_start_button(
                 assert "started" not in planner.names_for("label-s4")
                 await press(pins, START)
                 assert (await planner.wait_terminal("label-s4"))["event"] == "succeeded"
+                # No e-stop since: a job waiting for the button is not started by the command.
+                await planner.submit({"job_id": "label-s5", "kind": "gcode", "program": LABEL,
+                                      "require_operator_start": True})
+                await planner.wait_event("label-s5", "awaiting_operator")
+                await planner.command("start", request_id="st5")
+                refused = await planner.wait_for(lambda: [
+                    e for e in planner.events if e["event"] == "rejected"
+                    and e["detail"].get("request_id") == "st5"], 10)
+                assert refused[0]["detail"]["error"]["code"] == "start_button_required"
+                assert "started" not in planner.names_for("label-s5")
+                await press(pins, START)
+                assert (await planner.wait_terminal("label-s5"))["event"] == "succeeded"
             finally:
                 await agent.shutdown()
 
