@@ -351,6 +351,7 @@ class JobRunner:
             job.cancel_request_id = request_id
             if job.state is JobState.AWAITING_OPERATOR:
                 self._operator_cancel.set()
+                self._start_changed.set()
                 return None
             if job.state in (JobState.RUNNING, JobState.PAUSED) and not job.canceled:
                 driver = self.device.driver
