@@ -75,7 +75,8 @@ class Station(DeviceEvents):
             config.serial.reopen_interval_s,
         )
         self.runner = JobRunner(db, store, reporter, self.device, may_start=self._start_blocker,
-                                on_change=self.refresh_status)
+                                on_change=self.refresh_status,
+                                keep_start_hold=config.operator.start_after_estop)
         self._device_state = ""
         self._alarm: Any = None
         self.light: StackLight | None = None

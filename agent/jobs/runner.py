@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 # is a database write and a message: a 40-line label must not cost 40 of them.
 PROGRESS_MIN_STEP_S = 0.25
 PROGRESS_MAX_SILENCE_S = 2.0
+# Set (1) in the database's meta table while the start hold is armed, so that it survives a
+# restart of the agent.
+START_HOLD_KEY = "start_hold"
 
 # Why a driver may refuse a job that a person at the machine must resolve (a warning says so).
 _MACHINE_NOT_READY = {
@@ -53,7 +56,8 @@ class RunningJob:
 
 class JobRunner:
     def __init__(self, db: Database, store: JobStore, reporter: Reporter, device: DeviceManager,
-                 *, may_start: Callable[[], str | None], on_change: Callable[[], None]) -> None:
+                 *, may_start: Callable[[], str | None], on_change: Callable[[], None],
+                 keep_start_hold: bool = True) -> None:
         self.db = db
         self.store = store
         self.reporter = reporter
@@ -69,6 +73,7 @@ class JobRunner:
         # Set: the next job waits for an operator's start (button or `start` command) whatever
         # it asks for; the value says why (after an e-stop: "estop_reset").
         self.start_hold: str | None = None
+        self._keep_start_hold = keep_start_hold
 
     # -- start-up --------------------------------------------------------------------------
 
@@ -88,6 +93,11 @@ class JobRunner:
         for rec in self.store.queued():
             if rec.state is JobState.AWAITING_OPERATOR:
                 self.store.transition(rec.job_id, Trigger.INTERRUPT)  # back to queued
+        if self.db.counter(START_HOLD_KEY):
+            if self._keep_start_hold:
+                self.start_hold = "estop_reset"  # nobody has started the machine since
+            else:
+                self._write_hold()
         self.db.sync()
         return interrupted
 
@@ -97,8 +107,25 @@ class JobRunner:
     def hold_start(self, reason: str) -> None:
         """From now on nothing starts until an operator's start (see :meth:`operator_start`)."""
         self.start_hold = reason
+        self._record_hold()
         self._start_changed.set()
         self._on_change()
+
+    def _record_hold(self) -> None:
+        """Record the hold once the current step is over: an e-stop's stop bytes go out first
+        (the driver's task is already scheduled), and no write can delay or break them."""
+        try:
+            asyncio.get_running_loop().call_soon(self._write_hold)
+        except RuntimeError:  # no loop (start-up, tests): now
+            self._write_hold()
+
+    def _write_hold(self) -> None:
+        try:
+            with self.db.transaction():
+                self.db.set_counter(START_HOLD_KEY, 1 if self.start_hold is not None else 0)
+        except Exception:
+            # The hold still holds in memory; only a restart of the agent would forget it.
+            log.exception("could not record the start hold in the database")
 
     def operator_start(self, *, button: bool = True) -> str | None:
         """An operator's start: the station's button, or (``button=False``) the ``start``
@@ -109,7 +136,9 @@ class JobRunner:
         blocker = self._may_start()
         if blocker is not None:
             return blocker
-        self.start_hold = None
+        if self.start_hold is not None:
+            self.start_hold = None
+            self._record_hold()
         if button:
             self._operator_start.set()
         self._start_changed.set()

@@ -16,7 +16,7 @@ from agent.emulators.pty import PtyEndpoint
 from agent.garments import knife_gcode, tshirt_pieces
 from tests.support.broker import Broker
 from tests.support.planner import Planner
-from tests.support.station import RunningAgent, agent_config, background
+from tests.support.station import RunningAgent, agent_config, background, running_agent
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -370,3 +370,36 @@ async def test_with_the_switch_off_the_next_job_starts_after_reset(
                 assert "awaiting_operator" not in planner.names_for("label-s1")
             finally:
                 await agent.shutdown()
+
+
+async def test_the_wait_for_a_start_survives_a_restart_of_the_agent(tmp_path: Path,
+                                                                    broker: Broker) -> None:
+    """A station with no GPIO: e-stop and reset by command, then the agent restarts before
+    anybody started the machine. The next job still waits for the start command."""
+    link = tmp_path / "ttyGRBL"
+    config = agent_config(tmp_path, broker, link)
+    async with PtyEndpoint(link, baud=115_200) as endpoint:
+        emulator = GrblEmulator(endpoint)
+        async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
+            async with running_agent(config) as agent:
+                await agent.wait_device_online()
+                await planner.command("estop", request_id="es-r")
+                await planner.wait_status("estop")
+                await planner.command("reset", request_id="rs-r")
+                await planner.wait_status("awaiting_operator")
+            async with running_agent(config) as agent:
+                await agent.wait_device_online()
+                await planner.submit({"job_id": "label-r1", "kind": "gcode", "program": LABEL})
+                waiting = await planner.wait_event("label-r1", "awaiting_operator")
+                assert waiting["detail"]["reason"] == "estop_reset"
+                await asyncio.sleep(0.5)
+                assert "started" not in planner.names_for("label-r1")
+                assert emulator.executed == []
+                await planner.command("start", request_id="st-r")
+                assert (await planner.wait_terminal("label-r1"))["event"] == "succeeded"
+            # Started once: after the next restart jobs run as usual.
+            async with running_agent(config) as agent:
+                await agent.wait_device_online()
+                await planner.submit({"job_id": "label-r2", "kind": "gcode", "program": LABEL})
+                assert (await planner.wait_terminal("label-r2"))["event"] == "succeeded"
+                assert "awaiting_operator" not in planner.names_for("label-r2")
