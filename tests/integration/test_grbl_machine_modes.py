@@ -173,3 +173,23 @@ async def test_check_mode_entered_after_the_last_poll_is_caught() -> None:
         emulator.state = GrblState.CHECK
         assert driver.ready_for_job == (True, "")
         assert await driver.check_ready() == (False, "machine_not_ready")
+
+
+async def test_an_alarm_seen_only_in_a_status_report_fails_the_running_job(
+        tmp_path: Path, broker: Broker) -> None:
+    """The ALARM:N line itself lost on the wire: the next report still stops the job."""
+    link = tmp_path / "ttyGRBL"
+    program = knife_gcode(tshirt_pieces(), feed_mm_min=20_000)
+    async with PtyEndpoint(link, baud=115_200, latency_s=0.001) as endpoint:
+        emulator = GrblEmulator(endpoint, motion=True)
+        async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
+            async with running_agent(agent_config(tmp_path, broker, link)) as agent:
+                await agent.wait_device_online()
+                await planner.submit({"job_id": "front-a2", "kind": "gcode", "program": program})
+                await planner.wait_for(lambda: len(emulator.executed) > 20, 30, "cutting")
+                emulator.state = GrblState.ALARM  # no ALARM:N line is sent
+                end = await planner.wait_terminal("front-a2")
+                assert end["event"] == "failed", end
+                assert end["detail"]["error"]["code"] == "device_alarm"
+                assert end["detail"]["error"]["device_code"] == "state:Alarm"
+                await planner.wait_status("alarm")
