@@ -78,6 +78,14 @@ class LimitsConfig(StrictModel):
     max_program_lines: Annotated[int, Field(ge=1, le=50_000_000)] = 2_000_000
 
 
+class OperatorConfig(StrictModel):
+    # After an e-stop is released and reset, the next job waits for an operator's start (the
+    # station's start button or the `start` command) instead of starting by itself. Turn off
+    # only where nobody can be in the machine's reach when it restarts (a fenced, interlocked
+    # cell whose restart the planner owns).
+    start_after_estop: bool = True
+
+
 class AgentConfig(StrictModel):
     station_id: StationId
     profile: str = "grbl-1.1"
@@ -85,6 +93,7 @@ class AgentConfig(StrictModel):
     serial: SerialConfig = SerialConfig()
     storage: StorageConfig = StorageConfig()
     limits: LimitsConfig = LimitsConfig()
+    operator: OperatorConfig = OperatorConfig()
     # The station's safety I/O (e-stop, door, start button, stack light); None: no GPIO.
     gpio: GpioConfig | None = None
     # Ed25519-signed jobs from the planner; off by default.

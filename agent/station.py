@@ -54,6 +54,7 @@ _LIGHTS = {
     StationState.AWAITING_OPERATOR: LightState.ATTENTION,
     StationState.PAUSED: LightState.ATTENTION,
     StationState.ALARM: LightState.FAULT,
+    StationState.NOT_READY: LightState.ATTENTION,
     StationState.ERROR: LightState.FAULT,
     StationState.STORAGE_ERROR: LightState.FAULT,
     StationState.DEVICE_OFFLINE: LightState.FAULT,
@@ -78,7 +79,8 @@ class Station(DeviceEvents):
             config.serial.reopen_interval_s,
         )
         self.runner = JobRunner(db, store, reporter, self.device, may_start=self._start_blocker,
-                                on_change=self.refresh_status)
+                                on_change=self.refresh_status,
+                                keep_start_hold=config.operator.start_after_estop)
         self._device_state = ""
         self._alarm: Any = None
         self.light: StackLight | None = None
@@ -117,8 +119,11 @@ class Station(DeviceEvents):
         if not self.device.online.is_set():
             return StationState.DEVICE_OFFLINE, job_id
         driver = self.device.driver
-        if driver is not None and driver.ready_for_job[1] == "device_alarm":
+        reason = driver.ready_for_job[1] if driver is not None else ""
+        if reason == "device_alarm":
             return StationState.ALARM, job_id
+        if reason == "machine_not_ready" and (job is None or job.state is not JobState.RUNNING):
+            return StationState.NOT_READY, job_id
         if job is not None:
             if job.state is JobState.PAUSED:
                 return StationState.PAUSED, job_id
@@ -126,6 +131,9 @@ class Station(DeviceEvents):
                 return StationState.AWAITING_OPERATOR, job_id
             if job.state is JobState.RUNNING:
                 return StationState.BUSY, job_id
+        if self.runner.start_hold is not None:
+            # Nothing starts until an operator's start, even with nothing queued yet.
+            return StationState.AWAITING_OPERATOR, None
         return StationState.IDLE, None
 
     def refresh_status(self, *, force: bool = False) -> None:
@@ -156,7 +164,9 @@ class Station(DeviceEvents):
             bed_mm=(self.profile.bed.width_mm, self.profile.bed.height_mm),
             job_kinds=self.job_kinds, pools=list(self.config.pools),
             commands=[c.value for c in CommandName],
-            capabilities={"operator_start": True, "max_queued_jobs":
+            capabilities={"operator_start": True,
+                          "start_after_estop": self.config.operator.start_after_estop,
+                          "max_queued_jobs":
                           self.config.limits.max_queued_jobs,
                           "max_payload_bytes": self.config.mqtt.max_payload_bytes},
             firmware=fw,
@@ -314,6 +324,8 @@ class Station(DeviceEvents):
             problem = None
         elif cmd.cmd is CommandName.RESET:
             return await self.reset(cmd.request_id)
+        elif cmd.cmd is CommandName.START:
+            return self.start(cmd.request_id)
         elif cmd.cmd is CommandName.UNLOCK:
             return await self.unlock(cmd.request_id)
         else:  # pragma: no cover - every CommandName is handled above
@@ -381,6 +393,9 @@ class Station(DeviceEvents):
     def _latch_estop(self, source: str) -> None:
         if not self.estop_latched:
             self.estop_latched = True
+            if self.config.operator.start_after_estop:
+                # Armed now, not at reset: nothing can start between the reset and the hold.
+                self.runner.hold_start("estop_reset")
             self.reporter.event(EventType.WARNING, None, {"estop": True, "source": source})
 
     async def reset(self, request_id: str | None) -> tuple[str, str] | None:
@@ -392,6 +407,29 @@ class Station(DeviceEvents):
         was = self.estop_latched
         self.estop_latched = False
         self._command_done(CommandName.RESET, request_id, {"estop_cleared": was})
+        return None
+
+    def start(self, request_id: str | None) -> tuple[str, str] | None:
+        """The ``start`` command: an operator's start from the HMI, like the start button,
+        except that a job with ``require_operator_start`` still needs the button itself."""
+        if self.estop_latched:
+            return "estop_active", "release the e-stop and reset before starting"
+        if self.door_open:
+            return "door_open", "close the door before starting"
+        held = self.runner.start_hold is not None
+        button = self.runner.awaiting_button
+        if not held:
+            if button:
+                return "start_button_required", ("the job waits for the station's start "
+                                                 "button (require_operator_start)")
+            return "not_applicable", "nothing waits for an operator's start"
+        blocker = self.runner.operator_start(button=False)
+        if blocker is not None:
+            return blocker, f"cannot start now: {blocker}"
+        current = self.runner.current
+        self._command_done(CommandName.START, request_id, {
+            "start_hold_cleared": True, "start_button_required": button,
+        }, job_id=current.record.job_id if current is not None else None)
         return None
 
     async def unlock(self, request_id: str | None) -> tuple[str, str] | None:
@@ -454,7 +492,8 @@ class Station(DeviceEvents):
         self.refresh_status()
 
     def on_start_pressed(self) -> None:
-        self.runner.operator_start()
+        self.runner.operator_start(button=True)
+        self.refresh_status()
 
     def on_reset_pressed(self) -> None:
         self._spawn(self.reset(None), "reset-button")

@@ -146,3 +146,16 @@ class MachineDriver(abc.ABC):
     @abc.abstractmethod
     def ready_for_job(self) -> tuple[bool, str]:
         """Whether a job may start now, and if not, why (a short code)."""
+
+    @property
+    def device_state(self) -> str:
+        """The machine's own state word, as last reported ("" when the driver has none)."""
+        return ""
+
+    async def check_ready(self) -> tuple[bool, str]:
+        """``ready_for_job`` checked against the machine now, just before a job starts.
+
+        A driver whose view comes from periodic polling asks the machine once more (GRBL: a
+        fresh status report), so a mode entered since the last poll is not missed.
+        """
+        return self.ready_for_job

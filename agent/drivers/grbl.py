@@ -9,6 +9,11 @@ Design notes (from grbl's interface documentation and the field reports in REFER
   and the machine is held and soft-reset before the job is failed.
 - Pause is a feed hold (``!``); resume (``~``) is sent only once the hold is complete
   (``Hold:0``): GRBL ignores ``~`` while still decelerating.
+- GRBL answers ``ok`` without moving in check mode (``$C``) and parses nothing while asleep
+  (``$SLP``): a job neither starts nor goes on while a report (or ``[MSG:Enabled]`` /
+  ``[MSG:Sleeping]``) says so, and it succeeds only if a status report taken after its fence
+  shows the machine in neither mode (nor in alarm). The agent never leaves those modes by
+  itself: a person does (``reset``, then ``unlock`` after sleep).
 - Cancel is feed hold, wait for ``Hold:0``, then soft reset (no alarm, position kept).
   E-stop is feed hold and soft reset at once. An alarm is never unlocked by the agent itself;
   only an explicit ``unlock`` command from a person sends ``$X``.
@@ -60,6 +65,13 @@ SOFT_RESET = b"\x18"
 STATUS_QUERY = b"?"
 FENCE = "G4P0"
 _FENCE_LINE = FENCE.encode() + b"\n"
+# States in which GRBL does not execute the lines it answers ``ok`` to (Check) or does not
+# take lines at all (Sleep). Alarm is tracked on its own (``_alarm``).
+NOT_EXECUTING = frozenset({"Check", "Sleep"})
+# ``[MSG:...]`` texts GRBL prints on entering (and leaving) those modes (report.c).
+_MODE_MESSAGES = {"Enabled": "Check", "Sleeping": "Sleep"}
+NOT_READY = "machine_not_ready"
+NOT_EXECUTING_CODE = "machine_not_executing"
 
 
 class _Kind(enum.Enum):
@@ -122,6 +134,8 @@ class GrblDriver(MachineDriver):
         self._last_telemetry = 0.0
         self._device_state = "unknown"
         self._alarm: int | None = None
+        # "Check" or "Sleep" while the machine is in a mode that does not execute lines.
+        self._idle_mode: str | None = None
         self._estop_latched = False
         self._streaming = False
         self._paused = False
@@ -280,6 +294,8 @@ class GrblDriver(MachineDriver):
                 head.feedback.append(text)
             elif reply.kind == "MSG":
                 log.info("GRBL says: %s", reply.text)
+            if reply.kind == "MSG":
+                self._on_message(reply.text)
         elif isinstance(reply, AlarmReply):
             self._on_alarm(reply.code)
         elif isinstance(reply, Banner):
@@ -344,6 +360,22 @@ class GrblDriver(MachineDriver):
             self._warnings.append(detail)
             self.listener.on_warning(f"GRBL error:{error.code}", detail)
 
+    def _on_message(self, text: str) -> None:
+        """``[MSG:Enabled]`` (check mode on), ``[MSG:Sleeping]``, ``[MSG:Disabled]``."""
+        if text in _MODE_MESSAGES:
+            self._set_idle_mode(_MODE_MESSAGES[text])
+        elif text == "Disabled" and self._idle_mode == "Check":
+            self._idle_mode = None  # a reset (and its banner) follows
+
+    def _set_idle_mode(self, mode: str | None) -> None:
+        self._idle_mode = mode
+        if mode is not None and self._streaming and self._stop is None:
+            self._fail(DeviceError(
+                f"GRBL reported {mode} during the job: "
+                + ("it only checks lines, nothing is cut" if mode == "Check"
+                   else "it executes nothing until reset"),
+                code=NOT_EXECUTING_CODE, device_code=f"state:{mode}"))
+
     def _on_status(self, report: StatusReport) -> None:
         self._status = report
         self._status_count += 1
@@ -354,8 +386,18 @@ class GrblDriver(MachineDriver):
         if report.state == "Alarm":
             if self._alarm is None:
                 self._alarm = 0
+            if self._streaming and self._stop is None:
+                # Normally ALARM:N came first; this catches one lost on the line.
+                self._fail(DeviceAlarm("GRBL reports Alarm during the job",
+                                       device_code="state:Alarm"))
         elif self._alarm is not None and report.state != "Alarm":
             self._alarm = None
+        if report.state in NOT_EXECUTING:
+            if self._idle_mode != report.state:
+                self._set_idle_mode(report.state)
+        elif report.state != "Alarm":
+            # Alarm can follow Sleep (a reset from Sleep locks GRBL): the alarm rules then.
+            self._idle_mode = None
         if state != self._device_state:
             self._device_state = state
             self.listener.on_device_state(state, {"alarm": self._alarm})
@@ -391,6 +433,7 @@ class GrblDriver(MachineDriver):
         self.listener.on_device_state("Alarm", {"alarm": code, "meaning": alarm_text(code)})
 
     def _on_banner(self, banner: Banner) -> None:
+        self._idle_mode = None  # a reset leaves check mode and sleep
         self._drop_in_flight()
         self._banner_event.set()
         if self._streaming and self._stop is None and not self._expect_reset:
@@ -471,7 +514,10 @@ class GrblDriver(MachineDriver):
                 if self._stop is not None:
                     raise JobStopped(f"job {self._stop.value}", code=self._stop.value)
                 if self._failure is not None:
-                    await self._abort_motion()
+                    if self._failure.code != NOT_EXECUTING_CODE:
+                        await self._abort_motion()
+                    # Check mode and sleep move nothing: stop feeding, and leave the machine
+                    # as the person who put it there left it (a reset would end check mode).
                     raise self._failure
                 self._pump()
                 if self._acked != job.reported:
@@ -481,6 +527,15 @@ class GrblDriver(MachineDriver):
                     break
                 self._wake.clear()
                 await self._wake.wait()
+            # The fence is answered in check mode too: only a report from after it tells.
+            await self._fresh_status()
+            if self._failure is None and self._alarm is not None:
+                self._fail(DeviceAlarm("GRBL is in alarm at the end of the job",
+                                       device_code="state:Alarm"))
+            if self._stop is not None:
+                raise JobStopped(f"job {self._stop.value}", code=self._stop.value)
+            if self._failure is not None:
+                raise self._failure
             if self._acked != job.reported:
                 on_progress(self._acked)
             return StreamResult(lines_done=self._acked, warnings=tuple(self._warnings))
@@ -513,6 +568,33 @@ class GrblDriver(MachineDriver):
             job.fence_sent = True
         if batch:
             self.link.write(batch)
+
+    async def _fresh_status(self) -> bool:
+        """Wait for a status report received after this call (asking for one as needed).
+
+        Replies come in the order GRBL wrote them, so such a report shows the machine after
+        everything answered before it. False if none came in time.
+        """
+        first = self._status_count
+        deadline = time.monotonic() + self.settings.response_timeout_s
+        while self._status_count == first:
+            if self._streaming and (self._failure is not None or self._stop is not None):
+                return False
+            if time.monotonic() > deadline:
+                self._fail(DeviceTimeout("GRBL sent no status report after the job's last line"))
+                return False
+            self._status_event.clear()
+            self.link.write(STATUS_QUERY, urgent=True)
+            await wait_event(self._status_event, 0.25)
+        return True
+
+    async def check_ready(self) -> tuple[bool, str]:
+        """``ready_for_job`` on a status report taken now, not the last poll's."""
+        if self._estop_latched:
+            return False, "estop"
+        if not await self._fresh_status():
+            return False, "device_timeout"
+        return self.ready_for_job
 
     async def _abort_motion(self) -> None:
         """Hold, then soft-reset: discard what GRBL still buffers without losing position."""
@@ -567,6 +649,8 @@ class GrblDriver(MachineDriver):
             return False, "estop"
         if self._alarm is not None:
             return False, "device_alarm"
+        if self._idle_mode is not None:
+            return False, NOT_READY
         if self._status is not None and self._status.state == "Door":
             return False, "door_open"
         return True, ""

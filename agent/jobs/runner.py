@@ -37,6 +37,20 @@ log = logging.getLogger(__name__)
 # is a database write and a message: a 40-line label must not cost 40 of them.
 PROGRESS_MIN_STEP_S = 0.25
 PROGRESS_MAX_SILENCE_S = 2.0
+# Set (1) in the database's meta table while the start hold is armed, so that it survives a
+# restart of the agent.
+START_HOLD_KEY = "start_hold"
+
+# Why a driver may refuse a job that a person at the machine must resolve (a warning says so).
+_MACHINE_NOT_READY = {
+    "device_alarm": "the machine is in alarm: a person checks it and sends `unlock`",
+    "machine_not_ready": "the machine is in a mode in which it does not execute lines",
+}
+_MODE_ADVICE = {
+    "Check": "GRBL is in check mode ($C): it would only parse the job, nothing would be cut. "
+             "Send `reset` (a soft reset leaves check mode) or `$C` at the machine",
+    "Sleep": "GRBL is asleep ($SLP) and executes nothing: send `reset`, then `unlock`",
+}
 
 
 @dataclass
@@ -76,7 +90,8 @@ class PendingFinal:
 
 class JobRunner:
     def __init__(self, db: Database, store: JobStore, reporter: Reporter, device: DeviceManager,
-                 *, may_start: Callable[[], str | None], on_change: Callable[[], None]) -> None:
+                 *, may_start: Callable[[], str | None], on_change: Callable[[], None],
+                 keep_start_hold: bool = True) -> None:
         self.db = db
         self.store = store
         self.reporter = reporter
@@ -92,6 +107,11 @@ class JobRunner:
         self.pending: dict[str, PendingFinal] = {}
         # Where they are also kept, across a restart (set by the app; None: memory only).
         self.journal: ReservedFile | None = None
+        self._start_changed = asyncio.Event()
+        # Set: the next job waits for an operator's start (button or `start` command) whatever
+        # it asks for; the value says why (after an e-stop: "estop_reset").
+        self.start_hold: str | None = None
+        self._keep_start_hold = keep_start_hold
 
     # -- start-up --------------------------------------------------------------------------
 
@@ -123,14 +143,65 @@ class JobRunner:
         for rec in self.store.queued():
             if rec.state is JobState.AWAITING_OPERATOR:
                 self.store.transition(rec.job_id, Trigger.INTERRUPT)  # back to queued
+        if self.db.counter(START_HOLD_KEY):
+            if self._keep_start_hold:
+                self.start_hold = "estop_reset"  # nobody has started the machine since
+            else:
+                self._write_hold()
         self.db.sync()
         return interrupted
 
     def notify_queue(self) -> None:
         self._queue_changed.set()
 
-    def operator_start(self) -> None:
-        self._operator_start.set()
+    def hold_start(self, reason: str) -> None:
+        """From now on nothing starts until an operator's start (see :meth:`operator_start`)."""
+        self.start_hold = reason
+        self._record_hold()
+        self._start_changed.set()
+        self._on_change()
+
+    def _record_hold(self) -> None:
+        """Record the hold once the current step is over: an e-stop's stop bytes go out first
+        (the driver's task is already scheduled), and no write can delay or break them."""
+        try:
+            asyncio.get_running_loop().call_soon(self._write_hold)
+        except RuntimeError:  # no loop (start-up, tests): now
+            self._write_hold()
+
+    def _write_hold(self) -> None:
+        try:
+            with self.db.transaction():
+                self.db.set_counter(START_HOLD_KEY, 1 if self.start_hold is not None else 0)
+        except Exception:
+            # The hold still holds in memory; only a restart of the agent would forget it.
+            log.exception("could not record the start hold in the database")
+
+    def operator_start(self, *, button: bool = True) -> str | None:
+        """An operator's start: the station's button, or (``button=False``) the ``start``
+        command. It clears the start hold; only the button starts a job that asked for
+        ``require_operator_start``. Ignored while something blocks starting (e-stop, door):
+        returns that reason then, else None.
+        """
+        blocker = self._may_start()
+        if blocker is not None:
+            return blocker
+        if self.start_hold is not None:
+            self.start_hold = None
+            self._record_hold()
+        if button:
+            self._operator_start.set()
+        self._start_changed.set()
+        self._queue_changed.set()
+        self._on_change()
+        return None
+
+    @property
+    def awaiting_button(self) -> bool:
+        """The current job waits for the start button (require_operator_start)."""
+        job = self.current
+        return (job is not None and job.state is JobState.AWAITING_OPERATOR
+                and job.request.require_operator_start)
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -152,27 +223,50 @@ class JobRunner:
                 self._queue_changed.clear()
                 await self._queue_changed.wait()
                 continue
-            await self._wait_until_startable()
+            await self._wait_until_startable(queued[0].job_id)
             rec = self.store.get(queued[0].job_id)
             if rec is None or rec.state is not JobState.QUEUED:
                 continue  # canceled while we waited
             await self._run(rec)
 
-    async def _wait_until_startable(self) -> None:
+    async def _wait_until_startable(self, job_id: str) -> None:
+        warned: str | None = None
         while True:
             driver = self.device.driver
-            if (driver is not None and self._may_start() is None and driver.ready_for_job[0]
+            if (driver is not None and self._may_start() is None
                     and self.db.fault is None and not self.pending):
-                return
+                ready, reason = driver.ready_for_job
+                if ready:
+                    # The last poll may be old: ask the machine itself before starting.
+                    ready, reason = await driver.check_ready()
+                    if (ready and self.device.driver is driver and self._may_start() is None
+                            and self.db.fault is None and not self.pending):
+                        return
+                if reason in _MACHINE_NOT_READY and warned != reason:
+                    warned = reason
+                    self._warn_not_ready(job_id, reason, driver.device_state)
             await wait_event(self._queue_changed, 0.2)
             self._queue_changed.clear()
+
+    def _warn_not_ready(self, job_id: str, reason: str, machine_state: str) -> None:
+        """The job stays queued; say once why it does not start."""
+        rec = self.store.get(job_id)
+        if rec is None or rec.state is not JobState.QUEUED:
+            return
+        mode = machine_state.partition(":")[0]
+        self.reporter.event(EventType.WARNING, job_id, {
+            "code": "machine_not_ready", "reason": reason, "machine_state": machine_state,
+            "message": f"{_MODE_ADVICE.get(mode, _MACHINE_NOT_READY[reason])}; the job waits "
+                       "in the queue",
+        })
 
     async def _run(self, rec: JobRecord) -> None:
         request = JobRequest.model_validate_json(rec.request)
         job = RunningJob(rec, self.store.program(rec.job_id), request, JobState.QUEUED)
         self.current = job
         try:
-            if request.require_operator_start and not await self._await_operator(job):
+            waits = request.require_operator_start or self.start_hold is not None
+            if waits and not await self._await_operator(job):
                 return
             driver = self.device.driver
             if driver is None:
@@ -204,10 +298,18 @@ class JobRunner:
             self._on_change()
 
     async def _await_operator(self, job: RunningJob) -> bool:
+        """Hold the job until an operator starts it.
+
+        A job with ``require_operator_start`` needs the station's button; a start hold (after
+        an e-stop) is released by the button or the ``start`` command. Both may apply.
+        """
+        needs_button = job.request.require_operator_start
         with self.db.transaction():
             self.store.transition(job.record.job_id, Trigger.WAIT_OPERATOR)
             self.reporter.event(EventType.AWAITING_OPERATOR, job.record.job_id, {
                 "timeout_s": job.request.operator_timeout_s,
+                "reason": self.start_hold or "require_operator_start",
+                "start_button_required": needs_button,
             })
         job.state = JobState.AWAITING_OPERATOR
         self._operator_start.clear()
@@ -216,20 +318,24 @@ class JobRunner:
         deadline = (time.monotonic() + job.request.operator_timeout_s
                     if job.request.operator_timeout_s else None)
         while True:
+            self._start_changed.clear()
             if self._operator_cancel.is_set():
                 self._record_final(PendingFinal(job.record.job_id, Trigger.CANCEL,
                                                 EventType.CANCELED,
                                                 request_echo(job.cancel_request_id)))
                 return False
+            startable = self._may_start() is None and self.device.driver is not None
             if self._operator_start.is_set():
                 self._operator_start.clear()
-                if self._may_start() is None and self.device.driver is not None:
-                    return True
+                if startable:
+                    needs_button = False
+            if startable and not needs_button and self.start_hold is None:
+                return True
             if deadline is not None and time.monotonic() > deadline:
                 self._finish_failed(job, "operator_timeout",
-                                    "nobody pressed the start button in time", {})
+                                    "nobody started the job in time", {})
                 return False
-            await wait_event(self._operator_start, 0.2)
+            await wait_event(self._start_changed, 0.2)
 
     async def _stream(self, job: RunningJob) -> None:
         driver = self.device.driver
@@ -409,6 +515,7 @@ class JobRunner:
             job.cancel_request_id = request_id
             if job.state is JobState.AWAITING_OPERATOR:
                 self._operator_cancel.set()
+                self._start_changed.set()
                 return None
             if job.state in (JobState.RUNNING, JobState.PAUSED) and not job.canceled:
                 driver = self.device.driver

@@ -143,6 +143,10 @@ class ToolpathSettings(StrictModel):
     power_pct: Percent = 50.0
     force_g: Grams = 100.0
     passes: Passes = 1
+    # Several passes over the same line are normal on this machine (a laser going through
+    # thick fabric in steps). None: lasers yes, knives and pens no. Where they are not normal,
+    # a job asking for more than one pass must say toolpaths.repeat_same_place.
+    multi_pass: bool | None = None
     # Operations this machine performs, with their own defaults; others are rejected.
     ops: dict[Operation, OpDefaults] = Field(
         default_factory=lambda: {op: OpDefaults() for op in Operation}
@@ -188,7 +192,21 @@ class ToolpathSettings(StrictModel):
             raise ValueError("speed_mm_s exceeds max_speed_mm_s")
         if not self.ops:
             raise ValueError("ops must list at least one operation")
+        if not self.multi_pass_normal:
+            many = [f"ops.{op.value}.passes" for op, d in self.ops.items()
+                    if d.passes is not None and d.passes > 1]
+            if self.passes > 1:
+                many.insert(0, "passes")
+            if many:
+                raise ValueError(f"{', '.join(many)} > 1 needs multi_pass = true: this "
+                                 f"{self.machine.value} does not repeat cuts normally")
         return self
+
+    @property
+    def multi_pass_normal(self) -> bool:
+        if self.multi_pass is not None:
+            return self.multi_pass
+        return self.machine is MachineKind.LASER
 
     def op_defaults(self, op: Operation) -> OpDefaults | None:
         return self.ops.get(op)

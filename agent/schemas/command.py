@@ -17,6 +17,9 @@ class CommandName(StrEnum):
     CANCEL = "cancel"
     ESTOP = "estop"
     RESET = "reset"
+    # The operator's start, as by the station's start button: releases the wait for a start
+    # after an e-stop (a job with require_operator_start still needs the button itself).
+    START = "start"
     # Clear a machine alarm (GRBL `$X`) on a person's explicit request; never done on its own.
     UNLOCK = "unlock"
 

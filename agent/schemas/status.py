@@ -14,6 +14,9 @@ class StationState(StrEnum):
     AWAITING_OPERATOR = "awaiting_operator"
     PAUSED = "paused"
     ALARM = "alarm"
+    # The machine is in a mode in which it executes no lines (GRBL check mode, sleep):
+    # device.state says which; jobs wait queued until a person changes it.
+    NOT_READY = "not_ready"
     ESTOP = "estop"
     ERROR = "error"
     # The agent cannot write its database (disk full or failing): it takes no new jobs.

@@ -57,6 +57,11 @@ class Toolpaths(WireModel):
     units: Literal["mm"] = "mm"
     paths: Annotated[list[Path], Field(min_length=1, max_length=100_000)]
     settings: ToolSettings = ToolSettings()
+    # The job means to cut the same place more than once: copies whose placements touch or
+    # overlap (spacing_mm 0, a shape with no width), or several passes on a machine that does
+    # not normally repeat a cut (knives, pens). Without it such a job is rejected
+    # (overlapping_copies, repeated_passes).
+    repeat_same_place: bool = False
 
     @model_validator(mode="after")
     def _not_too_many_points(self) -> Toolpaths:

@@ -32,6 +32,9 @@ from agent.toolpaths.geometry import (
 from agent.toolpaths.order import OrderItem, order_paths
 
 INVALID = "invalid_toolpaths"
+OVERLAPPING_COPIES = "overlapping_copies"
+REPEATED_PASSES = "repeated_passes"
+_ASK = "set toolpaths.repeat_same_place: true if that is meant"
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,11 @@ def plan_toolpaths(
     toolpaths = _require_toolpaths(job)
     resolved = [_settle(toolpaths, i, settings) for i in range(len(toolpaths.paths))]
     _check_size(toolpaths, resolved, job.copies, settings)
+    if not toolpaths.repeat_same_place:
+        _check_passes(resolved, settings)
     pieces = _place(toolpaths, job, limits.width_mm)
+    if not toolpaths.repeat_same_place:
+        _check_copies_apart(pieces, job, 1.0 / settings.units_per_mm)
     visits = order_paths([OrderItem(p.points, p.closed) for p in pieces])
     planned: list[PlannedPath] = []
     blade = BladeTracker(settings)
@@ -176,6 +183,48 @@ def _check_size(
             f"{settings.max_points}",
             code=INVALID,
         )
+
+
+def _check_passes(resolved: Sequence[CutSettings], settings: ToolpathSettings) -> None:
+    """More than one pass cuts the same line again: normal on a laser, not on a knife."""
+    if settings.multi_pass_normal:
+        return
+    for index, cut in enumerate(resolved):
+        if cut.passes > 1:
+            raise ProgramError(
+                f"path {index}: {cut.passes} passes would cut the same line {cut.passes} times; "
+                f"this {settings.machine.value} does not repeat cuts normally: {_ASK}",
+                code=REPEATED_PASSES,
+            )
+
+
+def _check_copies_apart(pieces: Sequence[_Piece], job: JobRequest, unit_mm: float) -> None:
+    """Copies whose extents touch or overlap would cut the same place twice (with
+    ``spacing_mm`` 0 neighbours share their edges; a shape with no width stacks up). Closer
+    than one machine unit counts as touching: the machine cannot tell the lines apart."""
+    if job.copies < 2:
+        return
+    boxes: dict[int, tuple[float, float, float, float]] = {}
+    for piece in pieces:
+        x0, y0, x1, y1 = bbox(piece.points)
+        box = boxes.get(piece.copy)
+        boxes[piece.copy] = (x0, y0, x1, y1) if box is None else (
+            min(box[0], x0), min(box[1], y0), max(box[2], x1), max(box[3], y1))
+    # Sweep along x: only boxes that start before this one ends can meet it.
+    ordered = sorted(boxes.items(), key=lambda item: item[1][0])
+    for i, (a, (ax0, ay0, ax1, ay1)) in enumerate(ordered):
+        for b, (bx0, by0, bx1, by1) in ordered[i + 1:]:
+            if bx0 - ax1 >= unit_mm:
+                break
+            if by0 - ay1 < unit_mm and ay0 - by1 < unit_mm:
+                first, second = sorted((a, b))
+                raise ProgramError(
+                    f"copies {first + 1} and {second + 1} would cut the same place: their "
+                    f"extents (x {ax0:g}..{ax1:g}, y {ay0:g}..{ay1:g} and x {bx0:g}..{bx1:g}, "
+                    f"y {by0:g}..{by1:g} mm) touch or overlap with spacing_mm "
+                    f"{job.spacing_mm:g}; give the copies room, or {_ASK}",
+                    code=OVERLAPPING_COPIES,
+                )
 
 
 def _place(toolpaths: Toolpaths, job: JobRequest, bed_width: float) -> list[_Piece]:

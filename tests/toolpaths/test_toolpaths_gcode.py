@@ -194,6 +194,7 @@ def test_passes_repeat_each_piece_before_the_next() -> None:
     data["toolpaths"]["paths"][1]["points"] = [
         (x + 400.0, y) for x, y in data["toolpaths"]["paths"][1]["points"]
     ]
+    data["toolpaths"]["repeat_same_place"] = True  # two passes of a knife: asked for
     twice = type(twice).model_validate(data, strict=False)
     cuts = [
         s

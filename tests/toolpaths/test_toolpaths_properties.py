@@ -56,6 +56,9 @@ def jobs(draw: st.DrawFn, bed: tuple[float, float], origin: tuple[float, float])
         "toolpaths": {
             "paths": draw(st.lists(paths(min(width, height) / 3), min_size=1, max_size=5)),
             "settings": {"passes": draw(st.integers(1, 2))},
+            # Passes and copies that meet are drawn on purpose: the geometry is under test
+            # here, the guard against repeats in test_toolpaths_repeats.py.
+            "repeat_same_place": True,
         },
         "copies": draw(st.integers(1, 3)),
         "spacing_mm": draw(st.floats(0, 20).map(lambda v: round(v, 2))),
