@@ -209,6 +209,8 @@ async def _start_with_gpio(config: Any, pins: MockFactory) -> RunningAgent:
     await _until(lambda: not station.estop_input_pressed and not station.door_open)
     await _press(pins, RESET)
     await _until(lambda: not station.estop_latched)
+    await _press(pins, START)  # after an e-stop and reset, a person starts the station
+    await _until(lambda: station.runner.start_hold is None)
     return running
 
 
@@ -264,6 +266,8 @@ async def test_disk_full_mid_job_the_cut_finishes_and_its_end_is_recorded_when_s
                     # Space returns: the end is recorded, as it happened, and work goes on.
                     filler.unlink()
                     done = await planner.wait_terminal("front-full", timeout=60)
+                    await planner.wait_status("awaiting_operator")  # the e-stop's start hold
+                    await _press(pins, START)
                     await planner.wait_status("idle")
                     await planner.submit({"job_id": "label-after", "kind": "gcode",
                                           "program": LABEL})
