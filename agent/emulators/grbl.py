@@ -18,6 +18,11 @@ What it models (gnea/grbl ``doc/markdown/interface.md`` and ``commands.md``):
   does: bytes arriving meanwhile are lost (counted in ``eeprom_lost_bytes``).
 
 The emulated build has homing enabled without the power-up homing lock, so it starts Idle.
+
+Lines are read as the firmware reads them (protocol.c's filter in ``grbl_lines``; gcode.c's
+words and command numbers and system.c's ``$`` lines via ``agent.dialects.grbl_reading``).
+``tests/emulators/test_grbl_sim_agrees.py`` compares the answers with real GRBL 1.1h
+(grbl-sim) for the attack forms, when such a build is at hand.
 """
 
 from __future__ import annotations
