@@ -1,29 +1,30 @@
 """GRBL 1.1: program validation and normalisation, and the firmware's message texts.
 
-Normalisation follows GRBL's own parser (comments removed, whitespace removed, upper case) so
-the lines we count and send are exactly the bytes GRBL buffers: shorter lines stream faster
+Every line is read as the firmware reads it (:mod:`agent.dialects.grbl_reading`: protocol.c's
+filter, gcode.c's words and command numbers, system.c's ``$`` lines) and the commands found are
+then checked against the profile's ``[allowlist]``: what is not named there is refused. The
+lines sent are the filtered lines, exactly the bytes GRBL buffers: shorter lines stream faster
 and the character count is exact.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
-from agent.dialects.gcode import check_printable, iter_program_lines, split_words, strip_comment
+from agent.dialects.gcode import check_printable, iter_program_lines, strip_comment
+from agent.dialects.grbl_reading import (
+    SYSTEM_MEANING,
+    VALUE_LETTERS,
+    ReadError,
+    classify_system,
+    g_command,
+    m_command,
+    preprocess,
+    read_words,
+)
 from agent.dialects.program import Program
 from agent.errors import ProgramError
-from agent.profiles.grbl import GrblProfile
-
-# G-codes GRBL 1.1 accepts (gnea/grbl doc/markdown/commands.md); M-codes likewise. A build may
-# lack some (mist coolant M7); the firmware then answers error:20, reported with the line.
-GRBL_G_CODES = frozenset(
-    {"0", "1", "2", "3", "4", "10", "17", "18", "19", "20", "21", "28", "28.1", "30", "30.1",
-     "38.2", "38.3", "38.4", "38.5", "40", "43.1", "49", "53", "54", "55", "56", "57", "58",
-     "59", "61", "80", "90", "91", "91.1", "92", "92.1", "93", "94"}
-)
-GRBL_M_CODES = frozenset({"0", "1", "2", "3", "4", "5", "7", "8", "9", "30", "56"})
-GRBL_WORD_LETTERS = frozenset("FGIJKLMNPRSTXYZ")
+from agent.profiles.grbl import GrblAllowlist, GrblProfile
 
 ERROR_TEXTS: dict[int, str] = {
     1: "G-code words consist of a letter and a value. Letter was not found.",
@@ -99,56 +100,132 @@ def alarm_text(code: int) -> str:
     return ALARM_TEXTS.get(code, f"Unknown GRBL alarm {code}")
 
 
-def normalise_line(raw: str, line_no: int) -> str:
-    """GRBL's own normalisation: comments and whitespace removed, upper case."""
-    check_printable(raw, line_no)
-    text = strip_comment(raw, line_no)
-    return "".join(text.split()).upper()
+
+# Why a command GRBL has is kept out of jobs unless a profile names it (for the message).
+_WHY_NOT: dict[str, str] = {
+    "G10": "it writes work coordinate offsets to EEPROM",
+    "G28.1": "it stores the G28 position in EEPROM",
+    "G30.1": "it stores the G30 position in EEPROM",
+    "G28": "it moves to a position stored in the machine, which the job cannot see",
+    "G30": "it moves to a position stored in the machine, which the job cannot see",
+    "G92": "it shifts the coordinate system, also for every job after this one",
+    "G92.1": "it clears the G92 offset an operator set",
+    "G53": "it moves in machine coordinates, past the work offset",
+    "G43.1": "it changes the tool length offset",
+    "G38.2": "probing: without a probe it ends in an alarm",
+    "G38.3": "probing: without a probe it ends in an alarm",
+    "G38.4": "probing: without a probe it ends in an alarm",
+    "G38.5": "probing: without a probe it ends in an alarm",
+    "M0": "it pauses the program: the machine would wait in Hold for an operator",
+    "M1": "an optional stop: the machine could wait in Hold for an operator",
+    "M56": "it changes the parking override",
+}
 
 
-class BlockedMatcher:
-    """The profile's blocked-instruction patterns, with its explicit allowances."""
-
-    def __init__(self, patterns: tuple[str, ...], allow: tuple[str, ...]) -> None:
-        self._blocked = [re.compile(p) for p in patterns]
-        self._allowed = [re.compile(p) for p in allow]
-
-    def blocked_by(self, line: str) -> str | None:
-        """The pattern that blocks ``line``, or None when it may be sent."""
-        for pattern in self._blocked:
-            if pattern.fullmatch(line):
-                if any(a.fullmatch(line) for a in self._allowed):
-                    return None
-                return pattern.pattern
-        return None
+def _blocked(line_no: int, what: str, why: str) -> ProgramError:
+    return ProgramError(
+        f"line {line_no}: {what} is not allowed on this station: {why}",
+        code="blocked_instruction",
+        line=line_no,
+    )
 
 
-def _check_words(line: str, line_no: int) -> None:
+def _as_read(written: str, name: str) -> str:
+    return name if written == name else f"{name} (GRBL reads {written!r} as {name})"
+
+
+def _check_gcode(text: str, line_no: int, allow: GrblAllowlist, where: str = "") -> None:
+    """The words of a G-code block as gcode.c reads them, against the allowlist."""
+    try:
+        words = read_words(text)
+    except ReadError as exc:
+        raise ProgramError(
+            f"line {line_no}: cannot parse {text[exc.position:exc.position + 12]!r}{where} "
+            f"({exc.reason}: a letter and a number are expected; GRBL answers "
+            f"error:{exc.code})",
+            line=line_no,
+        ) from None
+    commands: list[str] = []
+    for word in words:
+        if word.letter in "GM":
+            if not word.in_command_range:
+                raise _blocked(
+                    line_no,
+                    f"{word.written}{where}",
+                    "a command number outside 0-255, which GRBL's 8-bit reading turns into "
+                    "another command",
+                )
+            try:
+                name = g_command(word) if word.letter == "G" else m_command(word)
+            except ReadError as exc:
+                raise ProgramError(
+                    f"line {line_no}: {word.written}{where} is not supported by GRBL 1.1 "
+                    f"({exc.reason}; GRBL answers error:{exc.code})",
+                    code="unsupported_command",
+                    line=line_no,
+                ) from None
+            allowed = allow.g if word.letter == "G" else allow.m
+            if name not in allowed:
+                why = _WHY_NOT.get(name, "it is not named in the profile's [allowlist]")
+                raise _blocked(line_no, _as_read(word.written, name) + where, why)
+            commands.append(name)
+        elif word.letter not in VALUE_LETTERS:
+            raise ProgramError(
+                f"line {line_no}: word {word.written}{where} is not a GRBL word", line=line_no
+            )
+    for name in commands:
+        for letter, values in allow.params.get(name, {}).items():
+            given = [w for w in words if w.letter == letter]
+            if not given:
+                raise _blocked(
+                    line_no,
+                    f"{name} without {letter}{where}",
+                    f"the profile allows {name} only with {letter} in {list(values)}",
+                )
+            word = given[0]  # a repeated word is error:25 on GRBL: nothing runs
+            if not word.in_command_range or word.int_value not in values:
+                read = f"{letter}{word.int_value}" if word.in_command_range else "out of range"
+                raise _blocked(
+                    line_no,
+                    f"{name} with {word.written}{where} (GRBL reads {read})",
+                    f"the profile allows {name} only with {letter} in {list(values)}",
+                )
+
+
+def _check_system(line: str, line_no: int, allow: GrblAllowlist) -> None:
+    """A ``$`` line as system.c reads it, against the allowlist's ``system`` names."""
+    command = classify_system(line)
+    if command.kind is None:
+        raise _blocked(
+            line_no,
+            repr(line),
+            f"a '$' line GRBL does not act on (error:{command.error_code}); no '$' line is "
+            "allowed unless the profile names it",
+        )
+    if command.kind not in allow.system:
+        meaning = SYSTEM_MEANING[command.kind]
+        raise _blocked(
+            line_no,
+            f"{line!r}, which GRBL reads as {command.kind} ({meaning}),",
+            "'$' system commands are allowed only when the profile names them",
+        )
+    if command.kind in ("$J=", "$Nx="):
+        _check_gcode(command.body, line_no, allow, where=f" in {command.kind}")
+
+
+def check_allowed(line: str, line_no: int, allow: GrblAllowlist) -> None:
+    """Raise ProgramError unless every command of the preprocessed ``line`` is allowed."""
     if line.startswith("$"):
-        return  # system commands: judged by the blocked list; GRBL answers error:3 if unknown
-    for letter, number in split_words(line, line_no):
-        if letter not in GRBL_WORD_LETTERS:
-            raise ProgramError(
-                f"line {line_no}: word {letter}{number} is not a GRBL word", line=line_no
-            )
-        if letter == "G" and _code(number) not in GRBL_G_CODES:
-            raise ProgramError(
-                f"line {line_no}: G{number} is not supported by GRBL 1.1",
-                code="unsupported_command",
-                line=line_no,
-            )
-        if letter == "M" and _code(number) not in GRBL_M_CODES:
-            raise ProgramError(
-                f"line {line_no}: M{number} is not supported by GRBL 1.1",
-                code="unsupported_command",
-                line=line_no,
-            )
+        _check_system(line, line_no, allow)
+    else:
+        _check_gcode(line, line_no, allow)
 
 
-def _code(number: str) -> str:
-    """G01 and G1 are the same command; G28.10 is not a code."""
-    value = float(number)
-    return f"{value:g}"
+def normalise_line(raw: str, line_no: int) -> str:
+    """GRBL's own filter (protocol.c): comments, whitespace and ``/`` removed, upper case."""
+    check_printable(raw, line_no)
+    strip_comment(raw, line_no)  # an unclosed '(' is refused, though GRBL would drop the rest
+    return preprocess(raw, max_chars=None).text
 
 
 @dataclass
@@ -160,11 +237,13 @@ class _Builder:
 def prepare_grbl_program(program: str, profile: GrblProfile) -> Program:
     """Validate a raw G-code program for GRBL and return the normalised lines to stream.
 
-    Rejected (nothing is sent): unparseable words, commands GRBL does not have, lines longer
-    than GRBL's line buffer, realtime command bytes inside the program, and the profile's
-    blocked instructions (settings and EEPROM writes, homing and unlock), each with its line.
+    Rejected (nothing is sent), each with its line: line breaks other than LF and CRLF
+    (``bad_line_break``), realtime command bytes and control or non-ASCII characters,
+    unparseable words (``invalid_program``), commands GRBL does not have
+    (``unsupported_command``), commands and ``$`` lines the profile's ``[allowlist]`` does not
+    name (``blocked_instruction``), lines longer than GRBL's line buffer (``line_too_long``).
     """
-    matcher = BlockedMatcher(profile.blocked.patterns, profile.blocked.allow)
+    allow = profile.allowlist
     limit = profile.grbl.max_line_chars
     out = _Builder()
     for line_no, raw in iter_program_lines(program):
@@ -173,16 +252,13 @@ def prepare_grbl_program(program: str, profile: GrblProfile) -> Program:
                 f"line {line_no}: realtime command character in program line {raw.strip()!r}",
                 line=line_no,
             )
-        line = normalise_line(raw, line_no)
+        check_printable(raw, line_no)
+        line = preprocess(raw, max_chars=None).text
+        if line:
+            check_allowed(line, line_no, allow)
+        strip_comment(raw, line_no)  # an unclosed '(' is refused, though GRBL drops the rest
         if not line:
             continue
-        pattern = matcher.blocked_by(line)
-        if pattern is not None:
-            raise ProgramError(
-                f"line {line_no}: {line} is blocked on this station (pattern {pattern})",
-                code="blocked_instruction",
-                line=line_no,
-            )
         if len(line) > limit:
             raise ProgramError(
                 f"line {line_no}: {len(line)} characters after normalisation, GRBL takes at most "
@@ -190,7 +266,6 @@ def prepare_grbl_program(program: str, profile: GrblProfile) -> Program:
                 code="line_too_long",
                 line=line_no,
             )
-        _check_words(line, line_no)
         out.lines.append(line)
         out.numbers.append(line_no)
     if not out.lines:

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
+from agent.dialects.gcode import check_line_breaks
 from agent.dialects.program import Program
 from agent.errors import ProgramError
 from agent.profiles.hpgl import HpglProfile
@@ -47,13 +48,19 @@ class RawInstruction:
 
 
 def iter_instructions(program: str) -> Iterator[RawInstruction]:
-    """Split HP-GL text into instructions; raises ProgramError on bytes that start none."""
+    """Split HP-GL text into instructions; raises ProgramError on bytes that start none.
+
+    LF, CRLF and a lone CR (HP-GL files often end lines with CR alone) each end a line; any
+    other line separator (VT, FF, 0x1c-0x1e, NEL, U+2028, U+2029) is refused with its line and
+    column (``bad_line_break``) so the lines reported are the lines the planner wrote.
+    """
+    check_line_breaks(program, lone_cr_ends_line=True)
     i = 0
     line = 1
     n = len(program)
     while i < n:
         ch = program[i]
-        if ch == "\n":
+        if ch == "\n" or (ch == "\r" and program[i + 1 : i + 2] != "\n"):
             line += 1
             i += 1
             continue
@@ -82,7 +89,7 @@ def iter_instructions(program: str) -> Iterator[RawInstruction]:
         start_line = line
         j = i + 2
         # Parameters run to ';', a newline or the next mnemonic (a letter).
-        while j < n and program[j] not in ";\n" and not (
+        while j < n and program[j] not in ";\n\r" and not (
             program[j].isascii() and program[j].isalpha()
         ):
             if program[j] == ESC:

@@ -18,13 +18,17 @@ What it models (gnea/grbl ``doc/markdown/interface.md`` and ``commands.md``):
   does: bytes arriving meanwhile are lost (counted in ``eeprom_lost_bytes``).
 
 The emulated build has homing enabled without the power-up homing lock, so it starts Idle.
+
+Lines are read as the firmware reads them (protocol.c's filter in ``grbl_lines``; gcode.c's
+words and command numbers and system.c's ``$`` lines via ``agent.dialects.grbl_reading``).
+``tests/emulators/test_grbl_sim_agrees.py`` compares the answers with real GRBL 1.1h
+(grbl-sim) for the attack forms, when such a build is at hand.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -33,6 +37,7 @@ from pathlib import Path
 from typing import TextIO
 
 from agent.aio import wait_event
+from agent.dialects.grbl_reading import classify_system
 from agent.emulators.grbl_codes import (
     REALTIME_BYTES,
     GrblAlarm,
@@ -68,8 +73,6 @@ HELP = "[HLP:$$ $# $G $I $N $x=val $Nx=line $J=line $SLP $C $X $H ~ ! ? ctrl-x]"
 # How long an EEPROM write keeps the serial interrupt off (a setting is ~5 bytes at 3.3 ms).
 EEPROM_WRITE_S = 0.02
 _EEPROM_WRITERS = frozenset({"G10", "G28.1", "G30.1"})
-_SETTING = re.compile(r"^\$(\d+)=([+-]?(?:\d+\.?\d*|\.\d+))$")
-_STARTUP = re.compile(r"^\$N(\d)=(.*)$")
 
 
 class GrblEmulator:
@@ -123,8 +126,10 @@ class GrblEmulator:
         self.record_path = record_path
         self.settings = Settings()
         self.startup_lines = ["", ""]
+        self.startup_overruns: dict[int, str] = {}
         self.build_info = ""
 
+        self.received = bytearray()
         self.executed: list[str] = []
         self.checked: list[str] = []
         self.system_commands: list[str] = []
@@ -234,6 +239,7 @@ class GrblEmulator:
                 data = await self.endpoint.receive()
             except ConnectionError:
                 return
+            self.received += data
             for byte in data:
                 if time.monotonic() < self._eeprom_busy_until:
                     self.eeprom_lost_bytes += 1
@@ -627,59 +633,84 @@ class GrblEmulator:
             self._error(code)
 
     async def _system_command_inner(self, text: str) -> GrblError | None:
+        """system.c ``system_execute_line``, checks in its order.
+
+        The line is classified by :func:`agent.dialects.grbl_reading.classify_system`, which
+        reads numbers with ``read_float``: ``$+10=1``, ``$10.0=1`` and ``$.5=1`` write
+        settings 10, 10 and 0 (the uint8 of the number), ``$N+0=`` stores startup line 0.
+        """
+        command = classify_system(text)
+        second = text[1:2]
         state = self.state
-        if text == "$":
+        if second == "":
             self._reply(HELP)
             self._ok()
             return None
-        if text.startswith("$J"):
-            return await self._jog(text)
-        if text[1] in "$GCX":
-            if len(text) != 2:
+        if second == "J":
+            # Only IDLE or JOG, then '=' (system.c checks the state first).
+            if state not in (GrblState.IDLE, GrblState.JOG):
+                return GrblError.IDLE_ERROR
+            if command.kind != "$J=":
                 return GrblError.INVALID_STATEMENT
-            return await self._simple_system_command(text[1])
+            return await self._jog(command.body)
+        if second in "$GCX":
+            if command.kind is None:
+                return GrblError.INVALID_STATEMENT
+            return await self._simple_system_command(second)
+        # Everything else only in IDLE or ALARM ("EEPROM, homing").
         if state not in (GrblState.IDLE, GrblState.ALARM):
             return GrblError.IDLE_ERROR
-        if text == "$#":
+        if second == "N" and len(text) > 2 and state is not GrblState.IDLE:
+            return GrblError.IDLE_ERROR  # storing a startup line: IDLE only, checked first
+        if command.kind is None:
+            return GrblError(command.error_code)
+        kind = command.kind
+        if kind == "$#":
             self._report_parameters()
-        elif text == "$H":
-            return await self._home()
-        elif text.startswith("$S"):
-            if text != "$SLP":
+        elif kind == "$H":
+            if not self.settings.homing_enabled:
+                return GrblError.SETTING_DISABLED
+            if command.body:
+                # $HX needs HOMING_SINGLE_AXIS_COMMANDS, off in a default build. (The firmware
+                # has already set STATE_HOMING by then and leaves it; not modelled.)
                 return GrblError.INVALID_STATEMENT
+            return await self._home()
+        elif kind == "$SLP":
             self._ok()
             self.state = GrblState.SLEEP
             self._reply("[MSG:Sleeping]")
             self._notify()
             return None
-        elif text.startswith("$I"):
-            if text == "$I":
-                self._reply(f"[VER:{self.version}.{BUILD_DATE}:{self.build_info}]")
-                options = "V" + ("" if "M7" in self.unsupported else "M")
-                self._reply(f"[OPT:{options},{self.planner_blocks},{self.rx_buffer}]")
-            elif text.startswith("$I="):
-                self.build_info = text[3:]
-                await self._eeprom_write()
-            else:
-                return GrblError.INVALID_STATEMENT
-        elif text.startswith("$R"):
-            if text not in ("$RST=$", "$RST=#", "$RST=*"):
-                return GrblError.INVALID_STATEMENT
-            if text in ("$RST=$", "$RST=*"):
+        elif kind == "$I":
+            self._reply(f"[VER:{self.version}.{BUILD_DATE}:{self.build_info}]")
+            options = "V" + ("" if "M7" in self.unsupported else "M")
+            self._reply(f"[OPT:{options},{self.planner_blocks},{self.rx_buffer}]")
+        elif kind == "$I=":
+            self.build_info = command.body
+            await self._eeprom_write()
+        elif kind == "$RST=":
+            if command.body in ("$", "*"):
                 self.settings.restore_defaults()
-            if text in ("$RST=#", "$RST=*"):
+            if command.body in ("#", "*"):
                 self._offsets = Offsets()
-            if text == "$RST=*":
+            if command.body == "*":
                 self.startup_lines = ["", ""]
                 self.build_info = ""
             self._reply("[MSG:Restoring defaults]")
             self._ok()
             self._soft_reset()
             return None
-        elif text.startswith("$N"):
-            return await self._startup_line_command(text)
+        elif kind == "$N":
+            for index, line in enumerate(self.startup_lines):
+                self._reply(f"$N{index}={line}")
+        elif kind == "$Nx=":
+            assert command.number is not None
+            return await self._store_startup_line(command.number, command.body)
         else:
-            return await self._store_setting(text)
+            assert kind == "$x="
+            assert command.number is not None
+            assert command.value is not None
+            return await self._store_setting(command.number, command.value)
         self._ok()
         return None
 
@@ -722,14 +753,11 @@ class GrblEmulator:
         self._ok()
         return None
 
-    async def _jog(self, text: str) -> GrblError | None:
-        if not text.startswith("$J="):
-            return GrblError.INVALID_STATEMENT
-        if self.state not in (GrblState.IDLE, GrblState.JOG):
-            return GrblError.IDLE_ERROR
+    async def _jog(self, body: str) -> GrblError | None:
+        """``$J=``: gc_execute_line in jog mode on what follows ``=``."""
         try:
             result = parse_block(
-                text[3:], self._parser, self._offsets, unsupported=self.unsupported, jog=True
+                body, self._parser, self._offsets, unsupported=self.unsupported, jog=True
             )
         except GcodeError as exc:
             return exc.code
@@ -740,35 +768,27 @@ class GrblEmulator:
         self._ok()
         return None
 
-    async def _startup_line_command(self, text: str) -> GrblError | None:
-        if text == "$N":
-            for index, line in enumerate(self.startup_lines):
-                self._reply(f"$N{index}={line}")
-            self._ok()
-            return None
-        match = _STARTUP.match(text)
-        if match is None or int(match.group(1)) >= len(self.startup_lines):
-            return GrblError.INVALID_STATEMENT
-        line = match.group(2)
-        if line:
-            try:
-                parse_block(line, self._parser, self._offsets, unsupported=self.unsupported)
-            except GcodeError as exc:
-                return exc.code
-        self.startup_lines[int(match.group(1))] = line
+    async def _store_startup_line(self, index: int, body: str) -> GrblError | None:
+        """``$Nx=line``: system.c runs the block through gc_execute_line first, so a startup
+        line is *executed* when stored (``$N0=G0X500`` moves at once), then stores it; it runs
+        again after every reset and homing (``system_execute_startup``). The firmware does not
+        bound ``x``: ``$N2=`` and beyond write past the startup block (over the build info);
+        kept in ``startup_overruns`` here and never run."""
+        if body:
+            code = await self._run_gcode(body)
+            if code is not None:
+                return code
+        if index < len(self.startup_lines):
+            self.startup_lines[index] = body
+        else:
+            self.startup_overruns[index] = body
         await self._eeprom_write()
         self._ok()
         return None
 
-    async def _store_setting(self, text: str) -> GrblError | None:
-        match = _SETTING.match(text)
-        if match is None:
-            number = re.match(r"^\$[+-]?(?:\d+\.?\d*|\.\d+)", text)
-            return GrblError.BAD_NUMBER_FORMAT if number is None else GrblError.INVALID_STATEMENT
-        key = int(match.group(1))
-        if key > 255:
-            return GrblError.INVALID_STATEMENT
-        code = self.settings.store(key, float(match.group(2)))
+    async def _store_setting(self, key: int, value: float) -> GrblError | None:
+        """``$x=value`` (settings.c ``settings_store_global_setting``)."""
+        code = self.settings.store(key, value)
         if code is not None:
             return code
         await self._eeprom_write()

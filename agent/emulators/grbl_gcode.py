@@ -1,9 +1,15 @@
 """GRBL 1.1's G-code parser, reduced to what a host can observe.
 
 ``parse_block`` takes one normalised line (no spaces or comments, upper case), checks it in the
-order GRBL's ``gc_execute_line`` does so the same mistakes give the same ``error:N``, and
-returns the parser state after the block plus the actions the machine must carry out (moves,
-buffer synchronisation, dwell, pause). On error nothing changes, as in GRBL.
+order GRBL's ``gc_execute_line`` (gcode.c) does so the same mistakes give the same ``error:N``,
+and returns the parser state after the block plus the actions the machine must carry out
+(moves, buffer synchronisation, dwell, pause). On error nothing changes, as in GRBL.
+
+Words are read by :mod:`agent.dialects.grbl_reading`, which follows the firmware rule for rule:
+``read_float`` (nuts_bolts.c: sign, leading zeros, one decimal point, 8 digits, single
+precision) and gc_execute_line step 2 (``int_value = trunc(value)`` as a uint8, ``mantissa =
+round(100 * fraction)``), so ``G010`` and ``G10.0`` are G10, ``G028.1`` is G28.1, ``L02`` and
+``L2.5`` are L2 (L keeps only ``int_value``), and words come in any order.
 
 Positions are machine coordinates in millimetres. Units, distance mode, work offsets (G54-G59,
 G92, G43.1) and arcs (offset and radius form, any plane) are applied here.
@@ -17,6 +23,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from agent.dialects.grbl_reading import ReadError, Word, g_command, m_command, read_words
 from agent.emulators.grbl_codes import GrblError
 
 Vec = tuple[float, float, float]
@@ -25,7 +32,6 @@ AXES = "XYZ"
 MAX_LINE_NUMBER = 9_999_999
 MAX_TOOL_NUMBER = 255
 MM_PER_INCH = 25.4
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)")
 
 
 class GcodeError(Exception):
@@ -94,11 +100,9 @@ _G_COMMANDS: dict[tuple[int, int], tuple[Group, str]] = {
     (59, 0): (Group.COORD_SYSTEM, "G59"),
     (61, 0): (Group.CONTROL, "G61"),
 }
-# G numbers whose decimal variants GRBL decodes itself: a wrong decimal is "unsupported" (20),
-# not "needs an integer" (23).
-_G_DOTTED_FAMILIES = frozenset({28, 30, 38, 43, 61, 91, 92})
+_G_GROUPS: dict[str, Group] = {name: group for group, name in _G_COMMANDS.values()}
 
-_M_COMMANDS: dict[int, tuple[Group, str]] = {
+_M_GROUPS: dict[int, tuple[Group, str]] = {
     0: (Group.STOPPING, "M0"),
     1: (Group.STOPPING, "M1"),
     2: (Group.STOPPING, "M2"),
@@ -247,26 +251,13 @@ class BlockResult:
     commands: tuple[str, ...] = field(default=())
 
 
-@dataclass(frozen=True)
-class _Word:
-    letter: str
-    value: float
-
-
-def split_words(line: str) -> list[_Word]:
-    """Letter-number pairs, as GRBL's ``read_float`` reads them (no exponent, no spaces)."""
-    words: list[_Word] = []
-    i = 0
-    while i < len(line):
-        letter = line[i]
-        if not "A" <= letter <= "Z":
-            raise GcodeError(GrblError.EXPECTED_COMMAND_LETTER)
-        match = _NUMBER.match(line, i + 1)
-        if match is None:
-            raise GcodeError(GrblError.BAD_NUMBER_FORMAT)
-        words.append(_Word(letter, float(match.group())))
-        i = match.end()
-    return words
+def split_words(line: str) -> list[Word]:
+    """gc_execute_line step 2's reading: a letter A-Z (else error:1) and a ``read_float``
+    number (else error:2), as :func:`agent.dialects.grbl_reading.read_words` does it."""
+    try:
+        return read_words(line)
+    except ReadError as exc:
+        raise GcodeError(GrblError(exc.code)) from None
 
 
 def canonical_command(name: str) -> str:
@@ -280,25 +271,24 @@ def canonical_command(name: str) -> str:
     return f"{match.group(1).upper()}{number}" + (f".{tenths}" if tenths else "")
 
 
-def _g_command(value: float) -> tuple[Group, str]:
-    number = math.trunc(value)
-    mantissa = round(100 * (value - number))
-    known = _G_COMMANDS.get((number, mantissa))
-    if known is not None:
-        return known
-    if number == 59 and mantissa in (10, 20, 30):
-        raise GcodeError(GrblError.GCODE_UNSUPPORTED_COORD_SYS)
-    if mantissa and number not in _G_DOTTED_FAMILIES and (number, 0) in _G_COMMANDS:
-        raise GcodeError(GrblError.GCODE_COMMAND_VALUE_NOT_INTEGER)
-    raise GcodeError(GrblError.GCODE_UNSUPPORTED_COMMAND)
+def _g_command(word: Word) -> tuple[Group, str]:
+    """gc_execute_line's G switch (via grbl_reading.g_command): error:20 or error:23 as GRBL."""
+    try:
+        name = g_command(word)
+    except ReadError as exc:
+        raise GcodeError(GrblError(exc.code)) from None
+    if name not in _G_GROUPS:  # pragma: no cover - both tables list GRBL's G commands
+        raise GcodeError(GrblError.GCODE_UNSUPPORTED_COMMAND)
+    return _G_GROUPS[name], name
 
 
-def _m_command(value: float) -> tuple[Group, str]:
-    number = math.trunc(value)
-    if round(100 * (value - number)):
-        raise GcodeError(GrblError.GCODE_COMMAND_VALUE_NOT_INTEGER)
-    known = _M_COMMANDS.get(number)
-    if known is None:
+def _m_command(word: Word) -> tuple[Group, str]:
+    try:
+        name = m_command(word)
+    except ReadError as exc:
+        raise GcodeError(GrblError(exc.code)) from None
+    known = _M_GROUPS.get(int(name[1:]))
+    if known is None:  # pragma: no cover - both tables list GRBL's M commands
         raise GcodeError(GrblError.GCODE_UNSUPPORTED_COMMAND)
     return known
 
@@ -327,7 +317,7 @@ def parse_block(
     # Step 1: words, groups and single-word checks, in the order they appear.
     for word in split_words(line):
         if word.letter in "GM":
-            group, name = (_g_command if word.letter == "G" else _m_command)(word.value)
+            group, name = (_g_command if word.letter == "G" else _m_command)(word)
             if name in unsupported:
                 raise GcodeError(GrblError.GCODE_UNSUPPORTED_COMMAND)
             if jog and not (group in _JOG_GROUPS or name == "G53"):
@@ -353,7 +343,13 @@ def parse_block(
                 raise GcodeError(GrblError.NEGATIVE_VALUE)
             if word.letter == "T" and word.value > MAX_TOOL_NUMBER:
                 raise GcodeError(GrblError.GCODE_MAX_VALUE_EXCEEDED)
-            values[word.letter] = word.value
+            # L and T keep only GRBL's uint8 int_value (L2.5 is L2); N is truncated.
+            if word.letter in "LT":
+                values[word.letter] = float(word.int_value)
+            elif word.letter == "N":
+                values[word.letter] = float(math.trunc(word.value))
+            else:
+                values[word.letter] = word.value
         else:
             raise GcodeError(GrblError.GCODE_UNSUPPORTED_COMMAND)
 

@@ -1,10 +1,13 @@
 """GRBL's line pre-parser: bytes from the receive buffer to one normalised line at a time.
 
-GRBL reads its receive buffer one character at a time into an 80-byte line buffer, dropping
-whitespace, control characters, ``/`` (block delete is not supported), ``(...)`` comments and
-``;`` comments, and upper-casing letters. Both CR and LF end a line, so a host that sends CRLF
-gets two answers per line (the second for an empty line). A line that keeps more than 79
-characters sets an overflow flag and is answered ``error:11`` when it ends.
+This is protocol.c ``protocol_main_loop``'s character filter (the same rules as
+:func:`agent.dialects.grbl_reading.preprocess`, fed one byte at a time): GRBL reads its receive
+buffer into an 80-byte line buffer, dropping every byte at or below space (whitespace and
+control characters), ``/`` wherever it stands (block delete is not supported, the character is
+ignored), ``(...)`` comments and ``;`` comments (inside ``(...)`` a ``;`` means nothing), and
+upper-casing ``a``-``z``; every other byte (DEL included) is kept. Both CR and LF end a line, so
+a host that sends CRLF gets two answers per line (the second for an empty line). A line that
+keeps more than 79 characters sets an overflow flag and is answered ``error:11`` when it ends.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ class LineAssembler:
             # A ')' ends a parenthesised comment; a ';' comment runs to the end of the line.
             if char == ")" and not self._in_semicolon:
                 self._in_parentheses = False
-        elif byte <= 0x20 or byte == 0x7F or char == "/":
+        elif byte <= 0x20 or char == "/":
             pass
         elif char == "(":
             self._in_parentheses = True
@@ -67,5 +70,5 @@ class LineAssembler:
         elif len(self._kept) >= LINE_BUFFER_SIZE - 1:
             self._overflow = True
         else:
-            self._kept.append(char.upper())
+            self._kept.append(char.upper() if "a" <= char <= "z" else char)
         return None

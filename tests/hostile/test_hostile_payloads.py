@@ -59,7 +59,8 @@ REJECTION_CODES = frozenset({
     "invalid_json", "invalid_encoding", "duplicate_key", "payload_too_large", "missing_field",
     "unknown_field", "invalid_job", "invalid_command", "unsupported_kind", "unknown_command",
     "unsupported_version", "invalid_program", "unsupported_command", "line_too_long",
-    "empty_program", "program_too_large", "blocked_instruction", "invalid_toolpaths",
+    "empty_program", "program_too_large", "blocked_instruction", "bad_line_break",
+    "invalid_toolpaths",
     "out_of_bounds", "bad_signature", "queue_full", "estop_active",
 })
 # What must never reach a GRBL machine from the network, written independently of the

@@ -61,11 +61,14 @@ def test_rejects_with_line_number(profile: GrblProfile, line: str, code: str) ->
     assert info.value.line == 3
 
 
-def test_profile_may_allow_a_blocked_instruction(profile: GrblProfile) -> None:
-    allowed = profile.model_copy(update={"blocked": profile.blocked.model_copy(
-        update={"allow": (r"^\$H$",)})})
+def test_profile_may_allow_a_system_command_by_name(profile: GrblProfile) -> None:
+    allowed = profile.model_copy(update={"allowlist": profile.allowlist.model_copy(
+        update={"system": ("$H",)})})
     prog = prepare_grbl_program("$H\nG0 X0 Y0\n", allowed)
     assert prog.lines[0] == "$H"
+    with pytest.raises(ProgramError) as info:
+        prepare_grbl_program("$H\n$X\n", allowed)
+    assert (info.value.code, info.value.line) == ("blocked_instruction", 2)
 
 
 def test_empty_program_rejected(profile: GrblProfile) -> None:
