@@ -60,8 +60,9 @@ REJECTION_CODES = frozenset({
     "unknown_field", "invalid_job", "invalid_command", "unsupported_kind", "unknown_command",
     "unsupported_version", "invalid_program", "unsupported_command", "line_too_long",
     "empty_program", "program_too_large", "blocked_instruction", "bad_line_break",
-    "invalid_toolpaths",
-    "out_of_bounds", "bad_signature", "queue_full", "estop_active",
+    "invalid_toolpaths", "overlapping_copies", "repeated_passes",
+    "out_of_bounds", "bad_signature", "wrong_target", "untargeted_signature", "queue_full",
+    "estop_active",
 })
 # What must never reach a GRBL machine from the network, written independently of the
 # profile's matcher: settings, startup lines, restore, homing, unlock, sleep, check mode and
