@@ -440,7 +440,15 @@ def check_signing(config: AgentConfig) -> list[CheckResult]:
                 "copy each controller's <kid>.pub (from `station-agent keys generate`) into "
                 f"{signing.public_keys_dir}")
         return [_fail("signing", exc.message, hint)]
-    return [_ok("signing", f"trusted keys: {', '.join(sorted(verifier.keys))}")]
+    results = [_ok("signing", f"trusted keys: {', '.join(sorted(verifier.keys))}")]
+    if signing.allow_untargeted:
+        # A signature that names no station can be replayed to every station trusting the key.
+        results.append(_warn(
+            "signing target", "allow_untargeted is on: a job signed for no station runs here, "
+            "and on every other station that trusts the same key",
+            "re-sign jobs with `station-agent sign --station ID` (or --pool NAME), then set "
+            "[signing] allow_untargeted = false"))
+    return results
 
 
 # -- storage -----------------------------------------------------------------------------------

@@ -286,10 +286,11 @@ def test_password_without_tls_is_a_warning() -> None:
 # -- signing ------------------------------------------------------------------------------------
 
 
-def _with_signing(keys_dir: Path) -> object:
+def _with_signing(keys_dir: Path, *, allow_untargeted: bool = False) -> object:
     config = parse_config({"station_id": "cutter-01"})
     # The agent config gains its [signing] table in the MQTT-core change; the check reads it.
-    object.__setattr__(config, "signing", SigningConfig(enabled=True, public_keys_dir=keys_dir))
+    object.__setattr__(config, "signing", SigningConfig(enabled=True, public_keys_dir=keys_dir,
+                                                        allow_untargeted=allow_untargeted))
     return config
 
 
@@ -305,6 +306,15 @@ def test_signing_with_a_trusted_key_passes(tmp_path: Path) -> None:
     (only,) = check_signing(_with_signing(tmp_path))  # type: ignore[arg-type]
     assert only.status is CheckStatus.OK
     assert "planner-2026" in only.detail
+
+
+def test_signing_that_accepts_untargeted_jobs_warns(tmp_path: Path) -> None:
+    """A signature naming no station replays to every station trusting the key: doctor says so."""
+    assert keys_main(["generate", "--out", str(tmp_path), "--kid", "planner-2026"]) == 0
+    keys, target = check_signing(_with_signing(tmp_path, allow_untargeted=True))  # type: ignore[arg-type]
+    assert keys.status is CheckStatus.OK
+    assert target.status is CheckStatus.WARN
+    assert "--station" in target.hint
 
 
 # -- GPIO --------------------------------------------------------------------------------------
