@@ -229,11 +229,13 @@ def test_the_toolpath_compilers_own_lines_must_pass_the_allowlist() -> None:
 
 
 def test_a_carriage_return_inside_a_line_never_smuggles_a_second_command() -> None:
-    # Marlin ends a line at CR as well as LF: "G1 X10\rM118 ok" is two commands to it.
+    # Marlin ends a line at CR as well as LF: "G1 X10\rM118 ok" is two commands to it. A lone
+    # CR is refused where it stands, before any word is read.
     with pytest.raises(ProgramError) as info:
         prepare_marlin_program("G21\nG1 X10\rM118 ok\nG1 X20\n", marlin_profile())
-    assert info.value.code in ("blocked_instruction", "invalid_program")
-    assert info.value.line in (2, 3)
+    assert info.value.code == "bad_line_break"
+    assert info.value.line == 2
+    assert "column 7" in info.value.message
 
 
 def test_a_profile_without_commands_allows_nothing() -> None:
