@@ -63,6 +63,9 @@ FEED_HOLD = b"!"
 CYCLE_START = b"~"
 SOFT_RESET = b"\x18"
 STATUS_QUERY = b"?"
+# A resume sends ``~`` at most this often, and judges one lost after this many Hold reports.
+_RESUME_ATTEMPTS = 5
+_HELD_REPORTS = 3
 FENCE = "G4P0"
 _FENCE_LINE = FENCE.encode() + b"\n"
 # States in which GRBL does not execute the lines it answers ``ok`` to (Check) or does not
@@ -613,13 +616,14 @@ class GrblDriver(MachineDriver):
         # A report asked for before the feed hold may still be on its way and say Idle while
         # the machine has just started moving: trust Idle only from the second report on.
         first = self._status_count
+        # Hold:0 likewise: one left over from an earlier pause says nothing about this one.
         while True:
             self._status_event.clear()
             self.link.write(STATUS_QUERY, urgent=True)
             await wait_event(self._status_event, 0.25)
             st = self._status
             fresh = self._status_count >= first + 2
-            if st is not None and (st.hold_complete or (fresh and st.state in ("Idle", "Alarm"))):
+            if st is not None and fresh and (st.hold_complete or st.state in ("Idle", "Alarm")):
                 return
             if time.monotonic() > deadline:
                 raise DeviceTimeout("feed hold did not complete in time")
@@ -661,10 +665,43 @@ class GrblDriver(MachineDriver):
         self._wake.set()
 
     async def resume(self) -> None:
-        await self._wait_hold_complete()
-        self.link.write(CYCLE_START, urgent=True)
-        self._paused = False
-        self._wake.set()
+        """``~`` once the hold is complete, again if the machine stays held.
+
+        GRBL ignores ``~`` during ``Hold:1`` (protocol.c resumes only a completed hold), and
+        the report that shows ``Hold:0`` may be answered in the same pass that later takes a
+        ``!`` sent just before: a ``~`` can be lost however carefully it is timed. So the
+        agent looks after sending it and sends it again while reports still say Hold.
+        """
+        for _ in range(_RESUME_ATTEMPTS):
+            await self._wait_hold_complete()
+            self.link.write(CYCLE_START, urgent=True)
+            if await self._left_hold():
+                self._paused = False
+                self._wake.set()
+                return
+            log.info("GRBL still in feed hold after a cycle start: sending it again")
+        raise DeviceError(f"GRBL stayed in feed hold after {_RESUME_ATTEMPTS} cycle starts (~)")
+
+    async def _left_hold(self) -> bool:
+        """After a ``~``: True once a report shows the machine out of Hold; False when
+        :data:`_HELD_REPORTS` reports in a row, each asked for after the ``~``, still say Hold
+        (the first may come from the pass before GRBL took the ``~``; later ones cannot)."""
+        held = 0
+        deadline = time.monotonic() + self.settings.response_timeout_s
+        while held < _HELD_REPORTS:
+            seen = self._status_count
+            self._status_event.clear()
+            self.link.write(STATUS_QUERY, urgent=True)
+            await wait_event(self._status_event, 0.25)
+            st = self._status
+            if self._status_count == seen or st is None:
+                if time.monotonic() > deadline:
+                    raise DeviceTimeout("GRBL sent no status report after a cycle start")
+                continue
+            if st.state != "Hold":
+                return True
+            held += 1
+        return False
 
     async def cancel(self) -> None:
         self._stop = _StopReason.CANCEL
