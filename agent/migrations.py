@@ -98,6 +98,14 @@ def _has_tables(conn: sqlite3.Connection) -> bool:
     return int(row[0]) > 0
 
 
+def refuse_newer(conn: sqlite3.Connection, path: Path, migrations: Sequence[Migration]) -> None:
+    """Raise :class:`SchemaTooNew` if the file is newer than ``migrations`` know (reads only:
+    call it before anything that writes, even a ``journal_mode`` pragma)."""
+    found, known = version(conn), latest(migrations)
+    if found > known:
+        raise SchemaTooNew(path, found, known)
+
+
 def prepare(conn: sqlite3.Connection, path: Path, schema: str,
             migrations: Sequence[Migration]) -> int:
     """Bring the database on ``conn`` to the latest version; return the version it had.
@@ -107,10 +115,8 @@ def prepare(conn: sqlite3.Connection, path: Path, schema: str,
     the ``sqlite3`` / ``OSError`` they are, for the caller to classify.
     """
     check(migrations)
-    known = latest(migrations)
-    found = version(conn)
-    if found > known:
-        raise SchemaTooNew(path, found, known)
+    refuse_newer(conn, path, migrations)
+    known, found = latest(migrations), version(conn)
     if found == 0 and not _has_tables(conn):
         # New file. The script commits (or, failing, is rolled back below) as one transaction.
         try:

@@ -188,6 +188,7 @@ class Database:
         except (sqlite3.Error, OSError) as exc:
             raise self._open_error(exc) from None
         try:
+            schema_versions.refuse_newer(self.conn, path, migrations)  # before any write
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
