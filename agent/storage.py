@@ -16,6 +16,10 @@ Storage faults (docs/deployment.md, "When the disk is full"):
   and telemetry are skipped.
 - A database that cannot be used at all (damaged, read-only, unreadable) raises
   :class:`StorageUnusable` when opened, with a message that says what to do.
+
+Schema versions (docs/deployment.md, "Upgrades and downgrades"): opening a database brings it
+to the latest version (agent/migrations.py); one from a newer release raises
+:class:`agent.migrations.SchemaTooNew` before anything in it is written.
 """
 
 from __future__ import annotations
