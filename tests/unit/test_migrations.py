@@ -7,10 +7,12 @@ import json
 import shutil
 import sqlite3
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from agent import migrations
+from agent.doctor import CheckResult, CheckStatus, check_database
 from agent.jobs.states import JobState
 from agent.jobs.store import JobStore
 from agent.link.outbox import Outbox, RowKind
@@ -257,3 +259,19 @@ def test_an_answer_without_a_station_is_left_alone(tmp_path: Path) -> None:
         "mf/pools/cutting/replies",)
     assert _version(path) == 2
     db.close()
+
+
+def test_doctor_shows_the_schema_version(tmp_path: Path) -> None:
+    config = SimpleNamespace(storage=SimpleNamespace(dir=tmp_path))
+    _release_copy(tmp_path, "agent.db")
+
+    def row() -> CheckResult:
+        return {r.check: r for r in check_database(config)}["schema version"]  # type: ignore[arg-type]
+
+    assert row().status is CheckStatus.OK and "migrated to 2 at the next start" in row().detail
+    Database(tmp_path / "agent.db").close()
+    assert row().status is CheckStatus.OK and row().detail == "2, the latest"
+    conn = sqlite3.connect(tmp_path / "agent.db")
+    conn.execute("PRAGMA user_version = 3")
+    conn.close()
+    assert row().status is CheckStatus.FAIL and "newer than this release knows (2)" in row().detail
