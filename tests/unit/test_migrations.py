@@ -24,7 +24,7 @@ from agent.migrations import (
     SchemaTooNew,
 )
 from agent.pools.dispatch import KEEPER_SCHEMA, Dispatcher, PoolJobState
-from agent.storage import Database
+from agent.storage import Database, StorageError
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "db-v1"
 
@@ -275,3 +275,21 @@ def test_doctor_shows_the_schema_version(tmp_path: Path) -> None:
     conn.execute("PRAGMA user_version = 3")
     conn.close()
     assert row().status is CheckStatus.FAIL and "newer than this release knows (2)" in row().detail
+
+
+def test_a_full_disk_during_a_step_is_a_storage_error_and_changes_nothing(
+        tmp_path: Path) -> None:
+    path = tmp_path / "agent.db"
+    _old_file(path)
+
+    def full(conn: sqlite3.Connection) -> None:
+        conn.execute("UPDATE meta SET value = 1")
+        raise sqlite3.OperationalError("database or disk is full")
+
+    with pytest.raises(StorageError) as caught:
+        Database(path, migrations=(Migration(2, "fills the disk", full),))
+    assert caught.value.reason == "disk_full"
+    assert _version(path) == 0
+    # Space again: the next start migrates.
+    Database(path, migrations=(Migration(2, "fits", _add_column),)).close()
+    assert _version(path) == 2
