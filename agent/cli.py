@@ -15,10 +15,12 @@ from types import ModuleType
 from agent import __version__
 from agent.errors import StationAgentError
 from agent.instance_lock import EXIT_ALREADY_RUNNING, AlreadyRunning
+from agent.migrations import SchemaTooNew
 from agent.storage import StorageUnusable, storage_error
 
 # Exit statuses of `run` and `pool-keeper` (docs/deployment.md): 2 a bad config or argument,
-# 3 the database cannot be used (damaged, read-only), 4 another instance holds the storage dir.
+# 3 the database cannot be used (damaged, read-only, from a newer release), 4 another instance
+# holds the storage dir.
 EXIT_CONFIG = 2
 EXIT_STORAGE = 3
 
@@ -142,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     except AlreadyRunning as exc:
         print(f"station-agent: {exc.code}: {exc.message}", file=sys.stderr)
         return EXIT_ALREADY_RUNNING
-    except StorageUnusable as exc:
+    except (StorageUnusable, SchemaTooNew) as exc:
         print(f"station-agent: {exc.code}: {exc.advice}", file=sys.stderr)
         return EXIT_STORAGE
     except StationAgentError as exc:

@@ -44,6 +44,7 @@ from agent.config import AgentConfig, MqttConfig, load_config
 from agent.drivers.base import QuietListener
 from agent.errors import DeviceError, StationAgentError
 from agent.instance_lock import holder_pid
+from agent.migrations import AGENT_MIGRATIONS, UNVERSIONED, latest
 from agent.profiles import Profile, load_profile
 from agent.storage import storage_error
 
@@ -511,15 +512,19 @@ def check_database(config: AgentConfig) -> list[CheckResult]:
                           f"{' (read-only file system)' if read_only else ''}",
                           f"`sudo chown -R station-agent: {directory}`, or remount the file "
                           "system read-write (after I/O errors: check `dmesg`, replace the card)"))
+    found: int | None = None
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
             result = [str(r[0]) for r in conn.execute("PRAGMA quick_check").fetchall()]
+            found = int(conn.execute("PRAGMA user_version").fetchone()[0])
         finally:
             conn.close()
     except sqlite3.Error as exc:
         err = storage_error(exc, path)
         result = [f"{err.reason if err else 'error'}: {exc}"]
+    if found is not None:
+        rows.append(_schema_version(path, found))
     if result == ["ok"]:
         rows.append(_ok("database", f"{path} readable, not damaged"))
     else:
@@ -527,6 +532,19 @@ def check_database(config: AgentConfig) -> list[CheckResult]:
                           f"stop the agent, move {path.name} (and its -wal, -shm) aside, e.g. "
                           f"`mv {path} {path}.damaged`, and start it: it makes a new one"))
     return rows
+
+
+def _schema_version(path: Path, found: int) -> CheckResult:
+    known = latest(AGENT_MIGRATIONS)
+    if found > known:
+        return _fail("schema version", f"{path} has schema version {found}, newer than this "
+                     f"release knows ({known}): the agent refuses to start on it",
+                     "install the release that wrote it again, or move the file aside (see "
+                     "docs/deployment.md, \"Upgrades and downgrades\")")
+    shown = f"{found}" if found else f"{UNVERSIONED} (unversioned, release fb328ab)"
+    if (found or UNVERSIONED) < known:
+        return _ok("schema version", f"{shown}: migrated to {known} at the next start")
+    return _ok("schema version", f"{found}, the latest")
 
 
 # -- GPIO --------------------------------------------------------------------------------------

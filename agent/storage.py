@@ -16,6 +16,10 @@ Storage faults (docs/deployment.md, "When the disk is full"):
   and telemetry are skipped.
 - A database that cannot be used at all (damaged, read-only, unreadable) raises
   :class:`StorageUnusable` when opened, with a message that says what to do.
+
+Schema versions (docs/deployment.md, "Upgrades and downgrades"): opening a database brings it
+to the latest version (agent/migrations.py); one from a newer release raises
+:class:`agent.migrations.SchemaTooNew` before anything in it is written.
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from agent import migrations as schema_versions
 from agent.errors import StationAgentError
 
 log = logging.getLogger(__name__)
@@ -164,7 +169,14 @@ CREATE TABLE IF NOT EXISTS pool_assignments (
 
 
 class Database:
-    def __init__(self, path: Path, extra_schema: str = "") -> None:
+    def __init__(self, path: Path, extra_schema: str = "",
+                 migrations: Sequence[schema_versions.Migration] = (
+                     schema_versions.AGENT_MIGRATIONS)) -> None:
+        """Open (or create) the database and bring it to the latest schema version.
+
+        Raises :class:`StorageUnusable`, or :class:`agent.migrations.SchemaTooNew` for a file
+        written by a newer release (agent/migrations.py).
+        """
         self.path = path
         self._wal_fd: int | None = None
         self._depth = 0
@@ -180,18 +192,24 @@ class Database:
         except (sqlite3.Error, OSError) as exc:
             raise self._open_error(exc) from None
         try:
+            schema_versions.refuse_newer(self.conn, path, migrations)  # before any write
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
             # Keep the WAL file between checkpoints so the fd we fsync stays the live one.
             self.conn.execute("PRAGMA journal_size_limit=67108864")
-            self.conn.executescript(SCHEMA + extra_schema)
+            # Creates a new file at the latest version, or migrates an older one, in order.
+            self.found_version = schema_versions.prepare(self.conn, path, SCHEMA + extra_schema,
+                                                         migrations)
             # Every table read once: a damaged file says so now, not in the middle of a job.
             for table in ("meta", "jobs", "outbox"):
                 self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()  # noqa: S608
         except (sqlite3.Error, OSError) as exc:
             self.conn.close()
             raise self._open_error(exc) from None
+        except BaseException:
+            self.conn.close()
+            raise
 
     def _open_error(self, exc: BaseException) -> StorageError:
         bad = unusable(exc, self.path)

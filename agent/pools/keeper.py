@@ -24,6 +24,7 @@ from agent.jobs.intake import Rejection
 from agent.link.outbox import Outbox, RowKind, dumps
 from agent.link.session import BrokerLink, Inbound
 from agent.link.topics import KeeperTopics, PoolTopic, TopicName
+from agent.migrations import KEEPER_MIGRATIONS
 from agent.pools.dispatch import KEEPER_SCHEMA, Dispatcher, Duplicate, Outgoing, PoolJob
 from agent.schemas.event import EventType
 from agent.schemas.pool import PoolAssignment
@@ -118,7 +119,8 @@ class Keeper:
 
 
 def build_keeper(config: KeeperConfig) -> Keeper:
-    db = Database(config.storage.dir / "keeper.db", extra_schema=KEEPER_SCHEMA)
+    db = Database(config.storage.dir / "keeper.db", extra_schema=KEEPER_SCHEMA,
+                  migrations=KEEPER_MIGRATIONS)
     session = db.bump_counter("session")
     topics = KeeperTopics(config.mqtt.topic_prefix)
     dispatcher = Dispatcher(db, session, offer_timeout_s=config.offer_timeout_s,
