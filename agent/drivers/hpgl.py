@@ -170,7 +170,8 @@ class HpglDriver(MachineDriver):
             self._status_read = True
             if reply.error and self._streaming:
                 self._planned.appendleft(Query.ERROR)
-            if reply.initialized and self._streaming and not self._init_before_status:
+            if (reply.initialized and self._streaming and not self._init_before_status
+                    and self.settings.os_initialised_clears_on_read):
                 self._record_error(DeviceError(
                     f"plotter re-initialised during the job (power cut?) before line {line}",
                     code="device_error", line=line, device_code=f"OS{reply.bits}",
