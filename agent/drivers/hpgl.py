@@ -1,11 +1,14 @@
 """HP-GL plotters and cutters over serial (HP 7475A, Roland CAMM-GL III and compatibles).
 
-HP-GL has no per-instruction acknowledgement: progress counts the instructions handed to the
-plotter, and the buffer is kept from overflowing by the profile's flow control (see
-:mod:`agent.transport.hpgl_flow`). The driver checks the plotter as it goes: ``ESC.B`` for the
-budget, ``OS;`` (then ``OE;`` if it reports an error) at pen-up points every
-``check_every_bytes``, ``ESC.E`` after each such check (16 = bytes were lost), and at the end
-``OS;`` after the last instruction, ``ESC.E``, then ``ESC.O`` until the buffer is empty.
+A thin I/O shell. A job's rules (budget queries, checks at pen-up points, OS bit 3, the final
+drain, pause/cancel/e-stop, timeouts) live in the sans-I/O
+:class:`~agent.transport.hpgl_stream.HpglStream`: this driver feeds it what the port reads,
+ticks it when woken or at the time it asks, writes what it returns and turns its events into
+progress callbacks, warnings, device state and exceptions. The byte budget and the one
+outstanding query are :class:`~agent.transport.hpgl_flow.HpglFlow`'s. Outside jobs the driver
+asks its own queries (open, reset, idle ``ESC.O`` polls), one at a time through the same flow.
+On a failed job or a cancel it sends ``ESC.K`` (urgent, then again once the queue has
+drained) and parks the pen: that wait on the port is I/O, so it stays here.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from agent.transport.hpgl_stream import (
     Done,
     Event,
     Failed,
+    FlowPaused,
     HpglStream,
     Notice,
     Progress,
@@ -417,3 +418,26 @@ def test_a_job_continued_from_a_line_reports_progress_past_the_preamble_only() -
     progress = [e.lines for e in run.of(Progress)]
     assert progress[0] > 50 and progress[-1] == len(JOB)
     assert run.written.startswith(b"\x1b.BIN;")
+
+
+def test_xon_xoff_in_a_reply_is_a_flow_signal_not_part_of_the_answer() -> None:
+    settings = HpglSettings(flow_control=HpglFlowControl.XONXOFF, check_every_bytes=256)
+    flow = HpglFlow(HpglFlowControl.XONXOFF, capacity=1024, reserve=64,
+                    wire_bytes_per_s=960, wire_window=64)
+    run = Run(HpglStream(JOB, settings, flow, ReplyFramer(), now=0.0))
+    run.tick()
+    assert run.written.startswith(b"IN;")  # no ESC.B in XON/XOFF mode
+    run.until(query=Query.IO_ERROR)
+    run.feed(b"\x13")  # XOFF
+    assert run.of(FlowPaused) == [FlowPaused(True)]
+    sent = run.stream.acked
+    run.feed(b"0\r")  # ESC.E answered while the device holds us
+    for _ in range(50):
+        run.tick(0.1)
+        if run.stream.flow.outstanding is not None:
+            run.answer()
+    assert run.stream.acked == sent
+    run.feed(b"\x11")  # XON
+    assert run.of(FlowPaused)[-1] == FlowPaused(False)
+    run.until(StreamState.DONE)
+    assert run.of(Done)
