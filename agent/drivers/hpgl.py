@@ -1,26 +1,27 @@
 """HP-GL plotters and cutters over serial (HP 7475A, Roland CAMM-GL III and compatibles).
 
-HP-GL has no per-instruction acknowledgement: progress counts the instructions handed to the
-plotter, and the buffer is kept from overflowing by the profile's flow control (see
-:mod:`agent.transport.hpgl_flow`). The driver checks the plotter as it goes: ``ESC.B`` for the
-budget, ``OS;`` (then ``OE;`` if it reports an error) at pen-up points every
-``check_every_bytes``, ``ESC.E`` after each such check (16 = bytes were lost), and at the end
-``OS;`` after the last instruction, ``ESC.E``, then ``ESC.O`` until the buffer is empty.
+A thin I/O shell. A job's rules (budget queries, checks at pen-up points, OS bit 3, the final
+drain, pause/cancel/e-stop, timeouts) live in the sans-I/O
+:class:`~agent.transport.hpgl_stream.HpglStream`: this driver feeds it what the port reads,
+ticks it when woken or at the time it asks, writes what it returns and turns its events into
+progress callbacks, warnings, device state and exceptions. The byte budget and the one
+outstanding query are :class:`~agent.transport.hpgl_flow.HpglFlow`'s. Outside jobs the driver
+asks its own queries (open, reset, idle ``ESC.O`` polls), one at a time through the same flow.
+On a failed job or a cancel it sends ``ESC.K`` (urgent, then again once the queue has
+drained) and parks the pen: that wait on the port is I/O, so it stays here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import time
-from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 from agent.aio import wait_event, wait_within
-from agent.dialects.hpgl import is_pen_up_point, resume_preamble
+from agent.dialects.hpgl import resume_preamble
 from agent.drivers.base import (
     DeviceInfo,
     DriverListener,
@@ -50,25 +51,23 @@ from agent.transport.hpgl_flow import (
     Status,
     escape,
 )
+from agent.transport.hpgl_stream import (
+    Done,
+    Event,
+    Failed,
+    FlowPaused,
+    HpglStream,
+    Notice,
+    Progress,
+    StatusSeen,
+    Stopped,
+)
 from agent.transport.link import ByteLink
 
 log = logging.getLogger(__name__)
 
 # Lift the pen and put it (or the knife) away after an abort.
 PARK = b"PU;SP0;"
-# Most bytes written to the link in one go (keeps progress and cancel fine-grained).
-_MAX_BATCH = 512
-
-
-class _Stop(enum.Enum):
-    CANCEL = "cancel"
-    ESTOP = "estop"
-
-
-class _Phase(enum.Enum):
-    SENDING = 1
-    FINAL_CHECKS = 2
-    FINAL_EMPTY = 3
 
 
 class HpglDriver(MachineDriver):
@@ -93,16 +92,11 @@ class HpglDriver(MachineDriver):
         self._opened = False
         self._lost: DeviceLost | None = None
         self._streaming = False
-        self._stop: _Stop | None = None
+        # The job's state machine while stream() runs (sans I/O: this class feeds it).
+        self._job: HpglStream | None = None
         self._estopped = False
-        self._host_paused = False
         self._acked = 0
-        self._error: DeviceError | None = None
-        self._planned: deque[Query] = deque()
-        self._init_sent_since_status = False
-        self._init_before_status = False
         self._status_read = False
-        self._next_ext_poll = 0.0
         self._line_at_query = 0
         self._ext: ExtendedStatus | None = None
         self._position: Position | None = None
@@ -123,6 +117,11 @@ class HpglDriver(MachineDriver):
     # -- replies ---------------------------------------------------------------------------
 
     def _feed(self, data: bytes) -> None:
+        job = self._job
+        if job is not None and not job.finished:
+            self._forward(job.feed(data, self._now()).events)
+            self._notify()
+            return
         for item in self._framer.feed(data):
             if isinstance(item, FlowSignal):
                 if self.settings.flow_control is HpglFlowControl.XONXOFF:
@@ -168,13 +167,6 @@ class HpglDriver(MachineDriver):
             ))
         elif isinstance(reply, Status):
             self._status_read = True
-            if reply.error and self._streaming:
-                self._planned.appendleft(Query.ERROR)
-            if reply.initialized and self._streaming and not self._init_before_status:
-                self._record_error(DeviceError(
-                    f"plotter re-initialised during the job (power cut?) before line {line}",
-                    code="device_error", line=line, device_code=f"OS{reply.bits}",
-                ))
         elif isinstance(reply, HpglError) and reply.code:
             self._record_error(DeviceError(
                 f"plotter HP-GL error {reply.code}: {reply.text} (at or before line {line})",
@@ -189,12 +181,20 @@ class HpglDriver(MachineDriver):
             self._identity = reply.model
 
     def _record_error(self, error: DeviceError) -> None:
-        if self._streaming:
-            if self._error is None:
-                self._error = error
-        else:
-            self.listener.on_warning(error.message, {"code": error.code,
-                                                     "device_code": error.device_code})
+        # Outside a job (a job's answers go to its HpglStream): report, do not fail.
+        self.listener.on_warning(error.message, {"code": error.code,
+                                                 "device_code": error.device_code})
+
+    def _forward(self, events: list[Event]) -> None:
+        """A job's non-final events: device state, XON/XOFF, warnings."""
+        for event in events:
+            if isinstance(event, StatusSeen):
+                self._ext = event.ext
+                self._report_state()
+            elif isinstance(event, FlowPaused):
+                self.link.set_flow_paused(event.paused)
+            elif isinstance(event, Notice):
+                self.listener.on_warning(event.message, dict(event.detail))
 
     def _report_state(self) -> None:
         state = self._state_name()
@@ -213,7 +213,7 @@ class HpglDriver(MachineDriver):
         if self._ext is not None and self._ext.paused:
             return "paused"
         if self._streaming:
-            return "hold" if self._host_paused else "run"
+            return "hold" if self._job is not None and self._job.host_paused else "run"
         if self._ext is not None and not self._ext.buffer_empty:
             return "busy"
         return "idle"
@@ -222,11 +222,6 @@ class HpglDriver(MachineDriver):
 
     def _send_query(self, query: Query) -> None:
         self._line_at_query = self._acked
-        if query is Query.STATUS:
-            # An IN; sent before this OS; (or no OS read since we connected) explains an
-            # "initialised" bit in its answer; otherwise the plotter was reset under us.
-            self._init_before_status = self._init_sent_since_status or not self._status_read
-            self._init_sent_since_status = False
         self._flow.query_sent(query, self._now())
         self.link.write(query.wire)
 
@@ -406,153 +401,54 @@ class HpglDriver(MachineDriver):
         ready, reason = self.ready_for_job
         if not ready:
             raise DeviceError(f"plotter not ready: {reason}", code=reason)
+        preamble = resume_preamble(lines, start_index) if start_index > 0 else []
+        job = HpglStream(lines, self.settings, self._flow, self._framer, now=self._now(),
+                         start_index=start_index, preamble=preamble,
+                         status_read=self._status_read)
+        self._job = job
         self._streaming = True
-        self._stop = None
-        self._error = None
-        self._host_paused = False
-        self._init_sent_since_status = False
         self._acked = start_index
         self._report_state()
         try:
-            return await self._stream(lines, on_progress, start_index)
+            return await self._run_job(job, on_progress)
         except DeviceError as exc:
             if not isinstance(exc, DeviceLost):
                 await self._abort_device()
             raise
         finally:
+            self._status_read = job.status_read
             self._streaming = False
+            self._job = None
             self._report_state()
 
-    async def _stream(
-        self, lines: Sequence[str], on_progress: ProgressCallback, start_index: int
-    ) -> StreamResult:
-        # Continuing a job: first restore the pen, settings and position (nothing drawn).
-        preamble = resume_preamble(lines, start_index) if start_index > 0 else []
-        sequence = [*preamble, *lines[start_index:]]
-        data = [line.encode("ascii") for line in sequence]
-        # Program line number of sequence[i] is base + i + 1 (for i past the preamble).
-        base = start_index - len(preamble)
-        total = len(data)
-        index = 0
-        since_check = 0
-        # Checks waiting for their turn (one query outstanding at a time), in order.
-        planned = self._planned
-        planned.clear()
-        phase = _Phase.SENDING
-        flow = self._flow
-        flow.reset_budget()
-        check_every = self.settings.check_every_bytes
-        waiting_empty_since = 0.0
+    async def _run_job(self, job: HpglStream, on_progress: ProgressCallback) -> StreamResult:
+        """The I/O shell around the job: tick it, write what it says, forward its events."""
         while True:
             self._wake.clear()
-            self._raise_if_stopped()
-            now = self._now()
-            self._check_query_timeout(now)
-            # 1. Program data, as far as the budget allows; never while a check waits to be
-            #    placed (it must land right after the pen-up point, and fit in the buffer).
-            if phase is _Phase.SENDING and not self._host_paused and not planned:
-                batch = bytearray()
-                while index < total and len(batch) < _MAX_BATCH:
-                    chunk = data[index]
-                    if not flow.can_send(len(chunk), now):
-                        break
-                    flow.data_sent(len(chunk), now)
-                    batch += chunk
-                    index += 1
-                    since_check += len(chunk)
-                    if chunk.startswith(b"IN"):
-                        # Read the "initialised" bit IN; sets at once, so that a later one
-                        # can only mean the plotter was reset under the job.
-                        self._init_sent_since_status = True
-                        planned.extend((Query.IO_ERROR, Query.STATUS))
-                        since_check = 0
-                        break
-                    if since_check >= check_every and is_pen_up_point(sequence[index - 1]):
-                        # ESC.E first: it is never lost, and it follows every byte sent.
-                        planned.extend((Query.IO_ERROR, Query.STATUS))
-                        since_check = 0
-                        break
-                if batch:
-                    self.link.write(bytes(batch))
-                    done = max(start_index, base + index)
-                    if done > self._acked:  # the resume preamble is not progress
-                        self._acked = done
-                        on_progress(done)
-            if phase is _Phase.SENDING and index >= total and not planned:
-                phase = _Phase.FINAL_CHECKS
-                planned.extend((Query.IO_ERROR, Query.STATUS))
-            if phase is _Phase.FINAL_CHECKS and not planned and flow.outstanding is None:
-                phase = _Phase.FINAL_EMPTY
-                waiting_empty_since = now
-                self._ext = None
-            # 2. At most one query outstanding: the next planned check, else a budget query.
-            if flow.outstanding is None and self._waiter is None:
-                query: Query | None = None
-                if planned:
-                    head = planned[0]
-                    if head.immediate or flow.credit >= len(head.wire):
-                        query = planned.popleft()
-                    elif flow.may_ask_free_space(now):
-                        # A buffered query must not be lost to an overflow: confirm room first.
-                        query = Query.FREE_SPACE
-                elif phase is _Phase.FINAL_EMPTY:
-                    ext = self._ext
-                    if ext is not None and ext.buffer_empty:
-                        return StreamResult(lines_done=len(lines))
-                    if ext is not None and (ext.paused or ext.lever_up):
-                        waiting_empty_since = now  # the operator's pause is not a fault
-                    if now - waiting_empty_since > self.settings.drain_timeout_s:
-                        raise DeviceTimeout(
-                            f"plotter buffer not empty {self.settings.drain_timeout_s:g} s "
-                            "after the last line", line=len(lines),
-                        )
-                    if now >= self._next_ext_poll:
-                        query = Query.EXTENDED_STATUS
-                        self._next_ext_poll = now + self.settings.poll_interval_s
-                elif flow.wants_free_space(now):
-                    query = Query.FREE_SPACE
-                if query is not None:
-                    self._send_query(query)
-                    continue
-            # 3. Wait for an answer, a signal, or time to pass.
-            wait = 0.25
-            if flow.outstanding is not None:
-                wait = min(wait, max(0.001, self._query_deadline() - now))
-            elif planned:
-                wait = min(wait, max(0.001, flow.free_space_hint(now)))
-            elif phase is _Phase.SENDING and not self._host_paused and index < total:
-                wait = min(wait, max(0.001, flow.wait_hint(now, len(data[index]))))
-            elif phase is _Phase.FINAL_EMPTY:
-                wait = min(wait, max(0.001, self._next_ext_poll - now))
-            await self._sleep_until_woken(wait)
-
-    def _query_deadline(self) -> float:
-        query = self._flow.outstanding
-        assert query is not None
-        return self._flow.outstanding_since + self._query_timeout(query)
-
-    def _check_query_timeout(self, now: float) -> None:
-        query = self._flow.outstanding
-        if query is None or now < self._query_deadline():
-            return
-        self._flow.forget_outstanding()
-        raise DeviceTimeout(
-            f"plotter did not answer {query.name} within {self._query_timeout(query):g} s "
-            f"(after line {max(1, self._line_at_query)})",
-            line=max(1, self._line_at_query),
-        )
+            self._raise_if_lost()
+            out = job.tick(self._now())
+            if out.write:
+                self.link.write(out.write)
+            for event in out.events:
+                if isinstance(event, Progress):
+                    self._acked = event.lines
+                    on_progress(event.lines)
+                elif isinstance(event, Done):
+                    return StreamResult(lines_done=event.lines)
+                elif isinstance(event, Failed):
+                    kind = DeviceTimeout if event.code == "device_timeout" else DeviceError
+                    raise kind(event.message, code=event.code, line=event.line,
+                               device_code=event.device_code)
+                elif isinstance(event, Stopped):
+                    by = "cancel" if event.code == "canceled" else "estop"
+                    raise JobStopped(f"job stopped by {by}", code=event.code)
+            self._forward(out.events)
+            wake_at = out.wake_at if out.wake_at is not None else self._now() + 0.25
+            await self._sleep_until_woken(max(0.0, wake_at - self._now()))
 
     def _raise_if_lost(self) -> None:
         if self._lost is not None:
             raise DeviceLost(self._lost.message)
-
-    def _raise_if_stopped(self) -> None:
-        self._raise_if_lost()
-        if self._stop is not None:
-            raise JobStopped(f"job stopped by {self._stop.value}", code=(
-                "canceled" if self._stop is _Stop.CANCEL else "estop"))
-        if self._error is not None:
-            raise self._error
 
     async def _abort_device(self, *, park: bool = True) -> None:
         """ESC.K (discard the buffer), again once our queue has left, then park the pen."""
@@ -576,18 +472,21 @@ class HpglDriver(MachineDriver):
 
     async def pause(self) -> None:
         """Stop feeding the plotter; what is already in its buffer (up to ~1 KB) still plots."""
-        self._host_paused = True
+        if self._job is not None:
+            self._job.pause()
         self._report_state()
         self._notify()
 
     async def resume(self) -> None:
-        self._host_paused = False
+        if self._job is not None:
+            self._job.resume()
         self._report_state()
         self._notify()
 
     async def cancel(self) -> None:
         """ESC.K (abort, discard the buffer), then pen up and ``SP0;``."""
-        self._stop = _Stop.CANCEL
+        if self._job is not None:
+            self._job.cancel()
         self._notify()
         await self._wait_stream_exit()
         await self._abort_device(park=True)
@@ -596,9 +495,10 @@ class HpglDriver(MachineDriver):
     async def estop(self) -> None:
         """ESC.K ahead of anything queued; the plotter stays stopped until reset()."""
         self._estopped = True
-        self._stop = _Stop.ESTOP
         with contextlib.suppress(DeviceLost):
             self.link.write(ABORT, urgent=True)
+        if self._job is not None:
+            self._job.estop()
         self._notify()
         await self._wait_stream_exit()
         await self._abort_device(park=False)
@@ -617,7 +517,6 @@ class HpglDriver(MachineDriver):
         if isinstance(status, Status) and status.error:
             await self._ask(Query.ERROR)
         self._estopped = False
-        self._stop = None
         await self._refresh_status()
 
     async def _refresh_status(self) -> None:

@@ -13,6 +13,9 @@ Model (HP 7475A-like, Roland CAMM-GL III answers the same):
   Output instructions (``OS OE OI OA OH``) are answered when reached.
 - An output request made while the previous answer is still leaving the device gives I/O
   error 10 and is ignored, as on HP plotters.
+- ``OS`` bit 3 ("initialised") is set at power-up and by ``IN;`` and cleared when the status
+  byte is output (HP 7470A/7475A interfacing manual, OS instruction). ``constant_os=True`` plays
+  a clone whose ``OS`` answer is a constant (24 + error/pen bits: bit 3 never clears).
 - Pen-down strokes are recorded in order, in plotter units (:attr:`strokes`), and optionally
   appended as JSON lines to a record file.
 """
@@ -69,8 +72,10 @@ class HpglEmulator(EmulatorTasks):
         identity: str = "7475A",
         hard_clip: tuple[int, int] = (16158, 11040),
         record_path: Path | None = None,
+        constant_os: bool = False,
     ) -> None:
         self.endpoint = endpoint
+        self.constant_os = constant_os
         self.capacity = buffer_bytes
         self.physical_capacity = buffer_bytes
         self.pen_speed_mm_s = pen_speed_mm_s
@@ -405,8 +410,10 @@ class HpglEmulator(EmulatorTasks):
             bits = (1 if self.pen_down else 0) | 16
             bits |= 8 if self.status_initialized else 0
             bits |= 32 if self.hpgl_error else 0
-            if self._output(str(bits)):
-                self.status_initialized = False
+            if self.constant_os:
+                bits |= 8  # a clone: the "initialised" bit is always set
+            if self._output(str(bits)) and not self.constant_os:
+                self.status_initialized = False  # manual: cleared by output of the status byte
         elif mnemonic == "OE":
             if self._output(str(self.hpgl_error)):
                 self.hpgl_error = 0
@@ -478,6 +485,8 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pen speed in mm/s (VS may lower it for pen-down moves)")
     parser.add_argument("--identity", default="7475A",
                         help="what OI; answers ('' for a device without OI)")
+    parser.add_argument("--constant-os", action="store_true",
+                        help="play a clone whose OS answer never clears bit 3 (initialised)")
     parser.add_argument("--record", type=Path, default=None,
                         help="append each pen-down stroke as a JSON line to this file")
 
@@ -491,6 +500,7 @@ async def run_cli(args: argparse.Namespace) -> None:
             pen_speed_mm_s=args.pen_speed,
             identity=args.identity,
             record_path=args.record,
+            constant_os=args.constant_os,
         )
         print(f"HP-GL emulator on {endpoint.path} ({endpoint.slave_name}), "
               f"{args.baud} baud, {args.buffer}-byte buffer, pen {args.pen_speed} mm/s",

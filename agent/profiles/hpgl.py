@@ -54,6 +54,11 @@ class HpglSettings(StrictModel):
     # A buffered output instruction (OS;) is answered only when the pen reaches it: the time
     # to plot a full buffer, at the slowest speed, must fit in this.
     drain_timeout_s: Annotated[float, Field(gt=0, le=7200)] = 600.0
+    # OS bit 3 ("initialised") clears each time OS is read (HP 7470A/7475A interfacing manual,
+    # OS instruction: "cleared by ... output of the status byte in RS-232-C system"). Then the
+    # bit set again during a job means the plotter was reset under it: the job fails. Off for
+    # clones whose OS answer is a constant (bit 3 always set): the bit is ignored in jobs.
+    os_initialised_clears_on_read: bool = True
 
     @model_validator(mode="after")
     def _reserve_leaves_room(self) -> HpglSettings:

@@ -77,12 +77,13 @@ async def plotter_rig(
     record_path: Path | None = None,
     stale_io_error: int = 0,
     identity: str = "7475A",
+    constant_os: bool = False,
 ) -> AsyncIterator[Rig]:
     """``wire_baud``: the pty's simulated wire (None: as fast as the pty goes)."""
     async with PtyEndpoint(baud=wire_baud, latency_s=latency_s) as endpoint:
         emulator = HpglEmulator(endpoint, buffer_bytes=buffer_bytes,
                                 pen_speed_mm_s=pen_speed_mm_s, record_path=record_path,
-                                identity=identity)
+                                identity=identity, constant_os=constant_os)
         emulator.io_error = stale_io_error  # as left by an earlier session
         emulator.start()
         rtscts, xonxoff = serial_handshake(profile)

@@ -42,11 +42,12 @@ class Host:
 
 @contextlib.asynccontextmanager
 async def emulated(
-    *, baud: int | None = None, buffer_bytes: int = 1024, pen_speed_mm_s: float = 2000.0
+    *, baud: int | None = None, buffer_bytes: int = 1024, pen_speed_mm_s: float = 2000.0,
+    constant_os: bool = False,
 ) -> AsyncIterator[tuple[HpglEmulator, Host]]:
     async with PtyEndpoint(baud=baud, latency_s=0.001) as endpoint:
         emulator = HpglEmulator(endpoint, buffer_bytes=buffer_bytes,
-                                pen_speed_mm_s=pen_speed_mm_s)
+                                pen_speed_mm_s=pen_speed_mm_s, constant_os=constant_os)
         async with emulator:
             link = await SerialLink.open(endpoint.path, baud or 115_200)
             try:
@@ -155,3 +156,18 @@ async def test_command_line_runs_the_emulator_on_a_named_link(tmp_path: Path) ->
             await task
     rows = [json.loads(r) for r in record.read_text().splitlines()]
     assert rows == [{"pen": 1, "points": [[0, 0], [400, 0]]}]
+
+
+async def test_os_bit_3_clears_on_read_like_a_7475a() -> None:
+    """Manual: 24 at power-up; outputting the status byte clears bit 3; IN; sets it again."""
+    async with emulated() as (_, host):
+        assert await host.ask(b"OS;") == "24"
+        assert await host.ask(b"OS;") == "16"
+        assert await host.ask(b"IN;OS;") == "24"
+        assert await host.ask(b"OS;") == "16"
+
+
+async def test_a_constant_os_clone_always_answers_bit_3() -> None:
+    async with emulated(constant_os=True) as (_, host):
+        for _ in range(3):
+            assert await host.ask(b"OS;") == "24"
