@@ -56,6 +56,13 @@ def _marlin(d: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _marlin_overflow(d: dict[str, Any]) -> list[Row]:
+    return [(f"Marlin issue 14 model (5 ms, 0.2 ms/cmd, BUFSIZE 4, RX 128, instant wire), "
+             f"{s['window']} window, ADVANCED_OK {'on' if s['advanced_ok'] else 'off'}",
+             f"{s['lines_per_s_mean']} lines/s (simulated), {s['rx_overflows_total']} overflows "
+             f"in {s['runs']} runs", "0 overflows") for s in d["summary"]]
+
+
 def _hpgl(d: dict[str, Any]) -> list[Row]:
     return [(f"HP-GL {r['job']}: {r['sender']}",
              f"{r['bytes_per_s']} B/s ({r['utilisation'] * 100:.1f} % of 9600 baud), "
@@ -117,6 +124,7 @@ def _fleet(d: dict[str, Any]) -> list[Row]:
 BENCHMARKS: list[tuple[str, str, Callable[[dict[str, Any]], list[Row]]]] = [
     ("stream_grbl.py", "stream_grbl.json", _grbl),
     ("stream_marlin.py", "stream_marlin.json", _marlin),
+    ("marlin_overflow.py", "marlin_overflow.json", _marlin_overflow),
     ("stream_hpgl.py", "stream_hpgl.json", _hpgl),
     ("durability.py", "durability.json", _durability),
     ("flood.py", "flood.json", _flood),

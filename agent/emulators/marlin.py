@@ -4,13 +4,23 @@ Model (following Marlin's queue.cpp and its documentation):
 - Bytes land in a receive buffer of ``rx_buffer_bytes`` (one byte kept free, like the ring buffer
   of the board). Bytes that arrive when it is full are lost and counted in ``rx_overflows``.
 - Complete lines move from the receive buffer into the command queue (``bufsize`` slots, the
-  executing command included) whenever a slot is free, also during long commands.
+  executing command included) only when Marlin's ``idle()`` runs ``get_serial_commands()``
+  (``MarlinCore.cpp`` ``idle()`` -> ``queue.get_available_commands()``; ``loop()`` is
+  ``idle(); queue.advance();``): between commands, and while a command waits (heating, dwell,
+  homing), never while a command is being processed. Bytes that arrive during the
+  ``command_time_s`` of a command stay in the receive buffer however many slots are free. There
+  is no planner model, so a move never waits for a planner slot (which would also run idle()).
 - A numbered line must be ``last + 1`` and carry a valid checksum; otherwise the firmware prints
   ``Error:...``, empties the receive buffer, asks ``Resend: last+1`` and adds a plain ``ok``.
   ``N<n> M110 N<m>`` is exempt from the sequence check and sets the counter on receipt; M110
   sets it again when it executes. Unnumbered lines are taken as they are (with ``*``: an error).
 - ``ok`` is sent when a command has executed (``ok N<n> P<planner> B<queue free>`` with
-  ADVANCED_OK, the executing command still counted). There is no planner model: P is constant.
+  ADVANCED_OK, the executing command still counted: ``ok_to_send()`` runs before ``advance()``
+  frees its slot). There is no planner model: P is constant.
+- Wire: the endpoint's ``baud=None`` is the instant wire (bytes arrive as fast as written, as
+  over native USB or a bridge that delivers bursts); ``latency_s`` delays every reply.
+  :meth:`MarlinEmulator.arrive`, :meth:`begin_command` and :meth:`end_command` are the model's
+  steps without the pty, for a simulation on its own clock (``agent/emulators/marlin_sim.py``).
 - Each command takes ``command_time_s``; M109/M190 wait for a simulated heater that warms at
   ``heating_rate_c_s`` simulated degrees per second, ``time_scale`` simulated seconds per wall
   second; G4 waits its duration; G28 takes ``homing_time_s``. While a command takes long,
@@ -365,6 +375,8 @@ class MarlinEmulator(EmulatorTasks):
         self._rx = bytearray()
         self._queue: deque[tuple[str, int | None]] = deque()
         self._queued = asyncio.Event()
+        # A command is being processed: no transfer from the receive buffer (see the model).
+        self.processing = False
         self._wait_for_heatup = False
         self._autoreport_s = 0.0
         self._autoreport_changed = asyncio.Event()
@@ -446,8 +458,13 @@ class MarlinEmulator(EmulatorTasks):
             if self.corrupt_fraction and self._rng.random() < self.corrupt_fraction:
                 line = self._flip_bit(line)
             self._on_wire_line(line)
-            # The main loop takes lines out of the buffer as fast as they arrive when it can.
-            self._pump()
+            # Between commands the main loop's idle() takes lines as fast as they arrive.
+            if not self.processing:
+                self._pump()
+
+    def arrive(self, data: bytes) -> None:
+        """Bytes from the host land in the receive buffer (the model's input, no pty)."""
+        self._arrive(data)
 
     def _flip_bit(self, line: bytes) -> bytes:
         if len(line) < 2:
@@ -578,17 +595,39 @@ class MarlinEmulator(EmulatorTasks):
                 await self._queued.wait()
             if self.killed:
                 return
-            command, number = self._queue[0]
+            command, number = self.begin_command()
             await self._tick(self.command_time_s)
             answered = await self._execute(command)
             if self.killed:
                 return
             if self.silent:
+                self.processing = False
                 continue
-            if not answered:
-                self._ok(number)
-            self._queue.popleft()
-            self._pump()
+            self.end_command(number, answered)
+
+    @property
+    def queue_length(self) -> int:
+        """Commands in the command queue, the one being processed included."""
+        return len(self._queue)
+
+    @property
+    def rx_bytes(self) -> int:
+        """Bytes waiting in the receive buffer."""
+        return len(self._rx)
+
+    def begin_command(self) -> tuple[str, int | None]:
+        """``advance()`` takes the oldest queued command: transfers stop until it is done."""
+        self.processing = True
+        return self._queue[0]
+
+    def end_command(self, number: int | None, answered: bool) -> None:
+        """The command has executed: ``ok_to_send()`` (its slot still counted), the slot is
+        freed, and the next ``idle()`` moves waiting lines into the queue."""
+        if not answered:
+            self._ok(number)
+        self._queue.popleft()
+        self.processing = False
+        self._pump()
 
     async def _tick(self, seconds: float) -> None:
         # Execution time accumulates on a virtual clock; sleep only when it runs ahead, so a
@@ -672,6 +711,7 @@ class MarlinEmulator(EmulatorTasks):
         end = time.monotonic() + seconds
         next_busy = time.monotonic() + self.keepalive_s
         while (now := time.monotonic()) < end and not self.killed:
+            self._pump()  # the dwell loop calls idle()
             if now >= next_busy and self.capabilities.get("BUSY_PROTOCOL"):
                 self._emit("echo:busy: processing")
                 next_busy = now + self.keepalive_s
@@ -690,6 +730,7 @@ class MarlinEmulator(EmulatorTasks):
             last = now
             if heater.current >= heater.target - 1.0:
                 break
+            self._pump()  # the heater wait calls idle()
             if now >= next_report:
                 self._emit(self._temperature_text() + " W:?")
                 next_report = now + 1.0

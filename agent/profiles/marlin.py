@@ -43,7 +43,8 @@ class LongCommandAllowances(StrictModel):
 class MarlinSettings(StrictModel):
     # Serial receive buffer of the board (RX_BUFFER_SIZE); one byte is kept free.
     rx_buffer_bytes: Annotated[int, Field(ge=32, le=65_536)] = 128
-    # Command queue depth (BUFSIZE).
+    # Command queue depth (BUFSIZE). Only an upper bound for the depth the firmware reports with
+    # ADVANCED_OK: the window never assumes lines are queued before an ok shows it (issue 14).
     command_queue: Annotated[int, Field(ge=1, le=64)] = 4
     # Longest program line, before the agent adds ``N<n> `` and ``*<checksum>``; Marlin's
     # MAX_CMD_SIZE (96 with the terminator) must hold the whole numbered line.

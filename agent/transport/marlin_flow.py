@@ -16,16 +16,32 @@ Wire format and numbering
 
 Window (how many lines are in flight)
     Marlin answers ``ok`` when a command has *executed*. An unacknowledged line is in the
-    command queue (BUFSIZE slots, the executing command included) or in the receive buffer.
-    The firmware moves a line from the receive buffer into the queue as soon as a slot is free
-    (Marlin's ``idle()`` reads its inputs even during long commands), so the oldest ``q``
-    unacknowledged lines are in the queue and only the bytes of the later ones occupy the
-    receive buffer. A line is sent when those bytes plus its own stay within
-    ``rx_buffer_bytes - 1`` (GRBL-style character counting, shifted past the queue).
-    ``q`` is the profile's ``command_queue``, tightened with ADVANCED_OK to the capacity the
-    firmware reported on the M110 ok (``B`` + 1, nothing else being queued then) and, on every
-    ``ok N<k> P<p> B<b>``, by queue slots the report shows taken by commands that are not ours.
-    ``stop_and_wait`` keeps one line in flight.
+    command queue (BUFSIZE slots, the executing command included) or still in the receive
+    buffer. Marlin moves lines from the receive buffer into the queue only in
+    ``GCodeQueue::get_serial_commands()``, which runs from ``idle()`` (``MarlinCore.cpp``:
+    between commands, and while a command waits - planner full, heating, dwell), never while a
+    command is being processed. So a burst that arrives during a command stays in the receive
+    buffer, however many queue slots are free, and the window cannot assume the queue absorbs
+    anything. The rule: a line counts as out of the receive buffer only once the firmware has
+    said so, and a line is sent when the bytes of every other line not known out, plus its own,
+    stay within ``rx_buffer_bytes - 1`` (GRBL-style character counting).
+
+    - Without ADVANCED_OK only an ``ok`` says so: every unacknowledged line's bytes count.
+    - With ADVANCED_OK, ``ok N<k> P<p> B<b>`` is printed by ``ok_to_send()`` before k's slot is
+      freed, so at that moment the queue held ``BUFSIZE - b`` commands: k and the
+      ``BUFSIZE - b - 1`` lines after it (FIFO, in order). Those are out of the receive buffer
+      for good; the window counts only the lines after them. BUFSIZE is taken from the M110
+      ok (``B + 1``: at most, as something else may have been queued then) and capped by the
+      profile's ``command_queue``; unnumbered lines of ours that may be queued (M108, the ok
+      after a resend) are subtracted, so the figure can only be too low, never too high.
+    - Hold: after a long command (G4, G28, G29, M0/M1, M109, M190, M226, M303, M400, M600)
+      nothing but an ``M105`` is sent until it is acknowledged. The firmware would only let
+      those lines wait in its buffers, and a pause must take effect right after the long
+      command, not after every line already sent behind it. Without ADVANCED_OK an ``M105``
+      follows each long command of the program (the fence has the barrier): a lost ok would
+      otherwise leave the long command looking unanswered and hold the window until the
+      silence probe; the ``ok T:`` acknowledges it.
+    - ``stop_and_wait`` keeps one line in flight.
 
 Acknowledgements
     With ADVANCED_OK an ``ok N<k>`` acknowledges every line up to k (a lost ok is covered by the
@@ -78,217 +94,54 @@ from enum import Enum, auto
 from agent.dialects.marlin import frame_line
 from agent.errors import DeviceError, DeviceTimeout
 from agent.profiles.marlin import MarlinSettings
+from agent.transport.marlin_replies import (
+    MAX_REPLY_BYTES,
+    BusyReply,
+    ErrorKind,
+    ErrorReply,
+    FirmwareCaps,
+    MarlinReply,
+    MarlinReplyParser,
+    OkReply,
+    OtherReply,
+    ResendReply,
+    StartReply,
+    TemperatureReply,
+    UnknownCommandReply,
+    parse_reply,
+    parse_temperatures,
+)
+from agent.transport.marlin_replies import PLAIN_OK as _OK
+
+# Reply parsing lives in marlin_replies; these names stay importable from here.
+__all__ = [
+    "HOLD_WORDS",
+    "MAX_REPLY_BYTES",
+    "BusyReply",
+    "EntryKind",
+    "ErrorKind",
+    "ErrorReply",
+    "EventKind",
+    "FirmwareCaps",
+    "FlowEvent",
+    "MarlinFlow",
+    "MarlinReply",
+    "MarlinReplyParser",
+    "OkReply",
+    "OtherReply",
+    "Phase",
+    "ResendReply",
+    "StartReply",
+    "TemperatureReply",
+    "UnknownCommandReply",
+    "holds_window",
+    "long_command_allowance",
+    "parse_reply",
+    "parse_temperatures",
+]
 
 # Silence during recovery before line n is sent again.
 _RECOVERY_PROBE_S = 0.25
-# A reply line longer than this is noise (Marlin's longest are M115 capability lists).
-MAX_REPLY_BYTES = 1024
-
-
-# -- replies ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class OkReply:
-    line: int | None = None
-    planner_free: int | None = None
-    queue_free: int | None = None
-    # Temperatures carried by an M105 answer (``ok T:...``).
-    temperatures: dict[str, tuple[float, float | None]] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ResendReply:
-    line: int
-
-
-class ErrorKind(Enum):
-    # A line arrived damaged or out of sequence; a resend request follows.
-    TRANSMISSION = auto()
-    # The firmware halted (kill(), thermal protection): it needs a reset.
-    KILLED = auto()
-    # Anything else the firmware calls an error.
-    OTHER = auto()
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorReply:
-    kind: ErrorKind
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class BusyReply:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class TemperatureReply:
-    temperatures: dict[str, tuple[float, float | None]]
-
-
-@dataclass(frozen=True, slots=True)
-class UnknownCommandReply:
-    command: str
-
-
-@dataclass(frozen=True, slots=True)
-class StartReply:
-    """``start``: the firmware has just booted (a reset during a job loses the job)."""
-
-
-@dataclass(frozen=True, slots=True)
-class OtherReply:
-    text: str
-
-
-MarlinReply = (
-    OkReply
-    | ResendReply
-    | ErrorReply
-    | BusyReply
-    | TemperatureReply
-    | UnknownCommandReply
-    | StartReply
-    | OtherReply
-)
-
-_OK = OkReply()
-_ADV_OK = re.compile(r"ok\s*(?:N(-?\d+))?\s*(?:P(\d+))?\s*(?:B(\d+))?\s*$")
-_RESEND = re.compile(r"(?:Resend|rs)\s*:?\s*N?(\d+)", re.IGNORECASE)
-_TEMP = re.compile(r"(?<![@\w])([TBCP]\d?):\s*(-?\d+(?:\.\d+)?)(?:\s*/\s*(-?\d+(?:\.\d+)?))?")
-_TRANSMISSION_ERRORS = (
-    "checksum mismatch",
-    "line number is not last line number",
-    "no checksum",
-    "no line number",
-    "format error",
-)
-_KILL_MARKS = ("kill() called", "printer halted", "system stopped", "printer stopped")
-
-
-def parse_temperatures(text: str) -> dict[str, tuple[float, float | None]]:
-    temps: dict[str, tuple[float, float | None]] = {}
-    for m in _TEMP.finditer(text):
-        target = float(m.group(3)) if m.group(3) is not None else None
-        temps.setdefault(m.group(1), (float(m.group(2)), target))
-    return temps
-
-
-def parse_reply(text: str) -> MarlinReply:
-    """One line from the firmware (without its line ending) as a typed reply."""
-    if text == "ok":
-        return _OK
-    if text.startswith("ok"):
-        rest = text[2:]
-        if "T:" in rest:
-            return OkReply(temperatures=parse_temperatures(rest))
-        m = _ADV_OK.match(text)
-        if m is not None:
-            return OkReply(
-                line=int(m.group(1)) if m.group(1) is not None else None,
-                planner_free=int(m.group(2)) if m.group(2) is not None else None,
-                queue_free=int(m.group(3)) if m.group(3) is not None else None,
-            )
-        return _OK
-    low = text.lower()
-    if low.startswith(("resend", "rs ")):
-        m = _RESEND.match(text)
-        if m is not None:
-            return ResendReply(int(m.group(1)))
-    if text.startswith("!!"):
-        return ErrorReply(ErrorKind.KILLED, text[2:].strip() or "firmware halted")
-    if low.startswith("error"):
-        message = text[6:].strip() if len(text) > 5 and text[5] == ":" else text
-        lowm = message.lower()
-        if any(mark in lowm for mark in _TRANSMISSION_ERRORS):
-            return ErrorReply(ErrorKind.TRANSMISSION, message)
-        if any(mark in lowm for mark in _KILL_MARKS):
-            return ErrorReply(ErrorKind.KILLED, message)
-        return ErrorReply(ErrorKind.OTHER, message)
-    if "busy:" in low and (low.startswith(("busy:", "echo:busy:"))):
-        return BusyReply(text)
-    if low.startswith("echo:unknown command"):
-        command = text.split(":", 2)[-1].strip().strip('"')
-        return UnknownCommandReply(command)
-    if low == "start":
-        return StartReply()
-    stripped = text.lstrip()
-    if stripped.startswith(("T:", "T0:", "B:")):
-        temps = parse_temperatures(stripped)
-        if temps:
-            return TemperatureReply(temps)
-    return OtherReply(text)
-
-
-def _fast_advanced_ok(raw: bytes) -> OkReply | None:
-    """``ok N<n> P<p> B<b>`` without a regular expression (one per line at full speed)."""
-    parts = raw.split()
-    if len(parts) != 4 or parts[2][:1] != b"P" or parts[3][:1] != b"B":
-        return None
-    try:
-        return OkReply(int(parts[1][1:]), int(parts[2][1:]), int(parts[3][1:]))
-    except ValueError:
-        return None
-
-
-class MarlinReplyParser:
-    """Bytes from the firmware in, complete replies out (partial lines are kept)."""
-
-    def __init__(self) -> None:
-        self._partial = b""
-
-    def feed(self, data: bytes) -> list[MarlinReply]:
-        buf = self._partial + data if self._partial else data
-        parts = buf.split(b"\n")
-        self._partial = parts.pop()
-        if len(self._partial) > MAX_REPLY_BYTES:
-            self._partial = b""
-        out: list[MarlinReply] = []
-        for raw in parts:
-            if raw[:2] == b"ok":
-                if raw in {b"ok", b"ok\r"}:
-                    out.append(_OK)
-                    continue
-                if raw[:4] == b"ok N":
-                    fast = _fast_advanced_ok(raw)
-                    if fast is not None:
-                        out.append(fast)
-                        continue
-            text = raw.decode("ascii", "replace").strip()
-            if text and len(text) <= MAX_REPLY_BYTES:
-                out.append(parse_reply(text))
-        return out
-
-
-# -- firmware identity -----------------------------------------------------------------------
-
-
-@dataclass
-class FirmwareCaps:
-    """What M115 said (``FIRMWARE_NAME:...`` and ``Cap:NAME:0|1`` lines)."""
-
-    fields: dict[str, str] = field(default_factory=dict)
-    capabilities: dict[str, bool] = field(default_factory=dict)
-    # Seen on the M110 ok; not an M115 capability.
-    advanced_ok: bool = False
-
-    def has(self, name: str) -> bool:
-        return self.capabilities.get(name, False)
-
-    def take_line(self, text: str) -> bool:
-        """Absorb one M115 answer line; False when it is not one."""
-        if text.startswith("Cap:"):
-            name, _, value = text[4:].partition(":")
-            self.capabilities[name.strip().upper()] = value.strip() == "1"
-            return True
-        if text.startswith("FIRMWARE_NAME:"):
-            keys = list(re.finditer(r"([A-Z_]+):", text))
-            for i, m in enumerate(keys):
-                end = keys[i + 1].start() if i + 1 < len(keys) else len(text)
-                self.fields[m.group(1)] = text[m.end():end].strip()
-            return True
-        return False
 
 
 # -- the streaming state machine -------------------------------------------------------------
@@ -350,6 +203,17 @@ _G4_P = re.compile(r"\bP(\d+(?:\.\d+)?)")
 _G4_S = re.compile(r"\bS(\d+(?:\.\d+)?)")
 
 
+# Commands after which nothing is sent until they are acknowledged (see "Hold" above).
+HOLD_WORDS = frozenset(
+    {"G4", "G28", "G29", "M0", "M1", "M109", "M190", "M226", "M303", "M400", "M600"}
+)
+
+
+def holds_window(line: str) -> bool:
+    """True for a long command: the window sends nothing after it until its ok."""
+    return line.split(" ", 1)[0] in HOLD_WORDS
+
+
 def long_command_allowance(line: str, settings: MarlinSettings) -> float | None:
     """Seconds a long-running command may take without an ok, or None for ordinary lines."""
     word = line.split(" ", 1)[0]
@@ -399,7 +263,10 @@ class MarlinFlow:
         self._rx_limit = settings.rx_buffer_bytes - 1
         self._busy_active = caps.has("BUSY_PROTOCOL")
         self._fw_slots: int | None = None
-        self._foreign_slots = 0
+        # Highest line number the firmware has shown to be out of its receive buffer (in the
+        # queue or executed), and the newest long command sent (nothing follows it unacked).
+        self._out_through = -1
+        self._hold_n = -1
         # Entries of the lines sent, by line number (N0 is the M110 sync); always next_n long.
         self._entries: list[_Entry] = []
         self._sizes: list[int] = []  # len(entry.data) by line number, for the window sum
@@ -465,16 +332,15 @@ class MarlinFlow:
     def _exhausted(self) -> bool:
         return self._source_done and not self._pending
 
-    def _fits(self, size: int) -> bool:
-        in_flight = self._next_n - self._acked_n - 1
-        if in_flight <= 0:
+    def _fits(self, size: int, m105: bool = False) -> bool:
+        acked = self._acked_n
+        if self._next_n - acked - 1 <= 0:
             return True
         if self._settings.stop_and_wait or self.phase is Phase.SYNCING:
             return False
-        queued = self._slots - self._foreign_slots
-        first_rx = self._acked_n + 1 + (queued if queued > 0 else 0)
-        if first_rx >= self._next_n:
-            return True
+        if self._hold_n > acked and not m105:
+            return False  # a long command is in flight: nothing but an M105 goes behind it
+        first_rx = (acked if acked > self._out_through else self._out_through) + 1
         return size + sum(self._sizes[first_rx:self._next_n]) <= self._rx_limit
 
     def output(self) -> bytes:
@@ -514,7 +380,7 @@ class MarlinFlow:
             else:
                 data = frame_line(n, item[1])
                 self._head = (n, item, data)
-            if not self._fits(len(data)):
+            if not self._fits(len(data), item[1] == "M105"):
                 break
             pending.popleft()
             kind, text, index = item
@@ -524,6 +390,12 @@ class MarlinFlow:
             self._next_n = n + 1
             if kind is program:
                 self._since_sync += 1
+            if text.split(" ", 1)[0] in HOLD_WORDS:
+                self._hold_n = n
+                if not self._advanced and kind is not EntryKind.FENCE:
+                    # Counted oks: a lost one would leave the long command looking unanswered
+                    # and hold the window for good; the M105's "ok T:" settles the count.
+                    pending.appendleft((EntryKind.PROBE, "M105", -1))
         in_flight = self._next_n - self._acked_n - 1
         self.max_in_flight = max(self.max_in_flight, in_flight)
 
@@ -537,6 +409,8 @@ class MarlinFlow:
         self._entries.append(entry)
         self._sizes.append(len(entry.data))
         self._out += entry.data
+        if holds_window(text):
+            self._hold_n = self._next_n
         self._next_n += 1
         if kind is EntryKind.PROGRAM:
             self._since_sync += 1
@@ -563,9 +437,12 @@ class MarlinFlow:
             self._pending.appendleft((EntryKind.PROBE, "M105", -1))
 
     def expect_unnumbered_ok(self) -> None:
-        """An unnumbered line (M108) went out; its plain ok is not a program line's."""
-        if not self._advanced:
-            self._skip_oks += 1
+        """An unnumbered line (M108) went out; its plain ok is not a program line's.
+
+        With ADVANCED_OK the ok has no N, so it is never taken for ours anyway; the count
+        still matters there: until that ok, the line may hold a queue slot (see ``_on_ok``).
+        """
+        self._skip_oks += 1
 
     def cancel(self) -> None:
         """Stop feeding the job; the profile's cancel sequence follows what is in flight."""
@@ -672,8 +549,13 @@ class MarlinFlow:
                 return
             k = ok.line
             if self._acked_n < k < self._next_n:
-                if ok.queue_free is not None:
-                    self._tighten(k, ok.queue_free)
+                if ok.queue_free is not None and self._fw_slots is not None:
+                    # ok_to_send() runs before k's slot is freed: the queue held k and the
+                    # lines after it, minus any unnumbered lines of ours still owed an ok.
+                    after = self._slots - ok.queue_free - 1 - self._skip_oks
+                    if after > 0:
+                        out = min(k + after, self._next_n - 1)
+                        self._out_through = max(self._out_through, out)
                 self._ack_through(k)
             return
         if self._skip_oks:
@@ -695,14 +577,6 @@ class MarlinFlow:
         else:
             self._advanced = False
         self.phase = Phase.STREAMING
-
-    def _tighten(self, k: int, queue_free: int) -> None:
-        # At this ok the queue held (capacity - B) commands: k and, at most, our lines after it.
-        if self._fw_slots is None:
-            return
-        occupied = self._fw_slots - queue_free - 1
-        ours_after = self._next_n - k - 1
-        self._foreign_slots = max(0, occupied - ours_after)
 
     def _ack_through(self, n: int) -> None:
         entries = self._entries
@@ -775,6 +649,14 @@ class MarlinFlow:
         del self._entries[n:]
         del self._sizes[n:]
         self._next_n = n
+        # Lines n.. go out again as new bytes; a long command among them holds again then.
+        self._out_through = min(self._out_through, n - 1)
+        if self._hold_n >= n:
+            self._hold_n = -1
+            for m in range(n - 1, self._acked_n, -1):
+                if holds_window(self._entries[m].text):
+                    self._hold_n = m
+                    break
         if self._canceling:
             # Refused program lines of a canceled job are dropped, not sent again.
             taken = [t for t in taken if t[0] is not EntryKind.PROGRAM]

@@ -120,3 +120,25 @@ async def test_m155_reports_temperatures_and_m105_answers_them(tmp_path: Path) -
         assert report[-1].startswith("T:22.00 /0.00 B:22.00 /0.00")
         w.link.write(b"M105\n")
         assert (await w.lines_until("ok"))[-1].startswith("ok T:")
+
+
+async def test_no_transfer_into_the_queue_while_a_command_is_processed(tmp_path: Path) -> None:
+    # Marlin's idle() runs get_serial_commands() between commands, not during one: a burst that
+    # arrives while a command is processed stays in the receive buffer, free slots or not.
+    async with wire(tmp_path, bufsize=16, command_time_s=0.3) as w:
+        w.link.write(b"G90\n")
+        await asyncio.sleep(0.05)
+        assert w.emulator.processing
+        w.link.write(b"G1 X100.125 Y200.250 F3000\n" * 6)  # 162 bytes into 127, 15 slots free
+        await w.lines_until("ok")
+        assert w.emulator.rx_overflows > 0
+        assert w.emulator.max_rx_bytes <= 127
+
+
+async def test_lines_move_into_the_queue_between_commands(tmp_path: Path) -> None:
+    async with wire(tmp_path, bufsize=16, command_time_s=0.0) as w:
+        w.link.write(b"G1 X100.125 Y200.250 F3000\n" * 6)  # idle board: straight into the queue
+        for _ in range(6):
+            await w.lines_until("ok")
+        assert w.emulator.rx_overflows == 0
+        assert w.emulator.executed.count("G1 X100.125 Y200.250 F3000") == 6

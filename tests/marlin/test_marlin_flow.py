@@ -102,20 +102,24 @@ def test_m115_lines_fill_the_capabilities() -> None:
 # -- window ------------------------------------------------------------------------------------
 
 
-def test_window_counts_receive_buffer_bytes_past_the_queue() -> None:
+def framed_sizes(lines: list[tuple[int, str]]) -> list[int]:
+    return [len(f"N{n} {c}*{checksum(f'N{n} {c}'.encode())}\n") for n, c in lines]
+
+
+def test_without_advanced_ok_every_unacknowledged_line_counts_in_the_receive_buffer() -> None:
+    # Marlin takes lines out of its receive buffer only between commands: nothing may be
+    # assumed to be in the queue, so all unacknowledged bytes must fit 127 bytes.
     lines = sleeve_program(200)
     flow, first = synced(lines)
-    numbers = [n for n, _ in first]
-    assert numbers == list(range(1, len(first) + 1))
-    framed = [len(f"N{n} {c}*{checksum(f'N{n} {c}'.encode())}\n") for n, c in first]
-    # The oldest four sit in the command queue; the rest fit in 127 bytes, one more would not.
-    assert sum(framed[4:]) <= 127
+    assert [n for n, _ in first] == list(range(1, len(first) + 1))
+    assert sum(framed_sizes(first)) <= 127
     nxt = len(f"N{len(first) + 1} {lines[len(first)]}*00\n")
-    assert sum(framed[4:]) + nxt > 127
+    assert sum(framed_sizes(first)) + nxt > 127
     flow.receive(b"ok\n", 0.01)
     more = sent(flow.output())
     assert more
     assert more[0][0] == len(first) + 1
+    assert sum(framed_sizes(first[1:] + more)) <= 127
     assert flow.acknowledged == 1
 
 
@@ -126,17 +130,33 @@ def test_stop_and_wait_keeps_one_line_in_flight() -> None:
     assert [n for n, _ in sent(flow.output())] == [2]
 
 
-def test_advanced_ok_learns_the_firmware_queue_depth() -> None:
+def test_advanced_ok_b_field_takes_queued_lines_out_of_the_count() -> None:
     lines = sleeve_program(200)
     _, plain = synced(lines)
-    # "ok N0 P15 B1": only M110 was queued, so BUFSIZE is 2, not the profile's 4.
+    flow, first = synced(lines, caps=FirmwareCaps(advanced_ok=True), ok=b"ok N0 P15 B3\n")
+    # Nothing is known to be in the queue yet: the same bytes as without ADVANCED_OK.
+    assert first == plain
+    # N1's ok with B0: the queue held N1 and the three lines after it when it answered.
+    flow.receive(b"ok N1 P15 B0\n", 0.01)
+    more = sent(flow.output())
+    assert sum(framed_sizes([*first, *more][4:])) <= 127
+    nxt = len(f"N{len(first) + len(more) + 1} {lines[len(first) + len(more)]}*00\n")
+    assert sum(framed_sizes([*first, *more][4:])) + nxt > 127
+    # The same ok with B3 (only N1 was queued) frees one line's bytes only.
+    other, _ = synced(lines, caps=FirmwareCaps(advanced_ok=True), ok=b"ok N0 P15 B3\n")
+    other.receive(b"ok N1 P15 B3\n", 0.01)
+    fewer = sent(other.output())
+    assert len(fewer) < len(more)
+    assert sum(framed_sizes([*first, *fewer][1:])) <= 127
+
+
+def test_advanced_ok_queue_report_never_counts_beyond_the_firmware_bufsize() -> None:
+    # "ok N0 P15 B1": only M110 was queued, so BUFSIZE is 2: a later B0 means 1 line after k.
+    lines = sleeve_program(200)
     flow, first = synced(lines, caps=FirmwareCaps(advanced_ok=True), ok=b"ok N0 P15 B1\n")
-    assert len(first) < len(plain)
-    framed = [len(f"N{n} {c}*{checksum(f'N{n} {c}'.encode())}\n") for n, c in first]
-    assert sum(framed[2:]) <= 127
-    flow.receive(b"ok N1 P14 B1\n", 0.01)
-    assert flow.acknowledged == 1
-    assert sent(flow.output())[0][0] == len(first) + 1
+    flow.receive(b"ok N1 P15 B0\n", 0.01)
+    more = sent(flow.output())
+    assert sum(framed_sizes([*first, *more][2:])) <= 127
 
 
 def test_advanced_ok_covers_a_lost_ok() -> None:
@@ -302,15 +322,37 @@ def test_busy_extends_the_timeout_then_one_probe_then_device_timeout() -> None:
 
 def test_long_commands_have_their_own_allowance() -> None:
     lines = ("M109 S210", "G28", "G1 X10 Y10")
-    flow, _first = synced(lines, response_timeout_s=1.0)  # no BUSY_PROTOCOL
+    flow, first = synced(lines, response_timeout_s=1.0)  # no BUSY_PROTOCOL
+    # The window holds at M109 (an M105 follows it to settle the ok count).
+    assert [c for _, c in first] == ["M109 S210", "M105"]
     flow.tick(600.0)  # M109 may wait 1200 s
     assert flow.output() == b""
-    flow.receive(b"ok\n", 600.0)  # M109 done; G28 (180 s) is the oldest now
+    flow.receive(b"ok\n", 600.0)  # M109 done; G28 (180 s) goes out and holds in its turn
+    assert [c for _, c in sent(flow.output())] == ["G28", "M105"]
+    flow.receive(b"ok T:210.0 /210.0\n", 600.0)
     flow.tick(750.0)
     assert flow.output() == b""
     flow.receive(b"ok\n", 760.0)  # G28 done; a G1 has only response_timeout_s
+    assert [c for _, c in sent(flow.output())] == ["G1 X10 Y10", "M400", "M105"]
+    flow.receive(b"ok T:210.0 /210.0\n", 760.0)
     flow.tick(761.1)
     assert [c for _, c in sent(flow.output())] == ["M105"]
+
+
+def test_pause_during_a_heat_up_holds_the_moves_behind_it() -> None:
+    # Issue 14: M109 then two moves; pause during the heat-up, cancel: the moves never go out.
+    lines = ("M109 S150", "G1 X10 Y10 F3000", "G1 X20 Y10")
+    for caps, ok in ((PLAIN, b"ok\n"), (FirmwareCaps(advanced_ok=True), b"ok N0 P15 B3\n")):
+        flow, first = synced(lines, caps=caps, ok=ok)
+        assert "G1 X10 Y10 F3000" not in [c for _, c in first]
+        flow.pause()
+        flow.receive(b"ok\n" if caps is PLAIN else b"ok N1 P15 B3\n", 2.0)  # heat-up done
+        assert flow.acknowledged == 1
+        assert flow.output() == b""
+        flow.cancel()
+        rest = [c for _, c in sent(flow.output())]
+        assert not any(c.startswith("G1") for c in rest)
+        assert rest[0] == SETTINGS.cancel_sequence[0]
 
 
 def test_g4_allowance_is_its_duration() -> None:
