@@ -20,7 +20,6 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,34 +28,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from agent.dialects.marlin import prepare_marlin_program  # noqa: E402
-from agent.emulators.marlin_sim import simulate  # noqa: E402
+from agent.emulators.marlin_sim import pre_issue14_flow, simulate  # noqa: E402
 from agent.garments import short_segment_outline  # noqa: E402
 from agent.profiles import load_profile  # noqa: E402
-from agent.profiles.marlin import MarlinProfile, MarlinSettings  # noqa: E402
-from agent.transport.marlin_flow import FirmwareCaps, MarlinFlow, Phase  # noqa: E402
+from agent.profiles.marlin import MarlinProfile  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "marlin_overflow.json"
 CONFIG: dict[str, Any] = {"latency_s": 0.005, "command_time_s": 0.0002, "bufsize": 4,
                           "rx_buffer_bytes": 128, "jitter_s": 0.005}
-
-
-class OldWindowFlow(MarlinFlow):
-    """The window before issue 14 (main's ``_fits``), for comparison only."""
-
-    def _fits(self, size: int, m105: bool = False) -> bool:
-        acked = self._acked_n
-        if self._next_n - acked - 1 <= 0:
-            return True
-        if self._settings.stop_and_wait or self.phase is Phase.SYNCING:
-            return False
-        first_rx = acked + 1 + self._slots
-        if first_rx >= self._next_n:
-            return True
-        return size + sum(self._sizes[first_rx:self._next_n]) <= self._rx_limit
-
-
-def _old(lines: Sequence[str], settings: MarlinSettings, caps: FirmwareCaps) -> MarlinFlow:
-    return OldWindowFlow(lines, settings, caps, now=0.0)
 
 
 def _profile() -> MarlinProfile:
@@ -76,7 +55,7 @@ def run_benchmark(lines: int = 3000, seeds: int = 5) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for advanced in (False, True):
         for window in ("old", "new"):
-            factory = _old if window == "old" else None
+            factory = pre_issue14_flow if window == "old" else None
             for seed in range(seeds):
                 cpu0 = time.process_time()
                 run = simulate(program, settings, advanced_ok=advanced, seed=seed,

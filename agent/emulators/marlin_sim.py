@@ -168,3 +168,26 @@ def simulate(
         max_in_flight=flow.max_in_flight,
         executed=list(board.executed),
     )
+
+
+class PreIssue14Flow(MarlinFlow):
+    """The window as it was before issue 14, kept only to show what the new one prevents (the
+    benchmark's comparison and a test that the model catches it): the oldest
+    ``command_queue`` unacknowledged lines were taken to be in the queue already, which a board
+    that reads serial only between commands does not do, and nothing held at long commands."""
+
+    def _fits(self, size: int, m105: bool = False) -> bool:
+        acked = self._acked_n
+        if self._next_n - acked - 1 <= 0:
+            return True
+        if self._settings.stop_and_wait or self.phase is Phase.SYNCING:
+            return False
+        first_rx = acked + 1 + self._slots
+        if first_rx >= self._next_n:
+            return True
+        return size + sum(self._sizes[first_rx:self._next_n]) <= self._rx_limit
+
+
+def pre_issue14_flow(lines: Sequence[str], settings: MarlinSettings,
+                     caps: FirmwareCaps) -> MarlinFlow:
+    return PreIssue14Flow(lines, settings, caps, now=0.0)

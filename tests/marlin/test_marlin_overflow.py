@@ -8,38 +8,15 @@ buffer into its queue only between commands.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.emulators.marlin_sim import simulate
-from agent.profiles.marlin import MarlinSettings
-from agent.transport.marlin_flow import FirmwareCaps, MarlinFlow, Phase
+from agent.emulators.marlin_sim import pre_issue14_flow, simulate
+from agent.transport.marlin_flow import Phase
 from tests.marlin.conftest import executed_program, marlin_profile, sleeve_program
 
 SETTINGS = marlin_profile().marlin
-
-
-class MainWindowFlow(MarlinFlow):
-    """The window before issue 14: the oldest ``command_queue`` unacknowledged lines were
-    taken to be in the queue already, and nothing held at long commands."""
-
-    def _fits(self, size: int, m105: bool = False) -> bool:
-        acked = self._acked_n
-        if self._next_n - acked - 1 <= 0:
-            return True
-        if self._settings.stop_and_wait or self.phase is Phase.SYNCING:
-            return False
-        first_rx = acked + 1 + self._slots
-        if first_rx >= self._next_n:
-            return True
-        return size + sum(self._sizes[first_rx:self._next_n]) <= self._rx_limit
-
-
-def main_window(lines: Sequence[str], s: MarlinSettings, caps: FirmwareCaps) -> MarlinFlow:
-    return MainWindowFlow(lines, s, caps, now=0.0)
 
 
 ISSUE = {"latency_s": 0.005, "command_time_s": 0.0002, "bufsize": 4, "rx_buffer_bytes": 128,
@@ -52,7 +29,7 @@ def test_the_model_catches_the_old_window_overflowing(advanced_ok: bool) -> None
     overflows = 0
     for seed in range(3):
         old = simulate(lines, SETTINGS, advanced_ok=advanced_ok, seed=seed,
-                       flow_factory=main_window, **ISSUE)
+                       flow_factory=pre_issue14_flow, **ISSUE)
         overflows += old.rx_overflows
     assert overflows > 0
 
