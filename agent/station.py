@@ -249,6 +249,7 @@ class Station(DeviceEvents):
                 "queue_position": waiting + (1 if self.runner.current else 0),
                 **({"pool": pool} if pool else {}),
                 **({"meta": job.request.meta} if job.request.meta else {}),
+                **({"pattern": job.program.detail} if job.program.detail else {}),
             })
 
     def _reject(self, rejection: Rejection) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from agent.schemas.base import WireModel
+from agent.schemas.pattern import PatternSource, Placement
 from agent.schemas.toolpaths import Toolpaths
 
 JobId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,128}$")]
@@ -17,6 +18,7 @@ class JobKind(StrEnum):
     GCODE = "gcode"
     HPGL = "hpgl"
     TOOLPATHS = "toolpaths"
+    PATTERN = "pattern"
 
 
 class JobRequest(WireModel):
@@ -27,6 +29,9 @@ class JobRequest(WireModel):
     program: str | None = None
     # Device-neutral geometry in millimetres, for kind toolpaths.
     toolpaths: Toolpaths | None = None
+    # A pattern file (AAMA/ASTM DXF) and where its pieces go, for kind pattern.
+    pattern: PatternSource | None = None
+    placement: Placement | None = None
     copies: Annotated[int, Field(ge=1, le=1000)] = 1
     spacing_mm: Annotated[float, Field(ge=0, le=10_000, allow_inf_nan=False)] = 10.0
     # Toolpaths jobs: where the job's (0, 0) lands on the bed, after turning the job
@@ -46,6 +51,14 @@ class JobRequest(WireModel):
 
     @model_validator(mode="after")
     def _program_matches_kind(self) -> JobRequest:
+        if self.kind is JobKind.PATTERN:
+            if self.pattern is None:
+                raise ValueError("a pattern job needs 'pattern'")
+            if self.program is not None or self.toolpaths is not None:
+                raise ValueError("a pattern job takes 'pattern', not 'program' or 'toolpaths'")
+            return self
+        if self.pattern is not None or self.placement is not None:
+            raise ValueError("'pattern' and 'placement' belong to pattern jobs")
         if self.kind in (JobKind.GCODE, JobKind.HPGL):
             if self.program is None:
                 raise ValueError(f"a {self.kind.value} job needs 'program'")

@@ -1,0 +1,218 @@
+"""A pattern job in, the machine's program out: read the DXF, pick the size and pieces, map
+layers to operations, place the pieces on the bed, and compile them as a toolpaths job (blade
+offset, overcut, passes and order come from agent/toolpaths/).
+
+Layers to operations (what the machine cannot do is listed in ``detail["skipped"]``):
+cut line (1) and internal cut-outs (11): cut, inside out; notches (4, 80-83): a slit of
+``notch_depth_mm`` along the boundary's inward normal (notches drawn as lines: cut as drawn);
+drill holes (13): a 4 mm cross drawn where the machine draws (pen, laser), else skipped (no
+station profile has a punch tool yet); internal (8) and sew lines (14, 84): drawn where the
+machine draws, else skipped; grain line (7): orientation only; annotation text (15): skipped
+(labels are not drawn); mirror line (6): refused (unfolding is not implemented).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.dialects.program import Program
+from agent.errors import ProgramError
+from agent.patterns.dxf import read_dxf
+from agent.patterns.model import XY, PatternError, PatternFile, Piece
+from agent.patterns.nest import NestItem, nest, turn_points
+from agent.profiles import Profile
+from agent.schemas.job import JobKind, JobRequest
+from agent.schemas.pattern import Placement
+from agent.schemas.toolpaths import Operation, Path, Toolpaths
+from agent.toolpaths.compiler import compile_for_target
+from agent.toolpaths.target import MachineTarget, target_for
+
+DRILL_MARK_MM = 2.0
+
+
+@dataclass
+class PatternPlan:
+    """The internal toolpaths job and what the station reports about it."""
+
+    job: JobRequest
+    detail: dict[str, Any]
+    outlines: dict[str, list[XY]] = field(default_factory=dict)  # key -> placed boundary
+
+
+def compile_pattern(job: JobRequest, profile: Profile) -> Program:
+    target = target_for(profile)
+    plan = plan_pattern(job, target)
+    program = compile_for_target(plan.job, target)
+    return Program(program.lines, program.source_lines, detail=plan.detail)
+
+
+def _error(exc: PatternError) -> ProgramError:
+    where = f" ({exc.where})" if exc.where else ""
+    return ProgramError(f"{exc.message}{where}", code=exc.code)
+
+
+def load_pattern(job: JobRequest) -> PatternFile:
+    source = job.pattern
+    assert source is not None
+    try:
+        data = base64.b64decode(source.data_b64, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ProgramError(f"pattern.data_b64 is not base64: {exc}", code="bad_pattern") from None
+    try:
+        return read_dxf(data, units=source.units.value, tolerance_mm=source.chain_tolerance_mm)
+    except PatternError as exc:
+        raise _error(exc) from None
+
+
+def plan_pattern(job: JobRequest, target: MachineTarget) -> PatternPlan:
+    if job.kind is not JobKind.PATTERN or job.pattern is None:
+        raise ProgramError("not a pattern job", code="unsupported_kind")
+    source = job.pattern
+    placement = job.placement or Placement()
+    pattern = load_pattern(job)
+    chosen = _select(pattern, source.size, source.pieces)
+    ops = set(target.settings.ops)
+    draws = Operation.DRAW in ops
+    why_no_draw = f"{target.name} has no pen, laser or punch tool (no 'draw' operation)"
+    skipped: dict[str, dict[str, Any]] = {}
+
+    def skip(feature: str, count: int, why: str) -> None:
+        if count:
+            entry = skipped.setdefault(feature, {"count": 0, "why": why})
+            entry["count"] += count
+
+    # Each copy's geometry, grain-aligned, in the piece's frame.
+    items: list[NestItem] = []
+    frames: list[tuple[Piece, float]] = []
+    turns = (0, 90, 180, 270) if placement.allow_rotate_90 else (0, 180)
+    for piece, copies in chosen:
+        if piece.mirror is not None:
+            raise ProgramError(
+                f"piece {piece.name!r} size {piece.size} has a mirror line (layer 6): unfolding "
+                f"is not supported; export it unfolded (block {piece.block})",
+                code="unsupported_pattern")
+        align = _grain_turn(piece, placement.grain_axis)
+        ring = _rotate(piece.boundary, align)
+        for c in range(copies):
+            items.append(NestItem(f"{piece.name}#{c + 1}", ring, turns))
+            frames.append((piece, align))
+    result = nest(items, target.limits.width_mm, target.limits.height_mm,
+                  spacing=placement.spacing_mm, margin=placement.margin_mm,
+                  step=placement.step_mm)
+    if result.unplaced:
+        names = ", ".join(result.unplaced[:20])
+        raise ProgramError(
+            f"{len(result.unplaced)} piece(s) do not fit on the {target.limits.width_mm:g} x "
+            f"{target.limits.height_mm:g} mm bed beside the others: {names}",
+            code="out_of_bounds")
+    by_key = {p.key: p for p in result.placed}
+    paths: list[Path] = []
+    outlines: dict[str, list[XY]] = {}
+    for item, (piece, align) in zip(items, frames, strict=True):
+        spot = by_key[item.key]
+
+        def place(points: list[XY], spot_: Any = spot, align_: float = align) -> list[XY]:
+            turned = turn_points(_rotate(points, align_), spot_.turn)
+            return [(x + spot_.dx, y + spot_.dy) for x, y in turned]
+
+        outline = place(piece.boundary)
+        outlines[item.key] = outline
+        paths.append(_path(outline, Operation.CUT, closed=True))
+        paths += [_path(place(ring), Operation.CUT, closed=True) for ring in piece.cutouts]
+        for notch in piece.notches:
+            paths.append(_path(place(_slit(piece.boundary, notch, source.notch_depth_mm)),
+                               Operation.CUT))
+        paths += [_path(place(line), Operation.CUT) for line in piece.notch_lines]
+        if draws:
+            for x, y in piece.drills:
+                d = DRILL_MARK_MM
+                paths.append(_path(place([(x - d, y), (x + d, y)]), Operation.DRAW))
+                paths.append(_path(place([(x, y - d), (x, y + d)]), Operation.DRAW))
+            paths += [_path(place(line), Operation.DRAW) for line in piece.internal + piece.sew]
+        else:
+            skip("drill_holes", len(piece.drills), why_no_draw)
+            skip("internal_lines", len(piece.internal), why_no_draw)
+            skip("sew_lines", len(piece.sew), why_no_draw)
+        skip("annotations", piece.annotations, "text labels are not drawn by this station")
+        for key, count in piece.ignored.items():
+            skip(f"other:{key}", count, "not a cutting layer (construction or unknown)")
+    internal = JobRequest(
+        job_id=job.job_id, kind=JobKind.TOOLPATHS,
+        toolpaths=Toolpaths(paths=paths), meta=job.meta,
+    )
+    detail: dict[str, Any] = {
+        "size": source.size,
+        "units": pattern.units,
+        "units_from": pattern.units_from,
+        "pieces": [{"name": p.name, "copies": n} for p, n in chosen],
+        "utilisation": round(result.utilisation, 4),
+        "used_length_mm": round(result.used_length_mm, 1),
+        "grain_axis": placement.grain_axis,
+        "skipped": skipped,
+    }
+    return PatternPlan(internal, detail, outlines)
+
+
+def _select(pattern: PatternFile, size: str, wanted: Any) -> list[tuple[Piece, int]]:
+    of_size = [p for p in pattern.pieces if p.size.casefold() == size.casefold()]
+    if not of_size:
+        raise ProgramError(f"size {size!r} is not in the pattern (sizes: "
+                           f"{', '.join(pattern.sizes())[:200]})", code="bad_pattern")
+    if wanted is None:
+        return [(p, p.quantity or 1) for p in of_size]
+    by_name = {p.name.casefold(): p for p in of_size}
+    chosen = []
+    for sel in wanted:
+        piece = by_name.get(sel.name.casefold())
+        if piece is None:
+            names = ", ".join(p.name for p in of_size)
+            raise ProgramError(f"piece {sel.name!r} is not in size {size} (pieces: "
+                               f"{names[:200]})", code="bad_pattern")
+        chosen.append((piece, sel.copies or piece.quantity or 1))
+    return chosen
+
+
+def _grain_turn(piece: Piece, axis: str) -> float:
+    """Degrees that turn the piece's grain line onto the bed axis (0 without a grain line)."""
+    if piece.grain is None:
+        return 0.0
+    (x1, y1), (x2, y2) = piece.grain
+    angle = math.degrees(math.atan2(y2 - y1, x2 - x1))
+    goal = 0.0 if axis == "x" else 90.0
+    return goal - angle
+
+
+def _rotate(points: list[XY], deg: float) -> list[XY]:
+    a = math.radians(deg)
+    c, s = math.cos(a), math.sin(a)
+    return [(x * c - y * s, x * s + y * c) for x, y in points]
+
+
+def _slit(ring: list[XY], at: XY, depth: float) -> list[XY]:
+    """From the boundary point nearest ``at``, ``depth`` mm along the inward normal (the ring
+    is counter-clockwise, so inward is to the left of each edge)."""
+    best = (math.inf, at, (0.0, 1.0))
+    n = len(ring)
+    for i in range(n):
+        (x1, y1), (x2, y2) = ring[i], ring[(i + 1) % n]
+        dx, dy = x2 - x1, y2 - y1
+        length2 = dx * dx + dy * dy
+        if length2 == 0:
+            continue
+        t = max(0.0, min(1.0, ((at[0] - x1) * dx + (at[1] - y1) * dy) / length2))
+        px, py = x1 + t * dx, y1 + t * dy
+        d = math.hypot(at[0] - px, at[1] - py)
+        if d < best[0]:
+            length = math.sqrt(length2)
+            best = (d, (px, py), (-dy / length, dx / length))
+    _, (px, py), (nx, ny) = best
+    return [(px, py), (px + nx * depth, py + ny * depth)]
+
+
+def _path(points: list[XY], op: Operation, *, closed: bool = False) -> Path:
+    pts = [(round(x, 4), round(y, 4)) for x, y in points]
+    return Path(points=pts, closed=closed, op=op)
