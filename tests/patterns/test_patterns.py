@@ -1,0 +1,188 @@
+"""Pattern jobs compiled without a machine: reading AAMA DXF, chaining, units, errors,
+layers to operations, placement."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+
+import pytest
+from shapely.geometry import Polygon
+
+from agent.errors import ProgramError
+from agent.patterns.chain import chain_segments
+from agent.patterns.compile import plan_pattern
+from agent.patterns.dxf import read_dxf
+from agent.patterns.model import PatternError
+from agent.patterns.nest import NestItem, nest, shelf_utilisation
+from agent.patterns.sample import PIECES, SIZES, tshirt_dxf
+from agent.profiles import load_profile
+from agent.toolpaths import StrokeKind, compile_for_target, parse_for_target, target_for
+from tests.patterns.helpers import cut_traces_outline, pattern_job
+
+
+@pytest.fixture(scope="module")
+def dxf() -> bytes:
+    return tshirt_dxf()
+
+
+def test_every_piece_block_is_read_with_its_size_quantity_and_closed_boundary(dxf: bytes) -> None:
+    pattern = read_dxf(dxf)
+    assert pattern.dxf_version == "AC1009"
+    assert (pattern.units, pattern.units_from.startswith("AAMA default")) == ("in", True)
+    assert pattern.sizes() == list(SIZES)
+    assert len(pattern.pieces) == len(SIZES) * len(PIECES)
+    band = next(p for p in pattern.pieces if p.name == "NECKBAND" and p.size == "M")
+    # 18 x 1.5 in, read from three fragments (two POLYLINEs, one reversed, and LINEs)
+    xs = [x for x, _ in band.boundary]
+    ys = [y for _, y in band.boundary]
+    assert max(xs) - min(xs) == pytest.approx(457.2)
+    assert max(ys) - min(ys) == pytest.approx(38.1)
+    front = next(p for p in pattern.pieces if p.name == "FRONT" and p.size == "M")
+    assert len(front.boundary) == 21
+    assert Polygon(front.boundary).is_valid
+    assert Polygon(front.boundary).exterior.is_ccw
+    sleeve = next(p for p in pattern.pieces if p.name == "SLEEVE")
+    assert sleeve.quantity == 2
+    assert len(front.drills) == 2 and len(front.notches) == 2 and front.grain is not None
+    back = next(p for p in pattern.pieces if p.name == "BACK")
+    assert len(back.cutouts) == 1 and not Polygon(back.cutouts[0]).exterior.is_ccw
+
+
+def test_units_from_a_note_or_the_job(dxf: bytes) -> None:
+    assert read_dxf(tshirt_dxf(("M",), units_note=True)).units_from == "UNITS note (ENGLISH)"
+    in_mm = read_dxf(dxf, units="mm")
+    band = next(p for p in in_mm.pieces if p.name == "NECKBAND" and p.size == "M")
+    assert max(x for x, _ in band.boundary) == pytest.approx(18.0)
+
+
+def test_chaining_joins_fragments_in_any_order_and_direction() -> None:
+    square = [(0.0, 0.0), (10.0, 0.0), (10.0, 10.0), (0.0, 10.0)]
+    edges = [[square[i], square[(i + 1) % 4]] for i in range(4)]
+    for perm in itertools.permutations(edges):
+        parts = [e[::-1] if i % 2 else e for i, e in enumerate(perm)]
+        chains = chain_segments(parts, 0.01)
+        assert len(chains) == 1 and chains[0].closed
+        assert sorted(chains[0].points) == sorted(square)
+    opened = chain_segments([[(0.0, 0.0), (10.0, 0.0), (10.0, 10.0)], [(10.0, 10.0), (0.5, 0.0)]],
+                            0.1)
+    assert not opened[0].closed and opened[0].gap == pytest.approx(0.5)
+
+
+def test_a_boundary_that_does_not_close_is_reported_not_closed() -> None:
+    with pytest.raises(PatternError) as err:
+        read_dxf(tshirt_dxf(("M",), gap_in=0.1))
+    assert err.value.where == "block FRONT_M, layer 1"
+    assert "gap of 2.540 mm" in err.value.message
+    # A wider chain tolerance closes it
+    assert len(read_dxf(tshirt_dxf(("M",), gap_in=0.1), tolerance_mm=3.0).pieces) == 4
+
+
+@pytest.mark.parametrize(("data", "phrase"), [
+    (b"hello, not a dxf", "not a DXF file"),
+    (b"0\nSECTION\n2\nENTITIES\n0\nLINE\n8\n1\n10\nabc\n", ""),
+    (b"0\nSECTION\n2\nENTITIES\n0\nENDSEC\n0\nEOF\n", "no piece blocks"),
+])
+def test_broken_files_are_bad_pattern_never_a_crash(data: bytes, phrase: str) -> None:
+    with pytest.raises(ProgramError) as err:
+        plan_pattern(pattern_job(data=data), target_for(load_profile("grbl-knife")))
+    assert err.value.code == "bad_pattern"
+    assert phrase in err.value.message
+
+
+def test_a_graded_rule_file_is_refused_with_its_own_code() -> None:
+    text = tshirt_dxf(("M",)).decode("cp1252").replace("Quantity: 1", "RULE: 12", 1)
+    with pytest.raises(ProgramError) as err:
+        plan_pattern(pattern_job(data=text.encode()), target_for(load_profile("grbl-knife")))
+    assert err.value.code == "unsupported_pattern"
+    assert "block FRONT_M" in err.value.message
+
+
+def test_unknown_size_or_piece_and_bad_base64_are_bad_pattern() -> None:
+    target = target_for(load_profile("grbl-knife"))
+    for job, phrase in [
+        (pattern_job(size="XXL"), "sizes: S, M, L, XL"),
+        (pattern_job(pieces=[{"name": "POCKET"}]), "pieces: FRONT, BACK, SLEEVE, NECKBAND"),
+    ]:
+        with pytest.raises(ProgramError) as err:
+            plan_pattern(job, target)
+        assert err.value.code == "bad_pattern" and phrase in err.value.message
+    job = pattern_job()
+    assert job.pattern is not None
+    broken = job.model_copy(update={"pattern": job.pattern.model_copy(
+        update={"data_b64": "!!!!" + base64.b64encode(b"x").decode()})})
+    with pytest.raises(ProgramError) as err:
+        plan_pattern(broken, target)
+    assert err.value.code == "bad_pattern"
+
+
+def test_knife_skips_what_it_cannot_do_and_says_why(dxf: bytes) -> None:
+    plan = plan_pattern(pattern_job(data=dxf), target_for(load_profile("grbl-knife")))
+    skipped = plan.detail["skipped"]
+    assert skipped["drill_holes"]["count"] == 2
+    assert "grbl-knife" in skipped["drill_holes"]["why"]
+    assert skipped["internal_lines"]["count"] == 1
+    assert skipped["annotations"]["count"] == 5
+    assert plan.detail["pieces"] == [{"name": "FRONT", "copies": 1}, {"name": "BACK", "copies": 1},
+                                     {"name": "SLEEVE", "copies": 2},
+                                     {"name": "NECKBAND", "copies": 1}]
+    toolpaths = plan.job.toolpaths
+    assert toolpaths is not None
+    closed = [p for p in toolpaths.paths if p.closed]
+    assert len(closed) == 5 + 1  # five boundaries and the back's cut-out
+    slits = [p for p in toolpaths.paths if not p.closed]
+    assert len(slits) == 2 * 5  # two notches per piece copy, 5 mm each
+    for slit in slits:
+        (x1, y1), (x2, y2) = slit.points
+        assert ((x2 - x1) ** 2 + (y2 - y1) ** 2) ** 0.5 == pytest.approx(5.0, abs=1e-3)
+
+
+def test_a_laser_draws_drill_holes_and_internal_lines() -> None:
+    data = tshirt_dxf(("M",), units_note=False)
+    plan = plan_pattern(pattern_job(data=data, pieces=[{"name": "FRONT"}], units="cm"),
+                        target_for(load_profile("grbl-laser")))
+    assert "drill_holes" not in plan.detail["skipped"]
+    toolpaths = plan.job.toolpaths
+    assert toolpaths is not None
+    assert sum(p.op.value == "draw" for p in toolpaths.paths) == 2 * 2 + 1
+
+
+def test_placement_keeps_pieces_apart_inside_the_bed_and_beats_shelves() -> None:
+    pattern = read_dxf(tshirt_dxf(), units="cm")  # a child's size: all four sizes fit
+    items = [NestItem(f"{p.name}-{p.size}-{c}", p.boundary, (0, 180))
+             for p in pattern.pieces for c in range(p.quantity or 1)]
+    result = nest(items, 1400.0, 600.0, spacing=4.0, margin=5.0, step=4.0)
+    assert result.unplaced == []
+    placed = []
+    for spot, item in zip(sorted(result.placed, key=lambda s: s.key),
+                          sorted(items, key=lambda i: i.key), strict=True):
+        from agent.patterns.nest import turn_points
+
+        poly = Polygon([(x + spot.dx, y + spot.dy) for x, y in turn_points(item.ring, spot.turn)])
+        x0, y0, x1, y1 = poly.bounds
+        assert x0 >= 5.0 - 1e-6 and y0 >= 5.0 - 1e-6 and y1 <= 595.0 + 1e-6 and x1 <= 1395.0
+        placed.append(poly)
+    for a, b in itertools.combinations(placed, 2):
+        assert a.distance(b) >= 4.0 - 0.05
+    baseline = shelf_utilisation(items, 1400.0, 600.0, spacing=4.0, margin=5.0)
+    assert result.utilisation > baseline + 0.10
+
+
+def test_pieces_that_cannot_fit_are_named() -> None:
+    job = pattern_job(pieces=[{"name": "FRONT", "copies": 4}])
+    with pytest.raises(ProgramError) as err:
+        plan_pattern(job, target_for(load_profile("grbl-knife")))
+    assert err.value.code == "out_of_bounds"
+    assert "FRONT#" in err.value.message
+
+
+def test_compiled_knife_program_traces_each_placed_outline(dxf: bytes) -> None:
+    target = target_for(load_profile("grbl-knife"))
+    plan = plan_pattern(pattern_job(data=dxf), target)
+    program = compile_for_target(plan.job, target)
+    cuts = [s.points for s in parse_for_target(program.lines, target)
+            if s.kind is StrokeKind.CUT]
+    knife = target.settings.knife
+    assert knife is not None
+    for key, outline in plan.outlines.items():
+        assert cut_traces_outline(cuts, outline, knife.blade_offset_mm + 0.01), key
