@@ -50,9 +50,17 @@ def compile_pattern(job: JobRequest, profile: Profile) -> Program:
     return Program(program.lines, program.source_lines, detail=plan.detail)
 
 
+class PatternProgramError(ProgramError):
+    """A pattern job's file is at fault; ``where`` names the block, layer or entity."""
+
+    def __init__(self, message: str, *, code: str, where: str | None) -> None:
+        super().__init__(message, code=code)
+        self.where = where
+
+
 def _error(exc: PatternError) -> ProgramError:
     where = f" ({exc.where})" if exc.where else ""
-    return ProgramError(f"{exc.message}{where}", code=exc.code)
+    return PatternProgramError(f"{exc.message}{where}", code=exc.code, where=exc.where)
 
 
 def load_pattern(job: JobRequest) -> PatternFile:
