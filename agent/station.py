@@ -42,8 +42,9 @@ from agent.storage import Database
 
 log = logging.getLogger(__name__)
 
-_JOB_KINDS = {"grbl": ["gcode", "toolpaths"], "marlin": ["gcode", "toolpaths"],
-              "hpgl": ["hpgl", "toolpaths"]}
+_JOB_KINDS = {"grbl": ["gcode", "toolpaths", "pattern"],
+              "marlin": ["gcode", "toolpaths", "pattern"],
+              "hpgl": ["hpgl", "toolpaths", "pattern"]}
 _DIALECTS = {"grbl": "grbl-1.1", "marlin": "marlin", "hpgl": "hpgl"}
 _LIGHTS = {
     StationState.IDLE: LightState.IDLE,
