@@ -83,16 +83,7 @@ def plan_pattern(job: JobRequest, target: MachineTarget) -> PatternPlan:
     placement = job.placement or Placement()
     pattern = load_pattern(job)
     chosen = _select(pattern, source.size, source.pieces)
-    ops = set(target.settings.ops)
-    draws = Operation.DRAW in ops
-    why_no_draw = f"{target.name} has no pen, laser or punch tool (no 'draw' operation)"
-    skipped: dict[str, dict[str, Any]] = {}
-
-    def skip(feature: str, count: int, why: str) -> None:
-        if count:
-            entry = skipped.setdefault(feature, {"count": 0, "why": why})
-            entry["count"] += count
-
+    draws = Operation.DRAW in set(target.settings.ops)
     # Each copy's geometry, grain-aligned, in the piece's frame.
     items: list[NestItem] = []
     frames: list[tuple[Piece, float]] = []
@@ -141,13 +132,6 @@ def plan_pattern(job: JobRequest, target: MachineTarget) -> PatternPlan:
                 paths.append(_path(place([(x - d, y), (x + d, y)]), Operation.DRAW))
                 paths.append(_path(place([(x, y - d), (x, y + d)]), Operation.DRAW))
             paths += [_path(place(line), Operation.DRAW) for line in piece.internal + piece.sew]
-        else:
-            skip("drill_holes", len(piece.drills), why_no_draw)
-            skip("internal_lines", len(piece.internal), why_no_draw)
-            skip("sew_lines", len(piece.sew), why_no_draw)
-        skip("annotations", piece.annotations, "text labels are not drawn by this station")
-        for key, count in piece.ignored.items():
-            skip(f"other:{key}", count, "not a cutting layer (construction or unknown)")
     internal = JobRequest(
         job_id=job.job_id, kind=JobKind.TOOLPATHS,
         toolpaths=Toolpaths(paths=paths), meta=job.meta,
@@ -160,9 +144,31 @@ def plan_pattern(job: JobRequest, target: MachineTarget) -> PatternPlan:
         "utilisation": round(result.utilisation, 4),
         "used_length_mm": round(result.used_length_mm, 1),
         "grain_axis": placement.grain_axis,
-        "skipped": skipped,
+        "skipped": skipped_features([p for p, n in chosen for _ in range(n)], target.name,
+                                    draws),
     }
     return PatternPlan(internal, detail, outlines)
+
+
+def skipped_features(pieces: list[Piece], machine: str, draws: bool) -> dict[str, Any]:
+    """What of ``pieces`` (one entry per copy) the machine leaves out, counted, with why."""
+    skipped: dict[str, dict[str, Any]] = {}
+    why_no_draw = f"{machine} has no pen, laser or punch tool (no 'draw' operation)"
+
+    def skip(feature: str, count: int, why: str) -> None:
+        if count:
+            entry = skipped.setdefault(feature, {"count": 0, "why": why})
+            entry["count"] += count
+
+    for piece in pieces:
+        if not draws:
+            skip("drill_holes", len(piece.drills), why_no_draw)
+            skip("internal_lines", len(piece.internal), why_no_draw)
+            skip("sew_lines", len(piece.sew), why_no_draw)
+        skip("annotations", piece.annotations, "text labels are not drawn by this station")
+        for key, count in piece.ignored.items():
+            skip(f"other:{key}", count, "not a cutting layer (construction or unknown)")
+    return skipped
 
 
 def _select(pattern: PatternFile, size: str, wanted: Any) -> list[tuple[Piece, int]]:
