@@ -47,15 +47,90 @@ def turn_points(points: list[XY], turn: int) -> list[XY]:
     return [(x * c - y * s, x * s + y * c) for x, y in points]
 
 
+_HALF_DIAGONAL = 0.70711  # a grid cell's centre to its corner, in cells
+
+
+class _Occupancy:
+    """Grid cells (``step`` mm) that lie wholly inside a placed piece grown by the spacing.
+
+    Only a filter: a candidate whose wholly-inside cells meet occupied cells certainly
+    collides and is dropped before shapely's exact test; every survivor is tested exactly.
+    """
+
+    def __init__(self, x0: float, y0: float, x1: float, y1: float, step: float) -> None:
+        self.x0, self.y0, self.step = x0, y0, step
+        self.nc = max(1, math.ceil((x1 - x0) / step))
+        self.nr = max(1, math.ceil((y1 - y0) / step))
+        self.cells = np.zeros((self.nc, self.nr), dtype=np.int32)
+        self.prefix = np.zeros((self.nc, self.nr + 1), dtype=np.int32)
+        self.free_run = np.full(self.nc, self.nr, dtype=np.int32)
+
+    def add(self, grown: shapely.Geometry) -> None:
+        core = grown.buffer(-_HALF_DIAGONAL * self.step, quad_segs=2)
+        if core.is_empty:
+            return
+        bx0, by0, bx1, by1 = core.bounds
+        c0 = max(0, int((bx0 - self.x0) // self.step))
+        c1 = min(self.nc, int((bx1 - self.x0) // self.step) + 1)
+        r0 = max(0, int((by0 - self.y0) // self.step))
+        r1 = min(self.nr, int((by1 - self.y0) // self.step) + 1)
+        if c0 >= c1 or r0 >= r1:
+            return
+        cx = self.x0 + (np.arange(c0, c1) + 0.5) * self.step
+        cy = self.y0 + (np.arange(r0, r1) + 0.5) * self.step
+        gx, gy = np.meshgrid(cx, cy, indexing="ij")
+        inside = shapely.contains_xy(core, gx, gy)
+        self.cells[c0:c1, r0:r1] |= inside
+        block = self.cells[c0:c1]
+        self.prefix[c0:c1, 1:] = np.cumsum(block, axis=1)
+        for c in range(c0, c1):
+            self.free_run[c] = _longest_zero_run(self.cells[c])
+
+
+def _longest_zero_run(column: np.ndarray) -> int:
+    padded = np.concatenate(([1], column, [1]))
+    ones = np.flatnonzero(padded)
+    return int((np.diff(ones) - 1).max())
+
+
+def _piece_spans(pts: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each grid column of the piece (at its box's corner), the longest run of cells
+    wholly inside it: columns k, first cells a, last cells b."""
+    poly = shapely.Polygon(pts).buffer(-_HALF_DIAGONAL * step, quad_segs=2)
+    w, h = pts.max(axis=0)
+    nk, nl = max(1, int(w // step)), max(1, int(h // step))
+    if poly.is_empty:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    gx, gy = np.meshgrid((np.arange(nk) + 0.5) * step, (np.arange(nl) + 0.5) * step,
+                         indexing="ij")
+    inside = shapely.contains_xy(poly, gx, gy)
+    ks, a_s, b_s = [], [], []
+    for k in range(nk):
+        col = inside[k]
+        if not col.any():
+            continue
+        padded = np.concatenate(([False], col, [False])).astype(np.int8)
+        edges = np.flatnonzero(np.diff(padded))
+        starts, stops = edges[::2], edges[1::2]
+        longest = int(np.argmax(stops - starts))
+        ks.append(k)
+        a_s.append(int(starts[longest]))
+        b_s.append(int(stops[longest]) - 1)
+    as_array = np.array
+    return (as_array(ks, dtype=np.int64), as_array(a_s, dtype=np.int64),
+            as_array(b_s, dtype=np.int64))
+
+
 def nest(items: list[NestItem], width: float, height: float, *, spacing: float,
          margin: float, step: float) -> NestResult:
     order = sorted(range(len(items)), key=lambda i: -abs(Polygon(items[i].ring).area))
-    obstacles: list[Polygon] = []
     grown = shapely.Polygon()
     placed: list[Placed] = []
     unplaced: list[str] = []
     x_min, y_min = margin, margin
     x_max, y_max = width - margin, height - margin
+    occupancy = _Occupancy(x_min, y_min, x_max, y_max, step)
     total_area = 0.0
     used = 0.0
     for i in order:
@@ -68,7 +143,7 @@ def nest(items: list[NestItem], width: float, height: float, *, spacing: float,
             w, h = pts.max(axis=0)
             if w > x_max - x_min + 1e-9 or h > y_max - y_min + 1e-9:
                 continue
-            spot = _first_fit(pts, grown, x_min, y_min, x_max - w, y_max - h, step)
+            spot = _first_fit(pts, grown, occupancy, x_max - w, y_max - h, step)
             if spot is None:
                 continue
             x, y = spot
@@ -79,12 +154,12 @@ def nest(items: list[NestItem], width: float, height: float, *, spacing: float,
             continue
         x, y, turn, dx, dy = best
         poly = Polygon([(px + dx, py + dy) for px, py in turn_points(item.ring, turn)])
-        obstacles.append(poly)
         total_area += poly.area
         used = max(used, poly.bounds[2])
-        grown = shapely.union(grown, poly.buffer(spacing, quad_segs=4)) if spacing > 0 else (
-            shapely.union(grown, poly))
+        halo = poly.buffer(spacing, quad_segs=4) if spacing > 0 else poly
+        grown = shapely.union(grown, halo)
         shapely.prepare(grown)
+        occupancy.add(halo)
         placed.append(Placed(item.key, turn, float(dx), float(dy)))
     usable_h = max(y_max - y_min, 1e-9)
     length = max(used - x_min, 1e-9)
@@ -100,18 +175,42 @@ def _fits(pts: np.ndarray, offsets: np.ndarray, grown: shapely.Geometry) -> np.n
     return ~hits
 
 
-def _first_fit(pts: np.ndarray, grown: shapely.Geometry, x0: float, y0: float, x1: float,
+def _first_fit(pts: np.ndarray, grown: shapely.Geometry, occ: _Occupancy, x1: float,
                y1: float, step: float) -> tuple[float, float] | None:
+    """The first grid position, column by column from the left and bottom up, where the
+    piece fits; then slid down and left."""
+    x0, y0 = occ.x0, occ.y0
     if x1 < x0 - 1e-9 or y1 < y0 - 1e-9:
         return None
-    xs = np.append(np.arange(x0, x1, step), x1)
-    ys = np.append(np.arange(y0, y1, step), y1)
-    for x in xs:
+    n_i = int((x1 - x0) // step + 1e-9) + 1
+    n_j = int((y1 - y0) // step + 1e-9) + 1
+    ks, a_s, b_s = _piece_spans(pts, step)
+    js = np.arange(n_j)
+    columns = np.arange(n_i)
+    if len(ks):
+        # A column is hopeless when one of the piece's columns meets no free run long enough.
+        ok = np.ones(n_i, dtype=bool)
+        for k, a, b in zip(ks, a_s, b_s, strict=True):
+            ok &= occ.free_run[np.minimum(columns + k, occ.nc - 1)] >= (b - a + 1)
+        columns = columns[ok]
+    for i in columns:
+        if len(ks):
+            rows = np.minimum(i + ks, occ.nc - 1)[:, None]
+            hi = np.minimum(js[None, :] + b_s[:, None] + 1, occ.nr)
+            lo = np.minimum(js[None, :] + a_s[:, None], occ.nr)
+            blocked = (occ.prefix[rows, hi] - occ.prefix[rows, lo]).any(axis=0)
+            maybe = js[~blocked]
+        else:
+            maybe = js
+        if len(maybe) == 0:
+            continue
+        x = x0 + float(i) * step
+        ys = y0 + maybe * step
         offsets = np.column_stack([np.full(len(ys), x), ys])
-        ok = _fits(pts, offsets, grown)
-        if ok.any():
-            y = float(ys[int(np.argmax(ok))])
-            return _slide(pts, grown, float(x), y, x0, y0, step)
+        fit = _fits(pts, offsets, grown)
+        if fit.any():
+            y = float(ys[int(np.argmax(fit))])
+            return _slide(pts, grown, x, y, x0, y0, step)
     return None
 
 
