@@ -84,21 +84,13 @@ def plan_pattern(job: JobRequest, target: MachineTarget) -> PatternPlan:
     pattern = load_pattern(job)
     chosen = _select(pattern, source.size, source.pieces)
     draws = Operation.DRAW in set(target.settings.ops)
-    # Each copy's geometry, grain-aligned, in the piece's frame.
-    items: list[NestItem] = []
-    frames: list[tuple[Piece, float]] = []
-    turns = (0, 90, 180, 270) if placement.allow_rotate_90 else (0, 180)
-    for piece, copies in chosen:
+    for piece, _ in chosen:
         if piece.mirror is not None:
             raise ProgramError(
                 f"piece {piece.name!r} size {piece.size} has a mirror line (layer 6): unfolding "
                 f"is not supported; export it unfolded (block {piece.block})",
                 code="unsupported_pattern")
-        align = _grain_turn(piece, placement.grain_axis)
-        ring = _rotate(piece.boundary, align)
-        for c in range(copies):
-            items.append(NestItem(f"{piece.name}#{c + 1}", ring, turns))
-            frames.append((piece, align))
+    items, frames = marker_items(chosen, placement)
     result = nest(items, target.limits.width_mm, target.limits.height_mm,
                   spacing=placement.spacing_mm, margin=placement.margin_mm,
                   step=placement.step_mm)
@@ -148,6 +140,26 @@ def plan_pattern(job: JobRequest, target: MachineTarget) -> PatternPlan:
                                     draws),
     }
     return PatternPlan(internal, detail, outlines)
+
+
+def marker_items(chosen: list[tuple[Piece, int]], placement: Placement
+                 ) -> tuple[list[NestItem], list[tuple[Piece, float]]]:
+    """One item per copy, its outline turned so the grain line lies along the placement's
+    axis; with each, its piece and that turn (degrees)."""
+    items: list[NestItem] = []
+    frames: list[tuple[Piece, float]] = []
+    turns = (0, 90, 180, 270) if placement.allow_rotate_90 else (0, 180)
+    counts: dict[str, int] = {}
+    for piece, copies in chosen:
+        align = _grain_turn(piece, placement.grain_axis)
+        ring = _rotate(piece.boundary, align)
+        label = piece.name if len({p.size for p, _ in chosen}) == 1 else (
+            f"{piece.name}/{piece.size}")
+        for _ in range(copies):
+            counts[label] = counts.get(label, 0) + 1
+            items.append(NestItem(f"{label}#{counts[label]}", ring, turns))
+            frames.append((piece, align))
+    return items, frames
 
 
 def skipped_features(pieces: list[Piece], machine: str, draws: bool) -> dict[str, Any]:

@@ -61,8 +61,9 @@ class _Occupancy:
         self.x0, self.y0, self.step = x0, y0, step
         self.nc = max(1, math.ceil((x1 - x0) / step))
         self.nr = max(1, math.ceil((y1 - y0) / step))
-        self.cells = np.zeros((self.nc, self.nr), dtype=np.int32)
-        self.prefix = np.zeros((self.nc, self.nr + 1), dtype=np.int32)
+        self.cells = np.zeros((self.nc, self.nr), dtype=np.uint8)
+        wide = np.int32 if self.nr > 30_000 else np.int16
+        self.prefix = np.zeros((self.nc, self.nr + 1), dtype=wide)
         self.free_run = np.full(self.nc, self.nr, dtype=np.int32)
 
     def add(self, grown: shapely.Geometry) -> None:
@@ -82,7 +83,7 @@ class _Occupancy:
         inside = shapely.contains_xy(core, gx, gy)
         self.cells[c0:c1, r0:r1] |= inside
         block = self.cells[c0:c1]
-        self.prefix[c0:c1, 1:] = np.cumsum(block, axis=1)
+        self.prefix[c0:c1, 1:] = np.cumsum(block, axis=1, dtype=self.prefix.dtype)
         for c in range(c0, c1):
             self.free_run[c] = _longest_zero_run(self.cells[c])
 

@@ -186,3 +186,12 @@ def test_compiled_knife_program_traces_each_placed_outline(dxf: bytes) -> None:
     assert knife is not None
     for key, outline in plan.outlines.items():
         assert cut_traces_outline(cuts, outline, knife.blade_offset_mm + 0.01), key
+
+
+def test_a_piece_named_twice_gets_both_copies_placed_apart() -> None:
+    job = pattern_job(pieces=[{"name": "NECKBAND"}, {"name": "NECKBAND", "copies": 2}])
+    plan = plan_pattern(job, target_for(load_profile("grbl-knife")))
+    assert sorted(plan.outlines) == ["NECKBAND#1", "NECKBAND#2", "NECKBAND#3"]
+    polys = [Polygon(o) for o in plan.outlines.values()]
+    for a, b in itertools.combinations(polys, 2):
+        assert a.distance(b) >= 5.0 - 0.05
