@@ -42,9 +42,9 @@ from agent.storage import Database
 
 log = logging.getLogger(__name__)
 
-_JOB_KINDS = {"grbl": ["gcode", "toolpaths", "pattern"],
-              "marlin": ["gcode", "toolpaths", "pattern"],
-              "hpgl": ["hpgl", "toolpaths", "pattern"]}
+_JOB_KINDS = {"grbl": ["gcode", "toolpaths", "pattern", "svg"],
+              "marlin": ["gcode", "toolpaths", "pattern", "svg"],
+              "hpgl": ["hpgl", "toolpaths", "pattern", "svg"]}
 _DIALECTS = {"grbl": "grbl-1.1", "marlin": "marlin", "hpgl": "hpgl"}
 _LIGHTS = {
     StationState.IDLE: LightState.IDLE,
@@ -250,7 +250,7 @@ class Station(DeviceEvents):
                 "queue_position": waiting + (1 if self.runner.current else 0),
                 **({"pool": pool} if pool else {}),
                 **({"meta": job.request.meta} if job.request.meta else {}),
-                **({"pattern": job.program.detail} if job.program.detail else {}),
+                **(job.program.detail or {}),
             })
 
     def _reject(self, rejection: Rejection) -> None:

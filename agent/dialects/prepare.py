@@ -16,6 +16,10 @@ def prepare_program(job: JobRequest, profile: Profile) -> Program:
         from agent.patterns.compile import compile_pattern
 
         return compile_pattern(job, profile)
+    if job.kind is JobKind.SVG:
+        from agent.patterns.svg import compile_svg
+
+        return compile_svg(job, profile)
     if profile.family == "grbl":
         if job.kind is not JobKind.GCODE:
             raise _kind_error(job, profile)

@@ -18,7 +18,7 @@ class Program:
     lines: tuple[str, ...]
     source_lines: tuple[int, ...]
     # What compiling found worth telling the planner (pattern jobs: placement, skipped
-    # features); reported in the ``accepted`` event, not stored with the program.
+    # features), merged into the ``accepted`` event's detail; not stored with the program.
     detail: dict[str, Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:

@@ -47,7 +47,7 @@ def compile_pattern(job: JobRequest, profile: Profile) -> Program:
     target = target_for(profile)
     plan = plan_pattern(job, target)
     program = compile_for_target(plan.job, target)
-    return Program(program.lines, program.source_lines, detail=plan.detail)
+    return Program(program.lines, program.source_lines, detail={"pattern": plan.detail})
 
 
 class PatternProgramError(ProgramError):

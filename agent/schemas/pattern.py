@@ -59,3 +59,23 @@ class Placement(WireModel):
     allow_rotate_90: bool = False
     # Search step of the bottom-left fill, in mm (finer: tighter marker, slower).
     step_mm: Annotated[float, Field(ge=1, le=50, allow_inf_nan=False)] = 5.0
+
+
+SvgOp = Literal["cut", "score", "draw", "skip"]
+# Stroke colours ("#rrggbb", lower case) or group ids.
+LayerKey = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class SvgSource(WireModel):
+    """An SVG drawing (kind ``svg``): shapes, paths and transforms flattened to toolpaths."""
+
+    data: Annotated[str, Field(min_length=10, max_length=8 * 1024 * 1024)]
+    # Millimetres per millimetre of the drawing: user units are CSS pixels (96 per inch)
+    # unless the root's width/height and viewBox give real units.
+    scale: Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)] = 1.0
+    # Curves become chords no further than this from the curve, in mm (after scale).
+    tolerance_mm: Annotated[float, Field(ge=0.005, le=2, allow_inf_nan=False)] = 0.05
+    # Operation per stroke colour or enclosing group id (the nearest group wins over colour).
+    layers: Annotated[dict[LayerKey, SvgOp], Field(max_length=64)] = Field(default_factory=dict)
+    # For shapes no layer names.
+    default_op: SvgOp = "cut"
