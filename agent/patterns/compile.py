@@ -8,19 +8,25 @@ cut line (1) and internal cut-outs (11): cut, inside out; notches (4, 80-83): a 
 drill holes (13): a 4 mm cross drawn where the machine draws (pen, laser), else skipped (no
 station profile has a punch tool yet); internal (8) and sew lines (14, 84): drawn where the
 machine draws, else skipped; grain line (7): orientation only; annotation text (15): skipped
-(labels are not drawn); mirror line (6): refused (unfolding is not implemented).
+(labels are not drawn); mirror line (6): the piece is unfolded about it (cut line joined with
+its reflection, features reflected).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import shapely
+from shapely.geometry import Polygon
+
 from agent.dialects.program import Program
 from agent.errors import ProgramError
+from agent.patterns.chain import oriented
 from agent.patterns.dxf import read_dxf
 from agent.patterns.model import XY, PatternError, PatternFile, Piece
 from agent.patterns.nest import NestItem, nest, turn_points
@@ -84,12 +90,7 @@ def plan_pattern(job: JobRequest, target: MachineTarget) -> PatternPlan:
     pattern = load_pattern(job)
     chosen = _select(pattern, source.size, source.pieces)
     draws = Operation.DRAW in set(target.settings.ops)
-    for piece, _ in chosen:
-        if piece.mirror is not None:
-            raise ProgramError(
-                f"piece {piece.name!r} size {piece.size} has a mirror line (layer 6): unfolding "
-                f"is not supported; export it unfolded (block {piece.block})",
-                code="unsupported_pattern")
+    chosen = [(unfold(piece), n) for piece, n in chosen]
     items, frames = marker_items(chosen, placement)
     result = nest(items, target.limits.width_mm, target.limits.height_mm,
                   spacing=placement.spacing_mm, margin=placement.margin_mm,
@@ -140,6 +141,50 @@ def plan_pattern(job: JobRequest, target: MachineTarget) -> PatternPlan:
                                     draws),
     }
     return PatternPlan(internal, detail, outlines)
+
+
+def unfold(piece: Piece) -> Piece:
+    """A piece drawn as one half with a mirror line (layer 6), made whole: its cut line joined
+    with its reflection, every feature reflected too (those on the line itself once)."""
+    if piece.mirror is None:
+        return piece
+    (ax, ay), (bx, by) = piece.mirror
+    dx, dy = bx - ax, by - ay
+    length2 = dx * dx + dy * dy
+    where = f"block {piece.block}, layer 6"
+    if length2 < 1e-12:
+        raise PatternProgramError("the mirror line has no length", code="bad_pattern",
+                                  where=where)
+
+    def reflect(p: XY) -> XY:
+        t = ((p[0] - ax) * dx + (p[1] - ay) * dy) / length2
+        fx, fy = ax + t * dx, ay + t * dy
+        return (2 * fx - p[0], 2 * fy - p[1])
+
+    def on_line(p: XY) -> bool:
+        return math.dist(p, reflect(p)) < 0.02
+
+    half = Polygon(piece.boundary)
+    whole = shapely.union(half, Polygon([reflect(p) for p in piece.boundary]), grid_size=1e-4)
+    if not isinstance(whole, Polygon) or whole.area < half.area * 1.5:
+        raise PatternProgramError(
+            "the cut line does not lie along its mirror line: unfolding gives no single piece",
+            code="bad_pattern", where=where)
+    ring = [(float(x), float(y)) for x, y in whole.exterior.coords[:-1]]
+
+    def points(pts: list[XY]) -> list[XY]:
+        return pts + [reflect(p) for p in pts if not on_line(p)]
+
+    def lines(group: list[list[XY]]) -> list[list[XY]]:
+        return group + [[reflect(p) for p in line] for line in group
+                        if not all(on_line(p) for p in line)]
+
+    return dataclasses.replace(
+        piece, boundary=oriented(ring, ccw=True), mirror=None,
+        cutouts=piece.cutouts + [oriented([reflect(p) for p in r], ccw=False)
+                                 for r in piece.cutouts],
+        notches=points(piece.notches), notch_lines=lines(piece.notch_lines),
+        drills=points(piece.drills), internal=lines(piece.internal), sew=lines(piece.sew))
 
 
 def marker_items(chosen: list[tuple[Piece, int]], placement: Placement

@@ -28,6 +28,15 @@ def _body(neck_depth: float) -> list[XY]:
     return pts
 
 
+def _half_body(neck_depth: float) -> list[XY]:
+    """The left half of :func:`_body`, up to its centre line x = 10 (a mirror line)."""
+    pts: list[XY] = [(0.0, 0.0), (10.0, 0.0)]
+    for i in range(6, 13):
+        a = math.pi * i / 12
+        pts.append((10.0 + 3.0 * math.cos(a), 27.0 - neck_depth * math.sin(a)))
+    return [*pts, (2.5, 26.0), (1.0, 21.0), (0.0, 18.0)]
+
+
 def _sleeve() -> list[XY]:
     return [(0.0, 0.0), (13.0, 0.0), (14.0, 6.0)] + [
         (7.0 + 7.0 * math.cos(math.pi * i / 12), 6.0 + 3.0 * math.sin(math.pi * i / 12))
@@ -52,14 +61,15 @@ def _scaled(points: list[XY], k: float) -> list[XY]:
 
 
 def tshirt_dxf(sizes: tuple[str, ...] = SIZES, *, units_note: bool = False,
-               extra_pieces: int = 0, gap_in: float = 0.0) -> bytes:
+               extra_pieces: int = 0, gap_in: float = 0.0, half_front: bool = False) -> bytes:
     """The pattern as DXF bytes. ``extra_pieces`` adds numbered copies of the pieces (as more
-    blocks) for load tests; ``gap_in`` opens the FRONT's cut line by that much."""
+    blocks) for load tests; ``gap_in`` opens the FRONT's cut line by that much;
+    ``half_front`` draws the FRONT as its left half with a mirror line (layer 6)."""
     from ezdxf.document import Drawing
 
     doc = Drawing.new("R12")
     msp = doc.modelspace()
-    for layer in ("1", "4", "7", "8", "11", "13", "15"):
+    for layer in ("1", "4", "6", "7", "8", "11", "13", "15"):
         doc.layers.add(layer)
     if units_note:
         msp.add_text("UNITS: ENGLISH", dxfattribs={"layer": "1"})
@@ -71,6 +81,8 @@ def tshirt_dxf(sizes: tuple[str, ...] = SIZES, *, units_note: bool = False,
         for name in names:
             base = next(b for b in PIECES if name.startswith(b))
             outline, qty = PIECES[base]
+            if half_front and base == "FRONT":
+                outline = _half_body(4.0)
             ring = _scaled(outline, k)
             block_name = f"{name}_{size}"
             blk = doc.blocks.new(block_name)
@@ -89,6 +101,9 @@ def tshirt_dxf(sizes: tuple[str, ...] = SIZES, *, units_note: bool = False,
             for i in (0, 2):
                 (x1, y1), (x2, y2) = ring[i], ring[(i + 1) % len(ring)]
                 blk.add_point(((x1 + x2) / 2, (y1 + y2) / 2), dxfattribs={"layer": "4"})
+            if half_front and base == "FRONT":
+                blk.add_line((10.0 * k, 0.0), (10.0 * k, 23.0 * k), dxfattribs={"layer": "6"})
+                cx = 6.0 * k
             if base == "FRONT":
                 for dx in (-3.0, 3.0):
                     blk.add_point((cx + dx, 12.0 * k), dxfattribs={"layer": "13"})

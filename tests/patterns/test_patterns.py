@@ -195,3 +195,27 @@ def test_a_piece_named_twice_gets_both_copies_placed_apart() -> None:
     polys = [Polygon(o) for o in plan.outlines.values()]
     for a, b in itertools.combinations(polys, 2):
         assert a.distance(b) >= 5.0 - 0.05
+
+
+def test_a_half_piece_with_a_mirror_line_is_unfolded() -> None:
+    from agent.patterns.compile import unfold
+
+    half = next(p for p in read_dxf(tshirt_dxf(("M",), half_front=True)).pieces
+                if p.name == "FRONT")
+    whole = next(p for p in read_dxf(tshirt_dxf(("M",))).pieces if p.name == "FRONT")
+    assert half.mirror is not None
+    unfolded = unfold(half)
+    assert unfolded.mirror is None
+    assert Polygon(unfolded.boundary).area == pytest.approx(Polygon(whole.boundary).area,
+                                                            rel=1e-4)
+    assert Polygon(unfolded.boundary).symmetric_difference(
+        Polygon(whole.boundary)).area < 1.0  # mm²
+    assert Polygon(unfolded.boundary).exterior.is_ccw
+    assert len(unfolded.drills) == 4 and len(unfolded.internal) == 2
+    # and the job cuts the whole front
+    plan = plan_pattern(pattern_job(data=tshirt_dxf(("M",), half_front=True),
+                                    pieces=[{"name": "FRONT"}]),
+                        target_for(load_profile("grbl-knife")))
+    assert Polygon(plan.outlines["FRONT#1"]).area == pytest.approx(
+        Polygon(whole.boundary).area, rel=1e-4)
+    assert plan.detail["skipped"]["drill_holes"]["count"] == 4
