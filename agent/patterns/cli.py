@@ -11,15 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import ConfigError, ProgramError
-from agent.patterns.compile import skipped_features
+from agent.patterns.compile import feature_ops, skipped_features
 from agent.patterns.dxf import read_dxf
 from agent.patterns.model import PatternError, PatternFile
 from agent.profiles import load_profile
-from agent.schemas.toolpaths import Operation
+from agent.toolpaths.target import MachineTarget, target_for
 
 
-def describe(pattern: PatternFile, machine: str | None = None,
-             draws: bool = False) -> dict[str, Any]:
+def describe(pattern: PatternFile, target: MachineTarget | None = None) -> dict[str, Any]:
     sizes: dict[str, list[dict[str, Any]]] = {}
     for piece in pattern.pieces:
         sizes.setdefault(piece.size, []).append({
@@ -35,11 +34,12 @@ def describe(pattern: PatternFile, machine: str | None = None,
         "units_from": pattern.units_from, "sizes": sizes,
         "layers": dict(sorted(pattern.layers.items(), key=lambda kv: (len(kv[0]), kv[0]))),
     }
-    if machine is not None:
+    if target is not None:
         first = pattern.sizes()[0]
         pieces = [p for p in pattern.pieces if p.size == first]
-        out["skipped_on"] = {"profile": machine, "size": first,
-                             "skipped": skipped_features(pieces, machine, draws)}
+        _, reasons = feature_ops(target)
+        out["skipped_on"] = {"profile": target.name, "size": first,
+                             "skipped": skipped_features(pieces, reasons)}
     return out
 
 
@@ -78,15 +78,7 @@ def pattern_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         data = args.file.read_bytes()
-        machine: str | None = None
-        draws = False
-        if args.profile:
-            profile = load_profile(args.profile)
-            if profile.toolpath is None:
-                print(f"error unsupported_kind: {profile.name} takes no toolpaths",
-                      file=sys.stderr)
-                return 2
-            machine, draws = profile.name, Operation.DRAW in profile.toolpath.ops
+        target = target_for(load_profile(args.profile)) if args.profile else None
         pattern = read_dxf(data, units=args.units)
     except OSError as exc:
         print(f"error io_error: {exc}", file=sys.stderr)
@@ -98,10 +90,10 @@ def pattern_main(argv: Sequence[str] | None = None) -> int:
         where = f" ({exc.where})" if exc.where else ""
         print(f"error {exc.code}: {exc.message}{where}", file=sys.stderr)
         return 1
-    except ProgramError as exc:  # pragma: no cover - read_dxf raises PatternError
+    except ProgramError as exc:  # the profile takes no toolpaths
         print(f"error {exc.code}: {exc.message}", file=sys.stderr)
-        return 1
-    result = describe(pattern, machine, draws)
+        return 2
+    result = describe(pattern, target)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

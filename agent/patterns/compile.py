@@ -7,9 +7,10 @@ cut line (1) and internal cut-outs (11): cut, inside out; notches (4, 80-83): a 
 ``notch_depth_mm`` along the boundary's inward normal (notches drawn as lines: cut as drawn);
 drill holes (13): a 4 mm cross drawn where the machine draws (pen, laser), else skipped (no
 station profile has a punch tool yet); internal (8) and sew lines (14, 84): drawn where the
-machine draws, else skipped; grain line (7): orientation only; annotation text (15): skipped
-(labels are not drawn); mirror line (6): the piece is unfolded about it (cut line joined with
-its reflection, features reflected).
+machine draws, else skipped. The profile's ``[toolpath.pattern]`` changes these (notch depth
+and operation, draw/score/skip per feature). Grain line (7): orientation only; annotation
+text (15): skipped (labels are not drawn). Mirror line (6): the piece is unfolded about it
+(cut line joined with its reflection, features reflected).
 """
 
 from __future__ import annotations
@@ -36,8 +37,6 @@ from agent.schemas.pattern import Placement
 from agent.schemas.toolpaths import Operation, Path, Toolpaths
 from agent.toolpaths.compiler import compile_for_target
 from agent.toolpaths.target import MachineTarget, target_for
-
-DRILL_MARK_MM = 2.0
 
 
 @dataclass
@@ -89,7 +88,12 @@ def plan_pattern(job: JobRequest, target: MachineTarget) -> PatternPlan:
     placement = job.placement or Placement()
     pattern = load_pattern(job)
     chosen = _select(pattern, source.size, source.pieces)
-    draws = Operation.DRAW in set(target.settings.ops)
+    defaults = target.settings.pattern
+    marks, reasons = feature_ops(target)
+    notch_op = Operation(defaults.notch_op)
+    if notch_op not in target.settings.ops:
+        notch_op = Operation.CUT
+    notch_depth = source.notch_depth_mm or defaults.notch_depth_mm
     chosen = [(unfold(piece), n) for piece, n in chosen]
     items, frames = marker_items(chosen, placement)
     result = nest(items, target.limits.width_mm, target.limits.height_mm,
@@ -116,15 +120,18 @@ def plan_pattern(job: JobRequest, target: MachineTarget) -> PatternPlan:
         paths.append(_path(outline, Operation.CUT, closed=True))
         paths += [_path(place(ring), Operation.CUT, closed=True) for ring in piece.cutouts]
         for notch in piece.notches:
-            paths.append(_path(place(_slit(piece.boundary, notch, source.notch_depth_mm)),
-                               Operation.CUT))
-        paths += [_path(place(line), Operation.CUT) for line in piece.notch_lines]
-        if draws:
+            paths.append(_path(place(_slit(piece.boundary, notch, notch_depth)), notch_op))
+        paths += [_path(place(line), notch_op) for line in piece.notch_lines]
+        drill = marks.get("drill_holes")
+        if drill is not None:
+            d = defaults.drill_mark_mm / 2
             for x, y in piece.drills:
-                d = DRILL_MARK_MM
-                paths.append(_path(place([(x - d, y), (x + d, y)]), Operation.DRAW))
-                paths.append(_path(place([(x, y - d), (x, y + d)]), Operation.DRAW))
-            paths += [_path(place(line), Operation.DRAW) for line in piece.internal + piece.sew]
+                paths.append(_path(place([(x - d, y), (x + d, y)]), drill))
+                paths.append(_path(place([(x, y - d), (x, y + d)]), drill))
+        for feature, lines in (("internal_lines", piece.internal), ("sew_lines", piece.sew)):
+            op = marks.get(feature)
+            if op is not None:
+                paths += [_path(place(line), op) for line in lines]
     internal = JobRequest(
         job_id=job.job_id, kind=JobKind.TOOLPATHS,
         toolpaths=Toolpaths(paths=paths), meta=job.meta,
@@ -137,8 +144,7 @@ def plan_pattern(job: JobRequest, target: MachineTarget) -> PatternPlan:
         "utilisation": round(result.utilisation, 4),
         "used_length_mm": round(result.used_length_mm, 1),
         "grain_axis": placement.grain_axis,
-        "skipped": skipped_features([p for p, n in chosen for _ in range(n)], target.name,
-                                    draws),
+        "skipped": skipped_features([p for p, n in chosen for _ in range(n)], reasons),
     }
     return PatternPlan(internal, detail, outlines)
 
@@ -207,10 +213,27 @@ def marker_items(chosen: list[tuple[Piece, int]], placement: Placement
     return items, frames
 
 
-def skipped_features(pieces: list[Piece], machine: str, draws: bool) -> dict[str, Any]:
+def feature_ops(target: MachineTarget) -> tuple[dict[str, Operation], dict[str, str]]:
+    """For drill holes, internal and sew lines: the operation the machine uses for each, or
+    why it leaves them out (the profile's [toolpath.pattern] choice, if the machine has it)."""
+    defaults = target.settings.pattern
+    ops: dict[str, Operation] = {}
+    reasons: dict[str, str] = {}
+    for feature in ("drill_holes", "internal_lines", "sew_lines"):
+        choice = getattr(defaults, feature)
+        if choice == "skip":
+            reasons[feature] = f"{target.name}'s profile skips them ([toolpath.pattern])"
+        elif Operation(choice) not in target.settings.ops:
+            tool = "no pen, laser or punch tool" if choice == "draw" else "no scoring"
+            reasons[feature] = f"{target.name} has {tool} (no '{choice}' operation)"
+        else:
+            ops[feature] = Operation(choice)
+    return ops, reasons
+
+
+def skipped_features(pieces: list[Piece], reasons: dict[str, str]) -> dict[str, Any]:
     """What of ``pieces`` (one entry per copy) the machine leaves out, counted, with why."""
     skipped: dict[str, dict[str, Any]] = {}
-    why_no_draw = f"{machine} has no pen, laser or punch tool (no 'draw' operation)"
 
     def skip(feature: str, count: int, why: str) -> None:
         if count:
@@ -218,10 +241,10 @@ def skipped_features(pieces: list[Piece], machine: str, draws: bool) -> dict[str
             entry["count"] += count
 
     for piece in pieces:
-        if not draws:
-            skip("drill_holes", len(piece.drills), why_no_draw)
-            skip("internal_lines", len(piece.internal), why_no_draw)
-            skip("sew_lines", len(piece.sew), why_no_draw)
+        counts = {"drill_holes": len(piece.drills), "internal_lines": len(piece.internal),
+                  "sew_lines": len(piece.sew)}
+        for feature, why in reasons.items():
+            skip(feature, counts[feature], why)
         skip("annotations", piece.annotations, "text labels are not drawn by this station")
         for key, count in piece.ignored.items():
             skip(f"other:{key}", count, "not a cutting layer (construction or unknown)")

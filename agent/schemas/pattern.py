@@ -44,8 +44,9 @@ class PatternSource(WireModel):
     units: PatternUnits = PatternUnits.AUTO
     # Boundary pieces whose ends lie closer than this are joined; a gap wider is an error.
     chain_tolerance_mm: Annotated[float, Field(gt=0, le=5, allow_inf_nan=False)] = 0.1
-    # Depth of the slit cut for each notch, along the boundary's inward normal.
-    notch_depth_mm: Annotated[float, Field(gt=0, le=30, allow_inf_nan=False)] = 5.0
+    # Depth of the slit cut for each notch, along the boundary's inward normal; by default
+    # the profile's [toolpath.pattern] notch_depth_mm (5 mm).
+    notch_depth_mm: Annotated[float, Field(gt=0, le=30, allow_inf_nan=False)] | None = None
 
 
 class Placement(WireModel):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import itertools
+import math
+from pathlib import Path
 
 import pytest
 from shapely.geometry import Polygon
@@ -219,3 +221,28 @@ def test_a_half_piece_with_a_mirror_line_is_unfolded() -> None:
     assert Polygon(plan.outlines["FRONT#1"]).area == pytest.approx(
         Polygon(whole.boundary).area, rel=1e-4)
     assert plan.detail["skipped"]["drill_holes"]["count"] == 4
+
+
+def test_the_profile_maps_layers_to_operations(tmp_path: Path) -> None:
+    text = (Path(__file__).parents[2] / "firmware_profiles" / "grbl-knife.toml").read_text()
+    custom = tmp_path / "knife-scores.toml"
+    custom.write_text(text + '\n[toolpath.pattern]\nnotch_depth_mm = 8.0\n'
+                      'internal_lines = "score"\ndrill_holes = "skip"\n')
+    target = target_for(load_profile(str(custom)))
+    plan = plan_pattern(pattern_job(pieces=[{"name": "FRONT"}]), target)
+    toolpaths = plan.job.toolpaths
+    assert toolpaths is not None
+    scores = [p for p in toolpaths.paths if p.op.value == "score"]
+    assert len(scores) == 1  # the front's internal line, scored by the knife
+    assert "internal_lines" not in plan.detail["skipped"]
+    assert plan.detail["skipped"]["drill_holes"] == {
+        "count": 2, "why": "grbl-knife's profile skips them ([toolpath.pattern])"}
+    slits = [p for p in toolpaths.paths if not p.closed and p.op.value == "cut"]
+    assert len(slits) == 2
+    for slit in slits:
+        assert math.dist(*slit.points) == pytest.approx(8.0, abs=1e-3)
+    # the job's own notch depth wins
+    plan = plan_pattern(pattern_job(pieces=[{"name": "FRONT"}], notch_depth_mm=3.0), target)
+    assert plan.job.toolpaths is not None
+    assert {round(math.dist(*p.points), 3) for p in plan.job.toolpaths.paths
+            if not p.closed and p.op.value == "cut"} == {3.0}
