@@ -83,7 +83,14 @@ def _load(data: bytes) -> Any:
     if not (head.startswith((b"0", b"999", b"AutoCAD Binary DXF"))):
         raise PatternError("not a DXF file (it does not start with a group code)", where="byte 0")
     try:
-        doc, auditor = recover.read(io.BytesIO(data))
+        if data.startswith(b"AutoCAD Binary DXF"):
+            from ezdxf.document import Drawing
+            from ezdxf.lldxf.tagger import binary_tags_loader
+
+            doc = Drawing.load(binary_tags_loader(data))
+            auditor = doc.audit()
+        else:
+            doc, auditor = recover.read(io.BytesIO(data))
     except Exception as exc:  # noqa: BLE001 - a third-party parser on untrusted input
         raise PatternError(f"unreadable DXF: {type(exc).__name__}: {exc}"[:300],
                            where="file") from None

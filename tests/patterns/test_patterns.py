@@ -7,6 +7,7 @@ import base64
 import itertools
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 from shapely.geometry import Polygon
@@ -246,3 +247,58 @@ def test_the_profile_maps_layers_to_operations(tmp_path: Path) -> None:
     assert plan.job.toolpaths is not None
     assert {round(math.dist(*p.points), 3) for p in plan.job.toolpaths.paths
             if not p.closed and p.op.value == "cut"} == {3.0}
+
+
+def _skirt_r2000() -> Any:
+    """A piece in mm (R2000, $INSUNITS 4) whose cut line is an LWPOLYLINE with a bulge, an
+    ARC, a SPLINE and a LINE."""
+    from ezdxf.document import Drawing
+
+    doc = Drawing.new("R2000")
+    doc.header["$INSUNITS"] = 4
+    blk = doc.blocks.new("SKIRT_10")
+    blk.add_lwpolyline([(0, 0, 0, 0, 0), (200, 0, 0, 0, 0.3), (200, 100, 0, 0, 0)],
+                       format="xyseb", dxfattribs={"layer": "1"})
+    blk.add_arc((150, 100), 50, 0, 180, dxfattribs={"layer": "1"})
+    blk.add_spline([(100, 100), (60, 130), (30, 90), (0, 100)], dxfattribs={"layer": "1"})
+    blk.add_line((0, 100), (0, 0), dxfattribs={"layer": "1"})
+    blk.add_point((100, 0), dxfattribs={"layer": "2"})  # a turn point: construction
+    blk.add_text("Piece Name: SKIRT", dxfattribs={"layer": "1"})
+    blk.add_text("Size: 10", dxfattribs={"layer": "1"})
+    return doc
+
+
+@pytest.mark.parametrize("fmt", ["asc", "bin"])
+def test_r2000_lwpolyline_arc_spline_boundary_in_mm_text_or_binary(fmt: str) -> None:
+    import io
+
+    doc = _skirt_r2000()
+    if fmt == "bin":
+        out = io.BytesIO()
+        doc.write(out, fmt="bin")
+        data = out.getvalue()
+        assert data.startswith(b"AutoCAD Binary DXF")
+    else:
+        data = _to_text(doc).encode()
+    pattern = read_dxf(data)
+    assert (pattern.units, pattern.units_from, pattern.dxf_version) == ("mm", "$INSUNITS 4",
+                                                                       "AC1015")
+    (skirt,) = pattern.pieces
+    assert (skirt.name, skirt.size, skirt.quantity) == ("SKIRT", "10", None)
+    assert skirt.ignored == {"POINT@2": 1}
+    poly = Polygon(skirt.boundary)
+    assert poly.is_valid and poly.exterior.is_ccw
+    # the arc's top, flattened within 0.05 mm of the true circle
+    on_arc = [p for p in skirt.boundary if p[1] > 100.5 and p[0] > 100.5]
+    assert len(on_arc) > 10
+    for x, y in on_arc:
+        assert abs(math.hypot(x - 150, y - 100) - 50) <= 0.05 + 1e-6
+    assert poly.bounds[3] == pytest.approx(150.0, abs=0.05)
+
+
+def _to_text(doc: Any) -> str:
+    import io
+
+    stream = io.StringIO()
+    doc.write(stream)
+    return stream.getvalue()
