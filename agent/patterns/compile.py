@@ -38,6 +38,9 @@ from agent.schemas.toolpaths import Operation, Path, Toolpaths
 from agent.toolpaths.compiler import compile_for_target
 from agent.toolpaths.target import MachineTarget, target_for
 
+# Piece copies placed in one job (placement time grows with each).
+MAX_COPIES = 300
+
 
 @dataclass
 class PatternPlan:
@@ -88,6 +91,10 @@ def plan_pattern(job: JobRequest, target: MachineTarget) -> PatternPlan:
     placement = job.placement or Placement()
     pattern = load_pattern(job)
     chosen = _select(pattern, source.size, source.pieces)
+    copies = sum(n for _, n in chosen)
+    if copies > MAX_COPIES:
+        raise ProgramError(f"{copies} piece copies in one job; at most {MAX_COPIES}",
+                           code="invalid_job")
     defaults = target.settings.pattern
     marks, reasons = feature_ops(target)
     notch_op = Operation(defaults.notch_op)

@@ -302,3 +302,10 @@ def _to_text(doc: Any) -> str:
     stream = io.StringIO()
     doc.write(stream)
     return stream.getvalue()
+
+
+def test_too_many_copies_are_refused_before_placing() -> None:
+    job = pattern_job(pieces=[{"name": n, "copies": 100} for n in PIECES])
+    with pytest.raises(ProgramError) as err:
+        plan_pattern(job, target_for(load_profile("grbl-knife")))
+    assert err.value.code == "invalid_job" and "400 piece copies" in err.value.message
