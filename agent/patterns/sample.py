@@ -61,10 +61,13 @@ def _scaled(points: list[XY], k: float) -> list[XY]:
 
 
 def tshirt_dxf(sizes: tuple[str, ...] = SIZES, *, units_note: bool = False,
-               extra_pieces: int = 0, gap_in: float = 0.0, half_front: bool = False) -> bytes:
+               extra_pieces: int = 0, gap_in: float = 0.0, half_front: bool = False,
+               gerber: bool = False) -> bytes:
     """The pattern as DXF bytes. ``extra_pieces`` adds numbered copies of the pieces (as more
     blocks) for load tests; ``gap_in`` opens the FRONT's cut line by that much;
-    ``half_front`` draws the FRONT as its left half with a mirror line (layer 6)."""
+    ``half_front`` draws the FRONT as its left half with a mirror line (layer 6); ``gerber``
+    writes it with ezdxf's ASTM D6673 exporter (no header variables, tables or handles, as
+    Gerber AccuMark reads them)."""
     from ezdxf.document import Drawing
 
     doc = Drawing.new("R12")
@@ -115,7 +118,12 @@ def tshirt_dxf(sizes: tuple[str, ...] = SIZES, *, units_note: bool = False,
             msp.add_blockref(block_name, (0, y_at))
             y_at += 40.0
     stream = io.StringIO()
-    doc.write(stream)
+    if gerber:
+        from ezdxf.addons import gerber_D6673
+
+        gerber_D6673.export_stream(doc, stream)
+    else:
+        doc.write(stream)
     return stream.getvalue().encode("cp1252")
 
 

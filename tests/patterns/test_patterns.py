@@ -309,3 +309,12 @@ def test_too_many_copies_are_refused_before_placing() -> None:
     with pytest.raises(ProgramError) as err:
         plan_pattern(job, target_for(load_profile("grbl-knife")))
     assert err.value.code == "invalid_job" and "400 piece copies" in err.value.message
+
+
+def test_a_gerber_astm_export_without_tables_or_handles_is_read() -> None:
+    data = tshirt_dxf(("M", "L"), gerber=True)
+    assert b"TABLES" not in data and b"$ACADVER" not in data
+    pattern = read_dxf(data)
+    assert pattern.sizes() == ["M", "L"] and len(pattern.pieces) == 8
+    plan = plan_pattern(pattern_job(data=data, size="L"), target_for(load_profile("grbl-knife")))
+    assert len(plan.outlines) == 5
