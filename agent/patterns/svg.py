@@ -74,6 +74,8 @@ def read_svg(source: SvgSource) -> tuple[list[tuple[list[XY], bool, str, str]], 
         svg = se.SVG.parse(io.StringIO(source.data), reify=True)
     except Exception as exc:  # noqa: BLE001 - a third-party parser on untrusted input
         raise _bad(f"unreadable SVG: {type(exc).__name__}: {exc}"[:300], "document") from None
+    if not isinstance(svg, se.SVG):
+        raise _bad("the root element is not <svg>", "document")
     k = _MM_PER_PX * source.scale
     tol_px = source.tolerance_mm / k
     out: list[tuple[list[XY], bool, str, str]] = []
