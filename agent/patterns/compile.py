@@ -49,6 +49,8 @@ class PatternPlan:
     job: JobRequest
     detail: dict[str, Any]
     outlines: dict[str, list[XY]] = field(default_factory=dict)  # key -> placed boundary
+    # key -> degrees the piece was turned from the file (grain alignment plus placement turn)
+    turns: dict[str, float] = field(default_factory=dict)
 
 
 def compile_pattern(job: JobRequest, profile: Profile) -> Program:
@@ -115,6 +117,7 @@ def plan_pattern(job: JobRequest, target: MachineTarget) -> PatternPlan:
     by_key = {p.key: p for p in result.placed}
     paths: list[Path] = []
     outlines: dict[str, list[XY]] = {}
+    turns: dict[str, float] = {}
     for item, (piece, align) in zip(items, frames, strict=True):
         spot = by_key[item.key]
 
@@ -124,6 +127,7 @@ def plan_pattern(job: JobRequest, target: MachineTarget) -> PatternPlan:
 
         outline = place(piece.boundary)
         outlines[item.key] = outline
+        turns[item.key] = (align + spot.turn) % 360.0
         paths.append(_path(outline, Operation.CUT, closed=True))
         paths += [_path(place(ring), Operation.CUT, closed=True) for ring in piece.cutouts]
         for notch in piece.notches:
@@ -153,7 +157,7 @@ def plan_pattern(job: JobRequest, target: MachineTarget) -> PatternPlan:
         "grain_axis": placement.grain_axis,
         "skipped": skipped_features([p for p, n in chosen for _ in range(n)], reasons),
     }
-    return PatternPlan(internal, detail, outlines)
+    return PatternPlan(internal, detail, outlines, turns)
 
 
 def unfold(piece: Piece) -> Piece:

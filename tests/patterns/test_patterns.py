@@ -318,3 +318,22 @@ def test_a_gerber_astm_export_without_tables_or_handles_is_read() -> None:
     assert pattern.sizes() == ["M", "L"] and len(pattern.pieces) == 8
     plan = plan_pattern(pattern_job(data=data, size="L"), target_for(load_profile("grbl-knife")))
     assert len(plan.outlines) == 5
+
+
+@pytest.mark.parametrize(("axis", "rotate_90"), [("x", False), ("y", False), ("x", True)])
+def test_grain_lines_lie_along_the_chosen_axis(axis: str, rotate_90: bool) -> None:
+    from agent.patterns.compile import _rotate
+
+    pattern = read_dxf(tshirt_dxf(("M",)))
+    plan = plan_pattern(pattern_job(placement={"grain_axis": axis,
+                                               "allow_rotate_90": rotate_90}),
+                        target_for(load_profile("grbl-knife")))
+    assert len(plan.turns) == 5
+    for key, turn in plan.turns.items():
+        piece = next(p for p in pattern.pieces if p.name == key.split("#")[0])
+        assert piece.grain is not None
+        (x1, y1), (x2, y2) = _rotate(list(piece.grain), turn)
+        angle = math.degrees(math.atan2(y2 - y1, x2 - x1)) % 180.0
+        along = 0.0 if axis == "x" else 90.0
+        allowed = {along, (along + 90.0) % 180.0} if rotate_90 else {along}
+        assert min(min(abs(angle - a), 180.0 - abs(angle - a)) for a in allowed) < 1e-6, key
