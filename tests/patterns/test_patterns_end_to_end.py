@@ -3,6 +3,7 @@ real ptys: the machine's own record parses back to the placed pieces' outlines."
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,34 @@ async def test_a_broken_pattern_is_rejected_naming_where(tmp_path: Path, broker:
     assert error["where"] == "block FRONT_M, layer 1"
     assert "does not close" in error["message"]
     assert emulator.executed == []
+
+
+async def test_svg_job_is_cut_on_the_grbl_knife(tmp_path: Path, broker: Broker) -> None:
+    link = tmp_path / "ttyKNIFE"
+    svg = ('<svg xmlns="http://www.w3.org/2000/svg" width="300mm" height="200mm" '
+           'viewBox="0 0 300 200"><g id="pocket"><rect x="20" y="20" width="120" height="80" '
+           'rx="10" stroke="#000000" fill="none"/></g><circle cx="220" cy="100" r="40" '
+           'stroke="#ff0000"/><path d="M 20 180 L 280 180" stroke="#0000ff"/></svg>')
+    payload = {"job_id": "svg-knife-1", "kind": "svg",
+               "svg": {"data": svg, "layers": {"#0000ff": "skip"}}, "origin_mm": [10.0, 10.0]}
+    async with PtyEndpoint(link, baud=115_200, latency_s=0.001) as endpoint:
+        emulator = GrblEmulator(endpoint)
+        async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
+            config = agent_config(tmp_path, broker, link, profile="grbl-knife")
+            async with running_agent(config) as agent:
+                await agent.wait_device_online()
+                await planner.submit(payload)
+                end = await planner.wait_terminal("svg-knife-1", timeout=120)
+                assert end["event"] == "succeeded", end
+    accepted = next(e for e in planner.events_for("svg-knife-1") if e["event"] == "accepted")
+    assert accepted["detail"]["svg"]["paths"] == {"cut": 2}
+    assert accepted["detail"]["svg"]["skipped"]["count"] == 1
+    target = target_for(load_profile("grbl-knife"))
+    cuts = [s.points for s in parse_for_target(emulator.executed[:-1], target)
+            if s.kind is StrokeKind.CUT]
+    knife = target.settings.knife
+    assert knife is not None
+    # the circle: centre (220, 200 - 100) in the drawing, moved by the origin
+    circle = [(230.0 + 40.0 * math.cos(a / 50 * math.pi), 110.0 + 40.0 * math.sin(a / 50 * math.pi))
+              for a in range(100)]
+    assert cut_traces_outline(cuts, circle, knife.blade_offset_mm + 0.1)
