@@ -71,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "preview JOB.json --profile NAME -o preview.svg", add_help=False)
     preview.add_argument("rest", nargs=argparse.REMAINDER)
 
+    pattern = sub.add_parser("pattern", help="pattern files: pattern info FILE.dxf "
+                             "[--profile NAME] lists pieces, sizes, layers and what is skipped",
+                             add_help=False)
+    pattern.add_argument("rest", nargs=argparse.REMAINDER)
+
     doctor = sub.add_parser("doctor", help="check a station's set-up: doctor --config FILE",
                             add_help=False)
     doctor.add_argument("rest", nargs=argparse.REMAINDER)
@@ -121,6 +126,7 @@ PASSTHROUGH = {
     "doctor": ("agent.doctor", "doctor_main"),
     "keys": ("agent.signing", "keys_main"),
     "sign": ("agent.signing", "sign_main"),
+    "pattern": ("agent.patterns.cli", "pattern_main"),
 }
 
 

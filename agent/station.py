@@ -45,8 +45,9 @@ from agent.storage import Database, StorageError
 
 log = logging.getLogger(__name__)
 
-_JOB_KINDS = {"grbl": ["gcode", "toolpaths"], "marlin": ["gcode", "toolpaths"],
-              "hpgl": ["hpgl", "toolpaths"]}
+_JOB_KINDS = {"grbl": ["gcode", "toolpaths", "pattern", "svg"],
+              "marlin": ["gcode", "toolpaths", "pattern", "svg"],
+              "hpgl": ["hpgl", "toolpaths", "pattern", "svg"]}
 _DIALECTS = {"grbl": "grbl-1.1", "marlin": "marlin", "hpgl": "hpgl"}
 _LIGHTS = {
     StationState.IDLE: LightState.IDLE,
@@ -281,6 +282,7 @@ class Station(DeviceEvents):
                 "queue_position": waiting + (1 if self.runner.current else 0),
                 **({"pool": pool} if pool else {}),
                 **({"meta": job.request.meta} if job.request.meta else {}),
+                **(job.program.detail or {}),
             })
 
     def _reject(self, rejection: Rejection) -> None:

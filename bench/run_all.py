@@ -93,6 +93,20 @@ def _compile(d: dict[str, Any]) -> list[Row]:
              "") for r in d["results"]]
 
 
+def _patterns(d: dict[str, Any]) -> list[Row]:
+    big, tee = d["big_pattern"], d["tshirt_marker"]
+    return [
+        (f"Pattern job: parse + place + compile, {big['blocks']}-block AAMA DXF "
+         f"({big['copies_placed']} copies of one size, grbl-knife)",
+         f"{big['total_s']} s, peak RSS {big['peak_rss_mib']} MiB "
+         f"({big['rss_after_imports_mib']} MiB after imports)", "< 2 s, < 80 MiB"),
+        (f"T-shirt S-XL marker utilisation ({tee['copies']} copies)",
+         f"{tee['utilisation'] * 100:.1f} % (bounding-box shelves: "
+         f"{tee['shelf_baseline_utilisation'] * 100:.1f} %, +{tee['gain_points']} points)",
+         ">= +10 points"),
+    ]
+
+
 def _flood(d: dict[str, Any]) -> list[Row]:
     return [(f"Flood of {d['jobs']} jobs in a burst (queue limit {d['max_queued_jobs']})",
              f"{d['accepted']} accepted, {d['rejected_queue_full']} queue_full, all answered in "
@@ -130,6 +144,7 @@ BENCHMARKS: list[tuple[str, str, Callable[[dict[str, Any]], list[Row]]]] = [
     ("flood.py", "flood.json", _flood),
     ("estop_latency.py", "estop_latency.json", _estop),
     ("compile_toolpaths.py", "compile_toolpaths.json", _compile),
+    ("patterns.py", "patterns.json", _patterns),
     ("fleet.py", "fleet.json", _fleet),
 ]
 

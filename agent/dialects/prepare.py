@@ -12,6 +12,14 @@ def prepare_program(job: JobRequest, profile: Profile) -> Program:
     """Validate and translate ``job`` for ``profile``'s machine; raises ProgramError."""
     if job.kind is JobKind.TOOLPATHS:
         return _compile_toolpaths(job, profile)
+    if job.kind is JobKind.PATTERN:
+        from agent.patterns.compile import compile_pattern
+
+        return compile_pattern(job, profile)
+    if job.kind is JobKind.SVG:
+        from agent.patterns.svg import compile_svg
+
+        return compile_svg(job, profile)
     if profile.family == "grbl":
         if job.kind is not JobKind.GCODE:
             raise _kind_error(job, profile)

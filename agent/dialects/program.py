@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,9 @@ class Program:
 
     lines: tuple[str, ...]
     source_lines: tuple[int, ...]
+    # What compiling found worth telling the planner (pattern jobs: placement, skipped
+    # features), merged into the ``accepted`` event's detail; not stored with the program.
+    detail: dict[str, Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.lines) != len(self.source_lines):

@@ -214,7 +214,11 @@ def parse_job(payload: bytes, profile: Profile, *, max_bytes: int,
     try:
         program = prepare_program(request, profile)
     except ProgramError as exc:
-        extra = {"line": exc.line} if exc.line is not None else {}
+        extra: dict[str, Any] = {"line": exc.line} if exc.line is not None else {}
+        # Pattern files: the block, layer or entity at fault.
+        where = getattr(exc, "where", None)
+        if isinstance(where, str):
+            extra["where"] = _clip(where)
         # A program error may quote the offending line, which can be megabytes long.
         return Rejection(exc.code, _clip(exc.message, 1000), request.job_id, extra)
     if len(program) > max_lines:

@@ -12,6 +12,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
+from agent.profiles.pattern_defaults import PatternDefaults
 from agent.profiles.strict import StrictModel
 from agent.schemas.toolpaths import Operation
 
@@ -162,6 +163,8 @@ class ToolpathSettings(StrictModel):
     lift: LiftSettings | None = None
     knife: KnifeSettings | None = None
     hpgl: HpglSettings | None = None
+    # Pattern jobs: what each pattern-file layer becomes on this machine.
+    pattern: PatternDefaults = Field(default_factory=PatternDefaults)
 
     @model_validator(mode="after")
     def _sections_match_machine(self) -> ToolpathSettings:

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from agent.errors import ConfigError, ProgramError
 from agent.profiles import Profile, format_validation_error, load_profile
-from agent.schemas.job import JobRequest
+from agent.schemas.job import JobKind, JobRequest
 from agent.toolpaths.compiler import compile_for_target
 from agent.toolpaths.parse_back import parse_for_target
 from agent.toolpaths.strokes import Stroke, StrokeKind
@@ -29,6 +29,11 @@ from agent.toolpaths.target import target_for
 def render_preview_svg(job: JobRequest, profile: Profile) -> str:
     """Compile ``job`` for ``profile``, read the program back and draw it; raises ProgramError."""
     target = target_for(profile)
+    if job.kind is JobKind.PATTERN:
+        # A pattern job is previewed as the toolpaths the station makes of it (placed pieces).
+        from agent.patterns.compile import plan_pattern
+
+        job = plan_pattern(job, target).job
     program = compile_for_target(job, target)
     strokes = parse_for_target(program.lines, target)
     title = f"{job.job_id} on {profile.name} ({len(program.lines)} lines)"
@@ -110,7 +115,8 @@ def preview_main(argv: Sequence[str] | None = None) -> int:
     """
     parser = argparse.ArgumentParser(
         prog="station-agent preview",
-        description="Draw what a toolpaths job will make a machine do, before fabric is cut.",
+        description="Draw what a toolpaths or pattern job will make a machine do, before fabric "
+        "is cut.",
     )
     parser.add_argument("job", type=Path, help="the job, as JSON")
     parser.add_argument("--profile", required=True, help="firmware profile name or TOML path")

@@ -17,4 +17,4 @@ def test_committed_json_schemas_match_the_models() -> None:
 def test_job_schema_names_the_kinds() -> None:
     job = schemas()["job"]
     assert "job_id" in job["required"]
-    assert set(job["$defs"]["JobKind"]["enum"]) == {"gcode", "hpgl", "toolpaths"}
+    assert set(job["$defs"]["JobKind"]["enum"]) == {"gcode", "hpgl", "toolpaths", "pattern", "svg"}
