@@ -60,7 +60,8 @@ REJECTION_CODES = frozenset({
     "unknown_field", "invalid_job", "invalid_command", "unsupported_kind", "unknown_command",
     "unsupported_version", "invalid_program", "unsupported_command", "line_too_long",
     "empty_program", "program_too_large", "blocked_instruction", "bad_line_break",
-    "invalid_toolpaths", "overlapping_copies", "repeated_passes",
+    "invalid_toolpaths", "overlapping_copies", "repeated_passes", "bad_pattern",
+    "unsupported_pattern",
     "out_of_bounds", "bad_signature", "wrong_target", "untargeted_signature", "queue_full",
     "estop_active",
 })
