@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 
 from agent.patterns.model import XY
+from agent.toolpaths.geometry import signed_area
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,8 @@ def chain_segments(segments: list[list[XY]], tolerance: float) -> list[Chain]:
     while free:
         current = free.pop(0)
         if len(current) > 2 and _dist(current[0], current[-1]) <= tolerance:
-            chains.append(Chain(_dedupe(current[:-1] if current[0] == current[-1] else current),
-                                True, _dist(current[0], current[-1])))
+            ring = current[:-1] if current[0] == current[-1] else current
+            chains.append(Chain(without_near_repeats(ring), True, _dist(current[0], current[-1])))
             continue
         grown = True
         while grown and free:
@@ -62,26 +63,17 @@ def chain_segments(segments: list[list[XY]], tolerance: float) -> list[Chain]:
         gap = _dist(current[0], current[-1])
         closed = gap <= tolerance and len(current) > 3
         pts = current[:-1] if closed else current
-        chains.append(Chain(_dedupe(pts), closed, gap))
+        chains.append(Chain(without_near_repeats(pts), closed, gap))
     return chains
 
 
-def _dedupe(points: list[XY]) -> list[XY]:
+def without_near_repeats(points: list[XY]) -> list[XY]:
+    """The points without consecutive ones closer than 1e-9 mm (flattening leaves such)."""
     out: list[XY] = []
     for p in points:
         if not out or _dist(out[-1], p) > 1e-9:
             out.append(p)
     return out
-
-
-def signed_area(ring: list[XY]) -> float:
-    total = 0.0
-    n = len(ring)
-    for i in range(n):
-        x1, y1 = ring[i]
-        x2, y2 = ring[(i + 1) % n]
-        total += x1 * y2 - x2 * y1
-    return total / 2.0
 
 
 def oriented(ring: list[XY], ccw: bool) -> list[XY]:

@@ -18,8 +18,9 @@ import re
 from collections import Counter
 from typing import Any
 
-from agent.patterns.chain import chain_segments, oriented
+from agent.patterns.chain import chain_segments, oriented, without_near_repeats
 from agent.patterns.model import XY, PatternError, PatternFile, Piece
+from agent.toolpaths.geometry import polygon_area
 
 MAX_DXF_BYTES = 9 * 1024 * 1024
 MAX_ENTITIES = 200_000
@@ -213,7 +214,7 @@ def _read_block(block: Any, scale: float, tol_mm: float, layers: Counter[str],
         raise PatternError(f"piece {piece.name!r} size {size} has no boundary on layer 1",
                            where=where)
     rings = _rings(boundary_parts, tol_mm, f"{where}, layer 1")
-    rings.sort(key=lambda r: -abs(_area(r)))
+    rings.sort(key=lambda r: -polygon_area(r))
     piece.boundary = oriented(rings[0], ccw=True)
     piece.cutouts = [oriented(r, ccw=False) for r in rings[1:]]
     piece.cutouts += [oriented(r, ccw=False)
@@ -229,16 +230,10 @@ def _rings(parts: list[list[XY]], tol_mm: float, where: str) -> list[list[XY]]:
             raise PatternError(
                 f"the line does not close: a gap of {chain.gap:.3f} mm at ({x:.2f}, {y:.2f}) mm "
                 f"(chain tolerance {tol_mm:g} mm)", where=where)
-        if len(chain.points) < 3 or abs(_area(chain.points)) < 1e-6:
+        if len(chain.points) < 3 or polygon_area(chain.points) < 1e-6:
             raise PatternError("a closed line with no area", where=where)
         rings.append(chain.points)
     return rings
-
-
-def _area(ring: list[XY]) -> float:
-    from agent.patterns.chain import signed_area
-
-    return signed_area(ring)
 
 
 def _ignore(piece: Piece, kind: str, layer: str) -> None:
@@ -262,11 +257,7 @@ def _flatten(e: Any, scale: float, at: str) -> list[XY]:
     except Exception as exc:  # noqa: BLE001 - ezdxf on untrusted geometry
         raise PatternError(f"unreadable geometry: {type(exc).__name__}: {exc}"[:200],
                            where=at) from None
-    points = [_xy(v, scale, at) for v in vertices]
-    out: list[XY] = []
-    for pt in points:
-        if not out or math.hypot(pt[0] - out[-1][0], pt[1] - out[-1][1]) > 1e-9:
-            out.append(pt)
+    out = without_near_repeats([_xy(v, scale, at) for v in vertices])
     if len(out) < 2:
         raise PatternError("a line with no length", where=at)
     return out

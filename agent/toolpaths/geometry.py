@@ -51,15 +51,20 @@ def open_ring(points: Sequence[XY]) -> Polyline:
     return ring
 
 
-def polygon_area(ring: Sequence[XY]) -> float:
-    """Unsigned area (shoelace) of the ring given by its vertices."""
+def signed_area(ring: Sequence[XY]) -> float:
+    """Shoelace area of the ring given by its vertices: positive when counter-clockwise."""
     total = 0.0
     n = len(ring)
     for i in range(n):
         x1, y1 = ring[i]
         x2, y2 = ring[(i + 1) % n]
         total += x1 * y2 - x2 * y1
-    return abs(total) / 2.0
+    return total / 2.0
+
+
+def polygon_area(ring: Sequence[XY]) -> float:
+    """Unsigned area (shoelace) of the ring given by its vertices."""
+    return abs(signed_area(ring))
 
 
 def point_in_polygon(point: XY, ring: Sequence[XY]) -> bool:
