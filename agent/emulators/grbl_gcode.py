@@ -299,6 +299,70 @@ class _AxisCommand(enum.Enum):
     TOOL_LENGTH = "tool_length"
 
 
+@dataclass
+class _Words:
+    """What gc_execute_line step 2 reads from a block: commands by modal group, value words,
+    and which command (if any) claims the axis words."""
+
+    commands: dict[Group, str] = field(default_factory=dict)
+    values: dict[str, float] = field(default_factory=dict)
+    axis_command: _AxisCommand | None = None
+
+
+@dataclass
+class _Block:
+    """One block on its way through gc_execute_line step 4 (execution), step by step.
+
+    ``state``/``offsets`` are the parser before the block, ``new``/``new_offsets`` what the steps
+    so far made of it; ``actions`` is what the machine must do, in order.
+    """
+
+    words: _Words
+    state: ParserState
+    offsets: Offsets
+    new: ParserState
+    new_offsets: Offsets
+    axis_words: dict[int, float]
+    unit: float
+    inverse_minutes: float | None = None
+    actions: list[Action] = field(default_factory=list)
+    work_offset_changed: bool = False
+
+    @property
+    def commands(self) -> dict[Group, str]:
+        return self.words.commands
+
+    @property
+    def values(self) -> dict[str, float]:
+        return self.words.values
+
+    @property
+    def non_modal(self) -> str | None:
+        return self.words.commands.get(Group.NON_MODAL)
+
+    @property
+    def motion(self) -> str:
+        return self.words.commands.get(Group.MOTION, self.state.motion)
+
+    def target(self, work_offset: Vec, *, machine: bool = False) -> Vec:
+        """Where the axis words point, in machine mm (GRBL's distance and offset rules)."""
+        out = list(self.state.position)
+        for axis, value in self.axis_words.items():
+            mm = value * self.unit
+            if machine:
+                out[axis] = mm
+            elif self.new.absolute:
+                out[axis] = mm + work_offset[axis]
+            else:
+                out[axis] = self.state.position[axis] + mm
+        return (out[0], out[1], out[2])
+
+    def move_to(self, kind: MoveKind, end: Vec, feed_mm_min: float,
+                inverse: float | None = None) -> None:
+        self.actions.append(_line(kind, self.new.position, end, feed_mm_min, inverse))
+        self.new = replace(self.new, position=end)
+
+
 def parse_block(
     line: str,
     state: ParserState,
@@ -308,104 +372,143 @@ def parse_block(
     laser_mode: bool = False,
     jog: bool = False,
 ) -> BlockResult:
-    """Check and apply one normalised block; raise :class:`GcodeError` with GRBL's code."""
-    unsupported = frozenset(canonical_command(name) for name in unsupported)
-    commands: dict[Group, str] = {}
-    values: dict[str, float] = {}
-    axis_command: _AxisCommand | None = None
+    """Check and apply one normalised block; raise :class:`GcodeError` with GRBL's code.
 
-    # Step 1: words, groups and single-word checks, in the order they appear.
+    The steps follow gc_execute_line's numbering (gcode.c): words (step 2), error checks and
+    the modal state (step 3), then execution in GRBL's order (step 4: feed rate mode and rate,
+    spindle speed, tool, spindle and coolant, dwell, tool length, coordinate system, the other
+    non-modal actions, motion, program flow). Unused words refuse the block (end of step 3).
+    """
+    words = _read_block_words(line, frozenset(canonical_command(n) for n in unsupported), jog)
+    if jog:
+        return _jog_block(words.commands, words.values, state, offsets)
+    block = _start_block(words, state, offsets)
+    _set_feed_and_modes(block)
+    _set_spindle_and_coolant(block, laser_mode)
+    _dwell(block)
+    _tool_length_offset(block)
+    _coordinate_system(block)
+    if block.motion == "G80" and block.axis_words:
+        raise GcodeError(GrblError.GCODE_AXIS_WORDS_EXIST)
+    wco_before = block.new.work_offset(block.new_offsets)
+    _non_modal_actions(block, wco_before)
+    if block.new.work_offset(block.new_offsets) != wco_before or block.new_offsets != offsets:
+        block.work_offset_changed = True
+    _motion(block)
+    _program_flow(block)
+    _refuse_unused_words(block)
+    return BlockResult(
+        state=block.new,
+        offsets=block.new_offsets,
+        actions=tuple(block.actions),
+        work_offset_changed=block.work_offset_changed,
+        commands=tuple(block.commands.values()),
+    )
+
+
+def _read_block_words(line: str, unsupported: frozenset[str], jog: bool) -> _Words:
+    """Step 2: words, groups and single-word checks, in the order they appear."""
+    words = _Words()
     for word in split_words(line):
         if word.letter in "GM":
-            group, name = (_g_command if word.letter == "G" else _m_command)(word)
-            if name in unsupported:
-                raise GcodeError(GrblError.GCODE_UNSUPPORTED_COMMAND)
-            if jog and not (group in _JOG_GROUPS or name == "G53"):
-                raise GcodeError(GrblError.INVALID_JOG_COMMAND)
-            if group in commands:
-                raise GcodeError(GrblError.GCODE_MODAL_GROUP_VIOLATION)
-            commands[group] = name
-            uses_axes = group is Group.MOTION or name in _AXIS_USING_NON_MODAL or name == "G43.1"
-            if uses_axes:
-                if axis_command is not None:
-                    raise GcodeError(GrblError.GCODE_AXIS_COMMAND_CONFLICT)
-                axis_command = (
-                    _AxisCommand.MOTION
-                    if group is Group.MOTION
-                    else _AxisCommand.TOOL_LENGTH
-                    if name == "G43.1"
-                    else _AxisCommand.NON_MODAL
-                )
+            _read_command_word(words, word, unsupported, jog)
         elif word.letter in _VALUE_LETTERS:
-            if word.letter in values:
-                raise GcodeError(GrblError.GCODE_WORD_REPEATED)
-            if word.letter in _NON_NEGATIVE and word.value < 0:
-                raise GcodeError(GrblError.NEGATIVE_VALUE)
-            if word.letter == "T" and word.value > MAX_TOOL_NUMBER:
-                raise GcodeError(GrblError.GCODE_MAX_VALUE_EXCEEDED)
-            # L and T keep only GRBL's uint8 int_value (L2.5 is L2); N is truncated.
-            if word.letter in "LT":
-                values[word.letter] = float(word.int_value)
-            elif word.letter == "N":
-                values[word.letter] = float(math.trunc(word.value))
-            else:
-                values[word.letter] = word.value
+            _read_value_word(words.values, word)
         else:
             raise GcodeError(GrblError.GCODE_UNSUPPORTED_COMMAND)
+    return words
 
-    if jog:
-        return _jog_block(commands, values, state, offsets)
 
+def _read_command_word(words: _Words, word: Word, unsupported: frozenset[str],
+                       jog: bool) -> None:
+    group, name = (_g_command if word.letter == "G" else _m_command)(word)
+    if name in unsupported:
+        raise GcodeError(GrblError.GCODE_UNSUPPORTED_COMMAND)
+    if jog and not (group in _JOG_GROUPS or name == "G53"):
+        raise GcodeError(GrblError.INVALID_JOG_COMMAND)
+    if group in words.commands:
+        raise GcodeError(GrblError.GCODE_MODAL_GROUP_VIOLATION)
+    words.commands[group] = name
+    if group is Group.MOTION or name in _AXIS_USING_NON_MODAL or name == "G43.1":
+        if words.axis_command is not None:
+            raise GcodeError(GrblError.GCODE_AXIS_COMMAND_CONFLICT)
+        words.axis_command = (
+            _AxisCommand.MOTION if group is Group.MOTION
+            else _AxisCommand.TOOL_LENGTH if name == "G43.1"
+            else _AxisCommand.NON_MODAL
+        )
+
+
+def _read_value_word(values: dict[str, float], word: Word) -> None:
+    if word.letter in values:
+        raise GcodeError(GrblError.GCODE_WORD_REPEATED)
+    if word.letter in _NON_NEGATIVE and word.value < 0:
+        raise GcodeError(GrblError.NEGATIVE_VALUE)
+    if word.letter == "T" and word.value > MAX_TOOL_NUMBER:
+        raise GcodeError(GrblError.GCODE_MAX_VALUE_EXCEEDED)
+    # L and T keep only GRBL's uint8 int_value (L2.5 is L2); N is truncated.
+    if word.letter in "LT":
+        values[word.letter] = float(word.int_value)
+    elif word.letter == "N":
+        values[word.letter] = float(math.trunc(word.value))
+    else:
+        values[word.letter] = word.value
+
+
+def _start_block(words: _Words, state: ParserState, offsets: Offsets) -> _Block:
+    """Step 3's first checks: axis words without a command mean the modal motion; N's range."""
+    values, commands = words.values, words.commands
     axis_words = {AXES.index(a): v for a, v in values.items() if a in AXES}
-    if axis_words and axis_command is None:
-        axis_command = _AxisCommand.MOTION
+    if axis_words and words.axis_command is None:
+        words.axis_command = _AxisCommand.MOTION
     if "N" in values and values["N"] > MAX_LINE_NUMBER:
         raise GcodeError(GrblError.GCODE_INVALID_LINE_NUMBER)
-
-    new = state
-    new_offsets = offsets
-    actions: list[Action] = []
-    non_modal = commands.get(Group.NON_MODAL)
-    motion = commands.get(Group.MOTION, state.motion)
     inches = commands[Group.UNITS] == "G20" if Group.UNITS in commands else state.inches
-    unit = MM_PER_INCH if inches else 1.0
+    return _Block(words=words, state=state, offsets=offsets, new=state, new_offsets=offsets,
+                  axis_words=axis_words, unit=MM_PER_INCH if inches else 1.0)
+
+
+def _set_feed_and_modes(block: _Block) -> None:
+    """Steps 4.2-4.5 plus the plane, units and distance modes (4.11, 4.12, 4.17).
+
+    In G93 every motion block carries its own F (GRBL asks it even of G0); the stored value is
+    the block's inverse-time number. Leaving G93 leaves the rate undefined.
+    """
+    commands, values, state = block.commands, block.values, block.state
     inverse_time = (
         commands[Group.FEED_MODE] == "G93" if Group.FEED_MODE in commands else state.inverse_time
     )
-    absolute = commands[Group.DISTANCE] == "G90" if Group.DISTANCE in commands else state.absolute
-    plane = commands.get(Group.PLANE, state.plane)
-
-    # Feed rate. In G93 every motion block carries its own F (GRBL asks it even of G0); the
-    # stored value is the block's inverse-time number. Leaving G93 leaves the rate undefined.
-    inverse_minutes: float | None = None
     if inverse_time:
-        if axis_command is _AxisCommand.MOTION and "F" not in values:
+        if block.words.axis_command is _AxisCommand.MOTION and "F" not in values:
             raise GcodeError(GrblError.GCODE_UNDEFINED_FEED_RATE)
         feed_mm_min = values.get("F", 0.0)
         if feed_mm_min > 0:
-            inverse_minutes = 1.0 / feed_mm_min
+            block.inverse_minutes = 1.0 / feed_mm_min
     elif state.inverse_time:
         feed_mm_min = values.get("F", 0.0)
     else:
-        feed_mm_min = values["F"] * unit if "F" in values else state.feed_mm_min
-
-    new = replace(
-        new,
-        inches=inches,
+        feed_mm_min = values["F"] * block.unit if "F" in values else state.feed_mm_min
+    block.new = replace(
+        block.new,
+        inches=block.unit != 1.0,
         inverse_time=inverse_time,
-        absolute=absolute,
-        plane=plane,
+        absolute=(commands[Group.DISTANCE] == "G90" if Group.DISTANCE in commands
+                  else state.absolute),
+        plane=commands.get(Group.PLANE, state.plane),
         feed_mm_min=feed_mm_min,
         line_number=int(values["N"]) if "N" in values else state.line_number,
     )
     if "S" in values:
-        new = replace(new, spindle_speed=values["S"])
+        block.new = replace(block.new, spindle_speed=values["S"])
     if "T" in values:
-        new = replace(new, tool=int(values["T"]))
+        block.new = replace(block.new, tool=int(values["T"]))
 
-    # Spindle and coolant. GRBL 1.1 waits for planned motion to finish before it switches the
-    # spindle or coolant, even in laser mode; a new S alone waits too, except in laser mode on
-    # a block that cuts (there the power rides along with the motion).
+
+def _set_spindle_and_coolant(block: _Block, laser_mode: bool) -> None:
+    """Steps 4.7-4.9. GRBL 1.1 waits for planned motion to finish before it switches the
+    spindle or coolant, even in laser mode; a new S alone waits too, except in laser mode on a
+    block that cuts (there the power rides along with the motion)."""
+    commands, state = block.commands, block.state
     spindle = commands.get(Group.SPINDLE, state.spindle)
     mist, flood = state.mist, state.flood
     coolant = commands.get(Group.COOLANT)
@@ -417,216 +520,210 @@ def parse_block(
         mist = flood = False
     laser_cut = (
         laser_mode
-        and axis_command is _AxisCommand.MOTION
-        and motion in ("G1", "G2", "G3")
-        and bool(axis_words)
+        and block.words.axis_command is _AxisCommand.MOTION
+        and block.motion in ("G1", "G2", "G3")
+        and bool(block.axis_words)
     )
     speed_sync = (
-        state.spindle != "M5" and new.spindle_speed != state.spindle_speed and not laser_cut
+        state.spindle != "M5" and block.new.spindle_speed != state.spindle_speed and not laser_cut
     )
     if spindle != state.spindle or speed_sync or (mist, flood) != (state.mist, state.flood):
-        actions.append(Sync())
-    new = replace(new, spindle=spindle, mist=mist, flood=flood)
+        block.actions.append(Sync())
+    block.new = replace(block.new, spindle=spindle, mist=mist, flood=flood)
     if Group.OVERRIDE in commands:
-        values.pop("P", None)
+        block.values.pop("P", None)
 
-    if non_modal == "G4":
-        if "P" not in values:
+
+def _dwell(block: _Block) -> None:
+    """Step 4.10: G4 needs P (seconds) and waits for the buffer to empty first."""
+    if block.non_modal == "G4":
+        if "P" not in block.values:
             raise GcodeError(GrblError.GCODE_VALUE_WORD_MISSING)
-        actions.extend((Sync(), Dwell(values.pop("P"))))
+        block.actions.extend((Sync(), Dwell(block.values.pop("P"))))
 
-    if Group.TOOL_LENGTH in commands:
-        if commands[Group.TOOL_LENGTH] == "G43.1":
-            if set(axis_words) != {2}:
-                raise GcodeError(GrblError.GCODE_G43_DYNAMIC_AXIS_ERROR)
-            tlo = axis_words[2] * unit
-        else:
-            tlo = 0.0
-        new = replace(new, tool_length_active=commands[Group.TOOL_LENGTH] == "G43.1")
-        if tlo != offsets.tool_length:
-            new_offsets = replace(new_offsets, tool_length=tlo)
-            actions.append(Sync())
 
-    if Group.COORD_SYSTEM in commands:
-        coord = int(commands[Group.COORD_SYSTEM][1:]) - 54
-        if coord != state.coord_select:
-            actions.append(Sync())
-        new = replace(new, coord_select=coord)
+def _tool_length_offset(block: _Block) -> None:
+    """Step 4.14: G43.1 takes a Z word only; G49 cancels. A change waits for the buffer."""
+    commands = block.commands
+    if Group.TOOL_LENGTH not in commands:
+        return
+    dynamic = commands[Group.TOOL_LENGTH] == "G43.1"
+    if dynamic:
+        if set(block.axis_words) != {2}:
+            raise GcodeError(GrblError.GCODE_G43_DYNAMIC_AXIS_ERROR)
+        tlo = block.axis_words[2] * block.unit
+    else:
+        tlo = 0.0
+    block.new = replace(block.new, tool_length_active=dynamic)
+    if tlo != block.offsets.tool_length:
+        block.new_offsets = replace(block.new_offsets, tool_length=tlo)
+        block.actions.append(Sync())
 
-    if motion == "G80" and axis_words:
-        raise GcodeError(GrblError.GCODE_AXIS_WORDS_EXIST)
 
-    # Where axis words point: machine coordinates in mm, per GRBL's distance and offset rules.
-    wco_before = new.work_offset(new_offsets)
+def _coordinate_system(block: _Block) -> None:
+    """Step 4.15: G54-G59; a change waits for the buffer."""
+    if Group.COORD_SYSTEM in block.commands:
+        coord = int(block.commands[Group.COORD_SYSTEM][1:]) - 54
+        if coord != block.state.coord_select:
+            block.actions.append(Sync())
+        block.new = replace(block.new, coord_select=coord)
 
-    def target(work_offset: Vec, *, machine: bool = False) -> Vec:
-        out = list(state.position)
-        for axis, value in axis_words.items():
-            mm = value * unit
-            if machine:
-                out[axis] = mm
-            elif absolute:
-                out[axis] = mm + work_offset[axis]
-            else:
-                out[axis] = state.position[axis] + mm
-        return (out[0], out[1], out[2])
 
-    position = state.position
-    work_offset_changed = False
-
+def _non_modal_actions(block: _Block, wco_before: Vec) -> None:
+    """Step 4.19: G10, G28/G30 (and .1), G92/G92.1; G53 only with G0 or G1."""
+    non_modal = block.non_modal
     if non_modal == "G10":
-        if not axis_words:
-            raise GcodeError(GrblError.GCODE_NO_AXIS_WORDS)
-        if "P" not in values and "L" not in values:
-            raise GcodeError(GrblError.GCODE_VALUE_WORD_MISSING)
-        l_word = values.pop("L", 0.0)
-        p_word = values.pop("P", 0.0)
-        index = math.trunc(p_word)
-        if index > 6:
-            raise GcodeError(GrblError.GCODE_UNSUPPORTED_COORD_SYS)
-        if l_word not in (2.0, 20.0) or (l_word == 2.0 and "R" in values):
-            raise GcodeError(GrblError.GCODE_UNSUPPORTED_COMMAND)
-        slot = new.coord_select if index == 0 else index - 1
-        coords = list(new_offsets.coord_systems[slot])
-        for axis, value in axis_words.items():
-            mm = value * unit
-            if l_word == 2.0:
-                coords[axis] = mm
-            else:
-                extra = new_offsets.tool_length if axis == 2 else 0.0
-                coords[axis] = position[axis] - mm - new_offsets.g92[axis] - extra
-        systems = list(new_offsets.coord_systems)
-        systems[slot] = (coords[0], coords[1], coords[2])
-        new_offsets = replace(new_offsets, coord_systems=tuple(systems))
-        actions.append(Sync())
+        _set_coordinate_data(block)
     elif non_modal in ("G28.1", "G30.1"):
+        position = block.state.position
         if non_modal == "G28.1":
-            new_offsets = replace(new_offsets, g28=position)
+            block.new_offsets = replace(block.new_offsets, g28=position)
         else:
-            new_offsets = replace(new_offsets, g30=position)
-        actions.append(Sync())
+            block.new_offsets = replace(block.new_offsets, g30=position)
+        block.actions.append(Sync())
     elif non_modal == "G92":
-        if not axis_words:
-            raise GcodeError(GrblError.GCODE_NO_AXIS_WORDS)
-        g92 = list(new_offsets.g92)
-        cs = new_offsets.coord_systems[new.coord_select]
-        for axis, value in axis_words.items():
-            extra = new_offsets.tool_length if axis == 2 else 0.0
-            g92[axis] = position[axis] - cs[axis] - value * unit - extra
-        new_offsets = replace(new_offsets, g92=(g92[0], g92[1], g92[2]))
-        actions.append(Sync())
+        _set_g92(block)
     elif non_modal == "G92.1":
-        new_offsets = replace(new_offsets, g92=ZERO)
-        actions.append(Sync())
-    elif non_modal == "G53" and motion not in ("G0", "G1"):
+        block.new_offsets = replace(block.new_offsets, g92=ZERO)
+        block.actions.append(Sync())
+    elif non_modal == "G53" and block.motion not in ("G0", "G1"):
         raise GcodeError(GrblError.GCODE_G53_INVALID_MOTION_MODE)
     elif non_modal in ("G28", "G30"):
-        stored = new_offsets.g28 if non_modal == "G28" else new_offsets.g30
-        if axis_words:
-            via = target(wco_before)
-            actions.append(_line(MoveKind.RAPID, position, via, 0.0))
-            position = via
+        stored = block.new_offsets.g28 if non_modal == "G28" else block.new_offsets.g30
+        if block.axis_words:
+            block.move_to(MoveKind.RAPID, block.target(wco_before), 0.0)
         # Only the axes named (or all, if none named) go to the stored position.
-        final = list(position)
-        for axis in axis_words or (0, 1, 2):
+        final = list(block.new.position)
+        for axis in block.axis_words or (0, 1, 2):
             final[axis] = stored[axis]
-        end = (final[0], final[1], final[2])
-        actions.append(_line(MoveKind.RAPID, position, end, 0.0))
-        position = end
+        block.move_to(MoveKind.RAPID, (final[0], final[1], final[2]), 0.0)
 
-    if new.work_offset(new_offsets) != wco_before or new_offsets != offsets:
-        work_offset_changed = True
 
-    # Motion modes.
-    if axis_command is _AxisCommand.MOTION and motion not in ("G80",):
-        machine = non_modal == "G53"
-        wco = new.work_offset(new_offsets)
-        if motion == "G0":
-            if axis_words:
-                end = target(wco, machine=machine)
-                actions.append(_line(MoveKind.RAPID, position, end, 0.0))
-                position = end
+def _set_coordinate_data(block: _Block) -> None:
+    """G10 L2 (offsets as given) and G10 L20 (offsets that make the current position the
+    given one), P0 the active system, P1-P6 G54-G59; written to EEPROM, so it syncs."""
+    values, offsets = block.values, block.new_offsets
+    if not block.axis_words:
+        raise GcodeError(GrblError.GCODE_NO_AXIS_WORDS)
+    if "P" not in values and "L" not in values:
+        raise GcodeError(GrblError.GCODE_VALUE_WORD_MISSING)
+    l_word = values.pop("L", 0.0)
+    index = math.trunc(values.pop("P", 0.0))
+    if index > 6:
+        raise GcodeError(GrblError.GCODE_UNSUPPORTED_COORD_SYS)
+    if l_word not in (2.0, 20.0) or (l_word == 2.0 and "R" in values):
+        raise GcodeError(GrblError.GCODE_UNSUPPORTED_COMMAND)
+    slot = block.new.coord_select if index == 0 else index - 1
+    coords = list(offsets.coord_systems[slot])
+    position = block.state.position
+    for axis, value in block.axis_words.items():
+        mm = value * block.unit
+        if l_word == 2.0:
+            coords[axis] = mm
         else:
-            if (inverse_time and inverse_minutes is None) or (
-                not inverse_time and feed_mm_min <= 0
-            ):
-                raise GcodeError(GrblError.GCODE_UNDEFINED_FEED_RATE)
-            if motion == "G1":
-                if axis_words:
-                    end = target(wco, machine=machine)
-                    actions.append(
-                        _line(MoveKind.FEED, position, end, feed_mm_min, inverse_minutes)
-                    )
-                    position = end
-            elif motion in ("G2", "G3"):
-                end = target(wco)
-                move = _arc(
-                    clockwise=motion == "G2",
-                    plane=plane,
-                    start=position,
-                    end=end,
-                    axis_words=axis_words,
-                    values=values,
-                    unit=unit,
-                    feed_mm_min=feed_mm_min,
-                    inverse_minutes=inverse_minutes,
-                )
-                actions.append(move)
-                position = end
-            else:  # G38.x probing
-                if not axis_words:
-                    raise GcodeError(GrblError.GCODE_NO_AXIS_WORDS)
-                end = target(wco)
-                if end == position:
-                    raise GcodeError(GrblError.GCODE_INVALID_TARGET)
-                probe = _line(MoveKind.PROBE, position, end, feed_mm_min, inverse_minutes)
-                actions.extend((Sync(), probe, Sync(), ProbeCheck(motion in ("G38.2", "G38.4"))))
-                position = end
-    new = replace(new, motion=motion, position=position)
+            extra = offsets.tool_length if axis == 2 else 0.0
+            coords[axis] = position[axis] - mm - offsets.g92[axis] - extra
+    systems = list(offsets.coord_systems)
+    systems[slot] = (coords[0], coords[1], coords[2])
+    block.new_offsets = replace(offsets, coord_systems=tuple(systems))
+    block.actions.append(Sync())
 
-    # Program flow.
-    stopping = commands.get(Group.STOPPING)
+
+def _set_g92(block: _Block) -> None:
+    """G92: an offset that makes the current position read as the given one."""
+    if not block.axis_words:
+        raise GcodeError(GrblError.GCODE_NO_AXIS_WORDS)
+    offsets = block.new_offsets
+    g92 = list(offsets.g92)
+    cs = offsets.coord_systems[block.new.coord_select]
+    position = block.state.position
+    for axis, value in block.axis_words.items():
+        extra = offsets.tool_length if axis == 2 else 0.0
+        g92[axis] = position[axis] - cs[axis] - value * block.unit - extra
+    block.new_offsets = replace(offsets, g92=(g92[0], g92[1], g92[2]))
+    block.actions.append(Sync())
+
+
+def _motion(block: _Block) -> None:
+    """Step 4.20: G0, G1, G2/G3 and G38.x, in the motion mode the block leaves in force."""
+    motion = block.motion
+    if block.words.axis_command is not _AxisCommand.MOTION or motion == "G80":
+        block.new = replace(block.new, motion=motion)
+        return
+    machine = block.non_modal == "G53"
+    wco = block.new.work_offset(block.new_offsets)
+    new = block.new
+    if motion == "G0":
+        if block.axis_words:
+            block.move_to(MoveKind.RAPID, block.target(wco, machine=machine), 0.0)
+    else:
+        if (new.inverse_time and block.inverse_minutes is None) or (
+            not new.inverse_time and new.feed_mm_min <= 0
+        ):
+            raise GcodeError(GrblError.GCODE_UNDEFINED_FEED_RATE)
+        if motion == "G1":
+            if block.axis_words:
+                block.move_to(MoveKind.FEED, block.target(wco, machine=machine),
+                              new.feed_mm_min, block.inverse_minutes)
+        elif motion in ("G2", "G3"):
+            end = block.target(wco)
+            block.actions.append(_arc(
+                clockwise=motion == "G2", plane=new.plane, start=new.position, end=end,
+                axis_words=block.axis_words, values=block.values, unit=block.unit,
+                feed_mm_min=new.feed_mm_min, inverse_minutes=block.inverse_minutes,
+            ))
+            block.new = replace(block.new, position=end)
+        else:
+            _probe(block, wco)
+    block.new = replace(block.new, motion=motion)
+
+
+def _probe(block: _Block, wco: Vec) -> None:
+    """G38.2-G38.5: sync, move until the probe changes, sync, then check the probe (G38.2 and
+    G38.4 alarm when it never did)."""
+    if not block.axis_words:
+        raise GcodeError(GrblError.GCODE_NO_AXIS_WORDS)
+    start = block.new.position
+    end = block.target(wco)
+    if end == start:
+        raise GcodeError(GrblError.GCODE_INVALID_TARGET)
+    probe = _line(MoveKind.PROBE, start, end, block.new.feed_mm_min, block.inverse_minutes)
+    block.actions.extend((Sync(), probe, Sync(), ProbeCheck(block.motion in ("G38.2", "G38.4"))))
+    block.new = replace(block.new, position=end)
+
+
+def _program_flow(block: _Block) -> None:
+    """Step 4.21: M0/M1 pause (M1 only with optional stop, which GRBL does not build in); M2/M30
+    wait for the buffer, then reset the modes gc_execute_line lists."""
+    stopping = block.commands.get(Group.STOPPING)
     if stopping in ("M0", "M1"):
-        new = replace(new, program_flow=stopping)
+        block.new = replace(block.new, program_flow=stopping)
         if stopping == "M0":
-            actions.extend((Sync(), Pause()))
+            block.actions.extend((Sync(), Pause()))
     elif stopping in ("M2", "M30"):
-        actions.append(Sync())
-        new = replace(
-            new,
-            motion="G1",
-            plane="G17",
-            absolute=True,
-            inverse_time=False,
-            coord_select=0,
-            spindle="M5",
-            mist=False,
-            flood=False,
-            program_flow="",
+        block.actions.append(Sync())
+        block.new = replace(
+            block.new, motion="G1", plane="G17", absolute=True, inverse_time=False,
+            coord_select=0, spindle="M5", mist=False, flood=False, program_flow="",
         )
-        actions.append(ProgramEnd())
-        if new.work_offset(new_offsets) != state.work_offset(offsets):
-            work_offset_changed = True
+        block.actions.append(ProgramEnd())
+        if block.new.work_offset(block.new_offsets) != block.state.work_offset(block.offsets):
+            block.work_offset_changed = True
 
-    # Words nothing used: GRBL refuses the whole block.
+
+def _refuse_unused_words(block: _Block) -> None:
+    """End of step 3: words nothing used make GRBL refuse the whole block (error:36)."""
+    values = block.values
     for letter in "NFST":
         values.pop(letter, None)
-    if axis_command is not None:
+    if block.words.axis_command is not None:
         for letter in AXES:
             values.pop(letter, None)
-    if motion in ("G2", "G3") and axis_command is _AxisCommand.MOTION:
+    if block.motion in ("G2", "G3") and block.words.axis_command is _AxisCommand.MOTION:
         for letter in "IJKR":
             values.pop(letter, None)
     if values:
         raise GcodeError(GrblError.GCODE_UNUSED_WORDS)
-
-    return BlockResult(
-        state=new,
-        offsets=new_offsets,
-        actions=tuple(actions),
-        work_offset_changed=work_offset_changed,
-        commands=tuple(commands.values()),
-    )
 
 
 def _jog_block(

@@ -16,6 +16,7 @@ import io
 import math
 import re
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from agent.patterns.chain import chain_segments, oriented, without_near_repeats
@@ -144,6 +145,39 @@ def _refuse_rule_files(doc: Any, blocks: list[Any]) -> None:
 
 def _read_block(block: Any, scale: float, tol_mm: float, layers: Counter[str],
                 budget: list[int]) -> Piece | None:
+    """One AAMA piece block: its notes name it; layer 1 is its cut line, layer 11 cut-outs."""
+    piece = _piece_header(block)
+    if piece is None:
+        return None
+    where = f"block {block.name}"
+    outlines = _Outlines()
+    for e in block:
+        layer = str(e.dxf.layer).strip()
+        layers[layer] += 1
+        _take_entity(e, layer, piece, outlines, scale, budget)
+    if not outlines.boundary:
+        raise PatternError(f"piece {piece.name!r} size {piece.size} has no boundary on layer 1",
+                           where=where)
+    rings = _rings(outlines.boundary, tol_mm, f"{where}, layer 1")
+    rings.sort(key=lambda r: -polygon_area(r))
+    piece.boundary = oriented(rings[0], ccw=True)
+    piece.cutouts = [oriented(r, ccw=False) for r in rings[1:]]
+    piece.cutouts += [oriented(r, ccw=False)
+                      for r in _rings(outlines.cutouts, tol_mm, f"{where}, layer 11")]
+    return piece
+
+
+@dataclass
+class _Outlines:
+    """A piece's cut line and cut-out parts as read, before they are chained into rings."""
+
+    boundary: list[list[XY]] = field(default_factory=list)
+    cutouts: list[list[XY]] = field(default_factory=list)
+
+
+def _piece_header(block: Any) -> Piece | None:
+    """The piece's name, size and quantity from its "Piece Name:" / "Size:" / "Quantity:"
+    notes; None for a block that names no piece (a title block, a symbol)."""
     notes = _notes(block)
     name = notes.get("piece name") or notes.get("name")
     if not name:
@@ -153,73 +187,69 @@ def _read_block(block: Any, scale: float, tol_mm: float, layers: Counter[str],
     if not size:
         raise PatternError(f"piece {name!r} has no 'Size:' note", where=where)
     quantity: int | None = None
-    if notes.get("quantity") or notes.get("qty"):
-        text = (notes.get("quantity") or notes.get("qty") or "").strip()
+    text = (notes.get("quantity") or notes.get("qty") or "").strip()
+    if text:
         if not text.isdigit() or not 1 <= int(text) <= 100:
             raise PatternError(f"'Quantity: {text[:20]}' is not a whole number 1..100",
                                where=where)
         quantity = int(text)
-    boundary_parts: list[list[XY]] = []
-    cutout_parts: list[list[XY]] = []
-    piece = Piece(block.name, name.strip(), size, quantity, [])
-    for e in block:
-        kind = e.dxftype()
-        layer = str(e.dxf.layer).strip()
-        layers[layer] += 1
-        at = f"{where}, layer {layer}, {kind} #{e.dxf.handle}"
-        if kind in ("TEXT", "MTEXT", "ATTDEF", "ATTRIB"):
-            if not _NOTE.match(str(e.dxf.text if kind != "MTEXT" else e.plain_text())):
-                piece.annotations += 1
-            continue
-        if kind == "POINT":
-            loc = _xy(e.dxf.location, scale, at)
-            if layer in NOTCH_LAYERS:
-                piece.notches.append(loc)
-            elif layer == DRILL:
-                piece.drills.append(loc)
-            else:
-                _ignore(piece, kind, layer)
-            continue
-        if kind == "CIRCLE" and layer == DRILL:
-            piece.drills.append(_xy(e.dxf.center, scale, at))
-            continue
-        if kind not in ("LINE", "LWPOLYLINE", "POLYLINE", "ARC", "CIRCLE", "SPLINE", "ELLIPSE"):
-            _ignore(piece, kind, layer)
-            continue
-        if layer in CONSTRUCTION:
-            _ignore(piece, kind, layer)
-            continue
+    return Piece(block.name, name.strip(), size, quantity, [])
+
+
+_CURVES = frozenset({"LINE", "LWPOLYLINE", "POLYLINE", "ARC", "CIRCLE", "SPLINE", "ELLIPSE"})
+
+
+def _take_entity(e: Any, layer: str, piece: Piece, outlines: _Outlines, scale: float,
+                 budget: list[int]) -> None:
+    """File one entity of a piece block by its AAMA layer; what no layer rule uses is counted
+    as ignored (reported in the pattern's info, never silently dropped)."""
+    kind = e.dxftype()
+    at = f"block {piece.block}, layer {layer}, {kind} #{e.dxf.handle}"
+    if kind in ("TEXT", "MTEXT", "ATTDEF", "ATTRIB"):
+        if not _NOTE.match(str(e.dxf.text if kind != "MTEXT" else e.plain_text())):
+            piece.annotations += 1
+    elif kind == "POINT":
+        _take_point(_xy(e.dxf.location, scale, at), kind, layer, piece)
+    elif kind == "CIRCLE" and layer == DRILL:
+        piece.drills.append(_xy(e.dxf.center, scale, at))
+    elif kind not in _CURVES or layer in CONSTRUCTION:
+        _ignore(piece, kind, layer)
+    else:
         points = _flatten(e, scale, at)
         budget[0] -= len(points)
         if budget[0] < 0:
             raise PatternError(f"more than {MAX_POINTS} points after flattening curves",
                                where=at)
-        if layer == BOUNDARY:
-            boundary_parts.append(points)
-        elif layer == CUTOUT:
-            cutout_parts.append(points)
-        elif layer in NOTCH_LAYERS:
-            piece.notch_lines.append(points)
-        elif layer == INTERNAL:
-            piece.internal.append(points)
-        elif layer in SEW_LAYERS:
-            piece.sew.append(points)
-        elif layer == GRAIN:
-            piece.grain = (points[0], points[-1])
-        elif layer == MIRROR:
-            piece.mirror = (points[0], points[-1])
-        else:
-            _ignore(piece, kind, layer)
-    if not boundary_parts:
-        raise PatternError(f"piece {piece.name!r} size {size} has no boundary on layer 1",
-                           where=where)
-    rings = _rings(boundary_parts, tol_mm, f"{where}, layer 1")
-    rings.sort(key=lambda r: -polygon_area(r))
-    piece.boundary = oriented(rings[0], ccw=True)
-    piece.cutouts = [oriented(r, ccw=False) for r in rings[1:]]
-    piece.cutouts += [oriented(r, ccw=False)
-                      for r in _rings(cutout_parts, tol_mm, f"{where}, layer 11")]
-    return piece
+        _take_line(points, kind, layer, piece, outlines)
+
+
+def _take_point(loc: XY, kind: str, layer: str, piece: Piece) -> None:
+    if layer in NOTCH_LAYERS:
+        piece.notches.append(loc)
+    elif layer == DRILL:
+        piece.drills.append(loc)
+    else:
+        _ignore(piece, kind, layer)
+
+
+def _take_line(points: list[XY], kind: str, layer: str, piece: Piece,
+               outlines: _Outlines) -> None:
+    if layer == BOUNDARY:
+        outlines.boundary.append(points)
+    elif layer == CUTOUT:
+        outlines.cutouts.append(points)
+    elif layer in NOTCH_LAYERS:
+        piece.notch_lines.append(points)
+    elif layer == INTERNAL:
+        piece.internal.append(points)
+    elif layer in SEW_LAYERS:
+        piece.sew.append(points)
+    elif layer == GRAIN:
+        piece.grain = (points[0], points[-1])
+    elif layer == MIRROR:
+        piece.mirror = (points[0], points[-1])
+    else:
+        _ignore(piece, kind, layer)
 
 
 def _rings(parts: list[list[XY]], tol_mm: float, where: str) -> list[list[XY]]:
