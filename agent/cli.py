@@ -122,7 +122,7 @@ async def _run_emulator(args: argparse.Namespace) -> None:
 
 
 PASSTHROUGH = {
-    "preview": ("agent.toolpaths", "preview_main"),
+    "preview": ("agent.preview", "preview_main"),
     "doctor": ("agent.doctor", "doctor_main"),
     "keys": ("agent.signing", "keys_main"),
     "sign": ("agent.signing", "sign_main"),
