@@ -43,7 +43,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pools",),
     ("station",),
     # Emulators sit at the top so that nothing but the CLI, the demo and the tests wires them.
-    ("app", "doctor", "preview", "submit", "emulators"),
+    ("app", "doctor", "preview", "submit", "schema_export", "emulators"),
     ("demo",),
     ("cli",),
 )
