@@ -200,7 +200,7 @@ class Station(DeviceEvents):
             log.exception("handling a %s message failed", name.value)
             try:
                 self.reject(Rejection("internal_error", f"the agent failed to handle this "
-                                       f"{name.value}: {type(exc).__name__}"))
+                                      f"{name.value}: {type(exc).__name__}"))
             except StorageError:
                 raise
             except Exception:
@@ -265,12 +265,12 @@ class Station(DeviceEvents):
             return
         if self.estop_latched:
             self.reject(Rejection("estop_active", "the station is in emergency stop: release "
-                                   "the e-stop and send reset first", job_id))
+                                  "the e-stop and send reset first", job_id))
             return
         waiting = self.store.count_waiting()
         if waiting >= self.config.limits.max_queued_jobs:
             self.reject(Rejection("queue_full", f"{waiting} jobs are already waiting "
-                                   f"(limit {self.config.limits.max_queued_jobs})", job_id))
+                                  f"(limit {self.config.limits.max_queued_jobs})", job_id))
             return
         self.store_job(job, waiting=waiting)
         self.runner.notify_queue()

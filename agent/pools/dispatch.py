@@ -1,4 +1,5 @@
 """The pool keeper's decisions, without I/O: which job is offered to which station, and when.
+(Its jobs are kept by :class:`agent.pools.store.PoolJobStore`; the keeper does the messaging.)
 
 Exactly once rests on three rules:
 - a pool job is stored (and synced) before the broker's delivery is acknowledged, and stays

@@ -4,6 +4,9 @@ The station claims an offer only when it could start the job at once; it answers
 assignment exactly once (the answer is stored with the assignment's token, in the same
 transaction as the job itself), so a redelivered assignment is answered again, never run again,
 and a job handed back can never start here from a stale delivery.
+
+What it uses of its station is :class:`agent.pools.host.PoolHost`, and nothing else; its rows
+are kept by :class:`agent.pools.store.AnsweredAssignments`.
 """
 
 from __future__ import annotations
