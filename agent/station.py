@@ -34,6 +34,7 @@ from agent.jobs.states import JobState
 from agent.jobs.store import JobStore
 from agent.link.topics import TopicName
 from agent.pools.member import PoolMember
+from agent.pools.store import AnsweredAssignments
 from agent.profiles import Profile
 from agent.reporter import Reporter
 from agent.safety.light import LightState, StackLight
@@ -76,14 +77,15 @@ class Station(DeviceEvents):
             profile, config.serial.port, config.serial.baud, self,
             config.serial.reopen_interval_s,
         )
-        self.runner = JobRunner(db, store, reporter, self.device, may_start=self._start_blocker,
+        self.runner = JobRunner(db, store, reporter, self.device, may_start=self.start_blocker,
                                 on_change=self.refresh_status,
                                 keep_start_hold=config.operator.start_after_estop)
         self._device_state = ""
         self._alarm: Any = None
         self.light: StackLight | None = None
         self.verifier: JobVerifier | None = None
-        self.pool_member = PoolMember(self)
+        self.pool_member = PoolMember(self, AnsweredAssignments(db),
+                                      station_id=config.station_id, pools=config.pools)
         self._background: set[asyncio.Task[Any]] = set()
         # Storage faults: what failed and since when (for the storage_error event).
         self._storage_fault: tuple[StorageError, str] | None = None
@@ -96,7 +98,8 @@ class Station(DeviceEvents):
 
     # -- state -----------------------------------------------------------------------------
 
-    def _start_blocker(self) -> str | None:
+    def start_blocker(self) -> str | None:
+        """Why no job may start now though the station is idle; None: one may."""
         if self.estop_latched:
             return "estop"
         if self.door_open:
@@ -199,8 +202,8 @@ class Station(DeviceEvents):
             # forever: it is answered like any other bad input, and logged with its traceback.
             log.exception("handling a %s message failed", name.value)
             try:
-                self._reject(Rejection("internal_error", f"the agent failed to handle this "
-                                       f"{name.value}: {type(exc).__name__}"))
+                self.reject(Rejection("internal_error", f"the agent failed to handle this "
+                                      f"{name.value}: {type(exc).__name__}"))
             except StorageError:
                 raise
             except Exception:
@@ -209,13 +212,13 @@ class Station(DeviceEvents):
     async def handle_job(self, payload: bytes) -> None:
         # Checking the signature, validating and compiling a large job take a while: off the
         # event loop, so the machine's stream, the keepalive and the e-stop path never wait.
-        result = await asyncio.to_thread(self._validate_job, payload)
+        result = await asyncio.to_thread(self.validate_job, payload)
         if isinstance(result, Rejection):
-            self._reject(result)
+            self.reject(result)
             return
         self._accept(result)
 
-    def _validate_job(self, payload: bytes, *, pool: str | None = None) -> AcceptedJob | Rejection:
+    def validate_job(self, payload: bytes, *, pool: str | None = None) -> AcceptedJob | Rejection:
         """Pure work on the payload (no database, no events): runs in a worker thread.
 
         ``pool``: the pool the keeper assigned it from; None for a job sent to this station."""
@@ -264,13 +267,13 @@ class Station(DeviceEvents):
             })
             return
         if self.estop_latched:
-            self._reject(Rejection("estop_active", "the station is in emergency stop: release "
-                                   "the e-stop and send reset first", job_id))
+            self.reject(Rejection("estop_active", "the station is in emergency stop: release "
+                                  "the e-stop and send reset first", job_id))
             return
         waiting = self.store.count_waiting()
         if waiting >= self.config.limits.max_queued_jobs:
-            self._reject(Rejection("queue_full", f"{waiting} jobs are already waiting "
-                                   f"(limit {self.config.limits.max_queued_jobs})", job_id))
+            self.reject(Rejection("queue_full", f"{waiting} jobs are already waiting "
+                                  f"(limit {self.config.limits.max_queued_jobs})", job_id))
             return
         self.store_job(job, waiting=waiting)
         self.runner.notify_queue()
@@ -288,13 +291,14 @@ class Station(DeviceEvents):
                 **(job.program.detail or {}),
             })
 
-    def _reject(self, rejection: Rejection) -> None:
+    def reject(self, rejection: Rejection) -> None:
+        """Tell the planner a job or command was refused (its ``rejected`` event)."""
         self.reporter.event(EventType.REJECTED, rejection.job_id, rejection.detail())
 
     async def handle_command(self, payload: bytes) -> None:
         parsed = parse_command(payload, max_bytes=self.config.mqtt.max_payload_bytes)
         if isinstance(parsed, Rejection):
-            self._reject(parsed)
+            self.reject(parsed)
             return
         problem = await self._apply(parsed)
         if problem is not None:
@@ -302,7 +306,7 @@ class Station(DeviceEvents):
             extra: dict[str, Any] = {"cmd": parsed.cmd.value}
             if parsed.request_id:
                 extra["request_id"] = parsed.request_id
-            self._reject(Rejection(code, message, parsed.job_id, extra))
+            self.reject(Rejection(code, message, parsed.job_id, extra))
         self.refresh_status()
 
     async def _apply(self, cmd: Command) -> tuple[str, str] | None:

@@ -1,4 +1,5 @@
 """The pool keeper's decisions, without I/O: which job is offered to which station, and when.
+(Its jobs are kept by :class:`agent.pools.store.PoolJobStore`; the keeper does the messaging.)
 
 Exactly once rests on three rules:
 - a pool job is stored (and synced) before the broker's delivery is acknowledged, and stays
@@ -22,7 +23,6 @@ may be stale, which costs at most a declined offer, never a job.
 
 from __future__ import annotations
 
-import enum
 import hmac
 import json
 import logging
@@ -35,26 +35,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agent.jobs.intake import Rejection, decode_object, guess_job_id, validation_rejection
+from agent.pools.store import PoolJob, PoolJobState, PoolJobStore
 from agent.schemas.job import JobId, JobKind
 from agent.schemas.pool import Answer, PoolOffer, PoolReply
-from agent.storage import Database
 
 log = logging.getLogger(__name__)
-
-KEEPER_SCHEMA = """
-CREATE TABLE IF NOT EXISTS pool_jobs (
-    job_id TEXT PRIMARY KEY,
-    arrival INTEGER NOT NULL UNIQUE,
-    pool TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    state TEXT NOT NULL,
-    station TEXT,
-    token TEXT,
-    answer TEXT
-);
-CREATE INDEX IF NOT EXISTS pool_jobs_by_state ON pool_jobs (state, arrival);
-"""
 
 # After a decline or a handback, a station is not offered anything again until its status
 # changes or this long has passed (it may have declined for a reason its status does not show,
@@ -74,24 +59,6 @@ class _JobHead(BaseModel):
     v: Literal[1] = 1
     job_id: JobId
     kind: JobKind
-
-
-class PoolJobState(enum.StrEnum):
-    WAITING = "waiting"
-    ASSIGNED = "assigned"
-    DONE = "done"
-
-
-@dataclass
-class PoolJob:
-    job_id: str
-    arrival: int
-    pool: str
-    kind: str
-    payload: bytes
-    state: PoolJobState
-    station: str | None = None
-    token: str | None = None  # the assignment's while assigned
 
 
 @dataclass
@@ -134,10 +101,10 @@ class Outgoing:
 
 
 class Dispatcher:
-    def __init__(self, db: Database, session: int, *, offer_timeout_s: float,
+    def __init__(self, store: PoolJobStore, session: int, *, offer_timeout_s: float,
                  max_payload_bytes: int,
                  membership: Mapping[str, frozenset[str]] | None = None) -> None:
-        self.db = db
+        self.store = store
         self.session = session
         self.offer_timeout_s = offer_timeout_s
         self.max_payload_bytes = max_payload_bytes
@@ -152,12 +119,7 @@ class Dispatcher:
         self._load()
 
     def _load(self) -> None:
-        rows = self.db.conn.execute(
-            "SELECT job_id, arrival, pool, kind, payload, state, station, token FROM pool_jobs "
-            "WHERE state != ? ORDER BY arrival", (PoolJobState.DONE.value,)
-        ).fetchall()
-        for r in rows:
-            job = PoolJob(r[0], r[1], r[2], r[3], bytes(r[4]), PoolJobState(r[5]), r[6], r[7])
+        for job in self.store.open_jobs():
             self.jobs[job.job_id] = job
             if job.station is not None and job.token is not None:
                 self._member(job.station).engaged = job.token
@@ -198,19 +160,11 @@ class Dispatcher:
         except ValidationError as exc:
             return validation_rejection(exc, guess_job_id(obj), "job")
         job_id = head.job_id
-        seen = self.db.conn.execute("SELECT state, station, answer FROM pool_jobs "
-                                    "WHERE job_id = ?", (job_id,)).fetchone()
+        seen = self.store.seen(job_id)
         if seen is not None:
-            return Duplicate(job_id, {"state": seen[0], "station": seen[1], "answer": seen[2]})
-        with self.db.transaction():
-            arrival = self.db.counter("pool_arrival") + 1
-            self.db.set_counter("pool_arrival", arrival)
-            job = PoolJob(job_id, arrival, pool, head.kind.value, payload, PoolJobState.WAITING)
-            self.db.conn.execute(
-                "INSERT INTO pool_jobs (job_id, arrival, pool, kind, payload, state) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (job.job_id, arrival, pool, job.kind, payload, job.state.value),
-            )
+            return Duplicate(job_id, {"state": seen.state, "station": seen.station,
+                                      "answer": seen.answer})
+        job = self.store.add(job_id, pool, head.kind.value, payload)
         self.jobs[job_id] = job
         return job
 
@@ -280,11 +234,7 @@ class Dispatcher:
             m.not_before = now + DECLINE_BACKOFF_S
             return Outgoing()
         token = self._token()
-        with self.db.transaction():
-            self.db.conn.execute(
-                "UPDATE pool_jobs SET state = ?, station = ?, token = ? WHERE job_id = ?",
-                (PoolJobState.ASSIGNED.value, reply.station, token, job.job_id),
-            )
+        self.store.assign(job.job_id, reply.station, token)
         job.state, job.station, job.token = PoolJobState.ASSIGNED, reply.station, token
         m.engaged = token
         m.last_given = now
@@ -310,12 +260,7 @@ class Dispatcher:
             new_state, station, token = PoolJobState.DONE, job.station, job.token
             if reply.answer is Answer.TAKEN:
                 m.state, m.not_before = "busy", now + TAKEN_BACKOFF_S
-        with self.db.transaction():
-            self.db.conn.execute(
-                "UPDATE pool_jobs SET state = ?, station = ?, token = ?, answer = ? "
-                "WHERE job_id = ?",
-                (new_state.value, station, token, reply.answer.value, job.job_id),
-            )
+        self.store.settle(job.job_id, new_state, station, token, reply.answer)
         if new_state is PoolJobState.DONE:
             del self.jobs[job.job_id]
         else:

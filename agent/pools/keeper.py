@@ -25,7 +25,8 @@ from agent.link.outbox import Outbox, RowKind, dumps
 from agent.link.session import BrokerLink, Inbound
 from agent.link.topics import KeeperTopics, PoolTopic, TopicName
 from agent.migrations import KEEPER_MIGRATIONS
-from agent.pools.dispatch import KEEPER_SCHEMA, Dispatcher, Duplicate, Outgoing, PoolJob
+from agent.pools.dispatch import Dispatcher, Duplicate, Outgoing
+from agent.pools.store import KEEPER_SCHEMA, PoolJob, PoolJobStore
 from agent.schemas.event import EventType
 from agent.schemas.pool import PoolAssignment
 from agent.storage import Database
@@ -123,7 +124,7 @@ def build_keeper(config: KeeperConfig) -> Keeper:
                   migrations=KEEPER_MIGRATIONS)
     session = db.bump_counter("session")
     topics = KeeperTopics(config.mqtt.topic_prefix)
-    dispatcher = Dispatcher(db, session, offer_timeout_s=config.offer_timeout_s,
+    dispatcher = Dispatcher(PoolJobStore(db), session, offer_timeout_s=config.offer_timeout_s,
                             max_payload_bytes=config.mqtt.max_payload_bytes,
                             membership=config.members())
     outbox = Outbox(db, config.keeper_id, max_bytes=64 * 1024 * 1024)

@@ -4,32 +4,37 @@ The station claims an offer only when it could start the job at once; it answers
 assignment exactly once (the answer is stored with the assignment's token, in the same
 transaction as the job itself), so a redelivered assignment is answered again, never run again,
 and a job handed back can never start here from a stale delivery.
+
+What it uses of its station is :class:`agent.pools.host.PoolHost`, and nothing else; its rows
+are kept by :class:`agent.pools.store.AnsweredAssignments`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
 
 from pydantic import ValidationError
 
 from agent.jobs.intake import AcceptedJob, Rejection
 from agent.link.outbox import dumps
+from agent.pools.host import PoolHost
+from agent.pools.store import AnsweredAssignments
 from agent.schemas.event import EventType
 from agent.schemas.pool import Answer, PoolAssignment, PoolOffer, PoolReply
 from agent.schemas.status import StationState
-
-if TYPE_CHECKING:
-    from agent.station import Station
 
 log = logging.getLogger(__name__)
 
 
 class PoolMember:
-    def __init__(self, station: Station) -> None:
+    def __init__(self, station: PoolHost, answers: AnsweredAssignments, *, station_id: str,
+                 pools: Iterable[str]) -> None:
         self.station = station
-        self.pools = frozenset(station.config.pools)
+        self.answers = answers
+        self.station_id = station_id
+        self.pools = frozenset(pools)
 
     def busy_reason(self) -> str | None:
         """Why this station could not start a job right now (None: it could)."""
@@ -39,7 +44,7 @@ class PoolMember:
             return state.value
         if st.runner.current is not None or st.store.count_waiting() > 0:
             return "busy"
-        return st._start_blocker()
+        return st.start_blocker()
 
     # -- offers ----------------------------------------------------------------------------
 
@@ -73,12 +78,10 @@ class PoolMember:
             return
         assignment, job_payload = unwrapped
         job_id = str(assignment.job.get("job_id", ""))[:128]
-        earlier = st.db.conn.execute(
-            "SELECT answer, reason FROM pool_assignments WHERE token = ?", (assignment.assignment,)
-        ).fetchone()
+        earlier = self.answers.answer_to(assignment.assignment)
         if earlier is not None:
-            self._reply(assignment.pool, job_id, Answer(earlier[0]), assignment.assignment,
-                        earlier[1], durable=True)
+            self._reply(assignment.pool, job_id, earlier.answer, assignment.assignment,
+                        earlier.reason, durable=True)
             return
         if assignment.pool not in self.pools:
             self._answer(assignment, job_id, Answer.HANDBACK, "not_a_member")
@@ -91,9 +94,9 @@ class PoolMember:
         if (reason := self.busy_reason()) is not None:
             self._answer(assignment, job_id, Answer.HANDBACK, reason)
             return
-        result = await asyncio.to_thread(st._validate_job, job_payload, pool=assignment.pool)
+        result = await asyncio.to_thread(st.validate_job, job_payload, pool=assignment.pool)
         if isinstance(result, Rejection):
-            st._reject(result)
+            st.reject(result)
             self._answer(assignment, job_id, Answer.REJECTED, result.code)
             return
         # The station may have become busy while the job was being checked.
@@ -104,26 +107,21 @@ class PoolMember:
 
     def _take(self, assignment: PoolAssignment, job: AcceptedJob) -> None:
         st = self.station
-        with st.db.transaction():
+        with self.answers.transaction():
             st.store_job(job, pool=assignment.pool)
             self._answer(assignment, job.request.job_id, Answer.TAKEN, None)
         st.runner.notify_queue()
 
     def _answer(self, assignment: PoolAssignment, job_id: str, answer: Answer,
                 reason: str | None) -> None:
-        st = self.station
-        with st.db.transaction():
-            st.db.conn.execute(
-                "INSERT INTO pool_assignments (token, pool, job_id, answer, reason) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (assignment.assignment, assignment.pool, job_id, answer.value, reason),
-            )
+        with self.answers.transaction():
+            self.answers.record(assignment.assignment, assignment.pool, job_id, answer, reason)
             self._reply(assignment.pool, job_id, answer, assignment.assignment, reason,
                         durable=True)
 
     def _reply(self, pool: str, job_id: str, answer: Answer, token: str, reason: str | None,
                *, durable: bool) -> None:
-        reply = PoolReply(station=self.station.config.station_id, pool=pool, job_id=job_id,
+        reply = PoolReply(station=self.station_id, pool=pool, job_id=job_id,
                           answer=answer, token=token, reason=reason)
         self.station.reporter.pool_reply(reply, durable=durable)
 

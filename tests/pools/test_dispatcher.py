@@ -7,15 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.jobs.intake import Rejection
-from agent.pools.dispatch import (
-    DECLINE_BACKOFF_S,
-    KEEPER_SCHEMA,
-    Dispatcher,
-    Duplicate,
-    Outgoing,
-    PoolJob,
-    PoolJobState,
-)
+from agent.pools.dispatch import DECLINE_BACKOFF_S, Dispatcher, Duplicate, Outgoing
+from agent.pools.store import KEEPER_SCHEMA, PoolJob, PoolJobState, PoolJobStore
 from agent.schemas.pool import Answer, PoolReply
 from agent.storage import Database
 
@@ -26,8 +19,10 @@ def _db(tmp: Path) -> Database:
     return Database(tmp / "keeper.db", extra_schema=KEEPER_SCHEMA)
 
 
-def _dispatcher(db: Database, session: int = 1) -> Dispatcher:
-    return Dispatcher(db, session, offer_timeout_s=2.0, max_payload_bytes=1 << 20)
+def _dispatcher(db: Database, session: int = 1,
+                membership: dict[str, frozenset[str]] | None = None) -> Dispatcher:
+    return Dispatcher(PoolJobStore(db), session, offer_timeout_s=2.0, max_payload_bytes=1 << 20,
+                      membership=membership)
 
 
 def _job(job_id: str, kind: str = "gcode") -> bytes:
@@ -258,8 +253,8 @@ def test_a_claim_counts_only_from_the_station_offered_on_the_jobs_pool_topic(
 
 
 def test_configured_membership_beats_what_a_station_claims(tmp_path: Path) -> None:
-    d = Dispatcher(_db(tmp_path), 1, offer_timeout_s=2.0, max_payload_bytes=1 << 20,
-                   membership={POOL: frozenset({"knife-01"}), "lasers": frozenset({"laser-01"})})
+    d = _dispatcher(_db(tmp_path), 1, membership={POOL: frozenset({"knife-01"}),
+                                                  "lasers": frozenset({"laser-01"})})
     _member(d, "laser-01")  # its info claims the knife pool too
     assert d.members["laser-01"].pools == frozenset()
     d.take_job(POOL, _job("front-8"))
@@ -275,13 +270,12 @@ def test_configured_membership_beats_what_a_station_claims(tmp_path: Path) -> No
 def test_a_reply_from_a_station_the_config_does_not_list_is_ignored(tmp_path: Path) -> None:
     membership = {POOL: frozenset({"knife-01"})}
     db = _db(tmp_path)
-    d = Dispatcher(db, 1, offer_timeout_s=2.0, max_payload_bytes=1 << 20, membership=membership)
+    d = _dispatcher(db, 1, membership=membership)
     _member(d, "knife-01")
     d.take_job(POOL, _job("front-9"))
     token = _assigned_to(d, "knife-01", "front-9")
     db.close()
     # The config changed: knife-01 is no longer a member, and its answers no longer count.
-    again = Dispatcher(_db(tmp_path), 2, offer_timeout_s=2.0, max_payload_bytes=1 << 20,
-                       membership={POOL: frozenset({"knife-02"})})
+    again = _dispatcher(_db(tmp_path), 2, membership={POOL: frozenset({"knife-02"})})
     _reply(again, "knife-01", "front-9", Answer.HANDBACK, token, now=0.2)
     assert again.jobs["front-9"].state is PoolJobState.ASSIGNED

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from agent.config import KeeperConfig
 from agent.link.topics import KeeperTopics, PoolTopic, StationTopics
-from agent.pools.dispatch import PoolJobState
 from agent.pools.keeper import build_keeper
+from agent.pools.store import PoolJobState
 from tests.support.pool import POOL
 
 

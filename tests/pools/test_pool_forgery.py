@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from agent.link.mqtt_client import ConnectOptions, MqttConnection, PublishRejected
-from agent.pools.dispatch import PoolJobState
+from agent.pools.store import PoolJobState
 from tests.pools.test_pool_acl import ACL
 from tests.pools.test_pool_dispatch import label_job
 from tests.support.broker import Broker, running_broker

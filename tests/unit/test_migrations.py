@@ -23,7 +23,8 @@ from agent.migrations import (
     MigrationError,
     SchemaTooNew,
 )
-from agent.pools.dispatch import KEEPER_SCHEMA, Dispatcher, PoolJobState
+from agent.pools.dispatch import Dispatcher
+from agent.pools.store import KEEPER_SCHEMA, PoolJobState, PoolJobStore
 from agent.storage import Database, StorageError
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "db-v1"
@@ -229,7 +230,7 @@ def test_the_release_keeper_database_is_stamped_and_its_answers_settle(tmp_path:
         ("pool-tshirt-7", "assigned", "cutter-01", "1-4", None),
         ("pool-tshirt-8", "waiting", None, None, None),
     ]
-    d = Dispatcher(db, db.bump_counter("session"), offer_timeout_s=5.0,
+    d = Dispatcher(PoolJobStore(db), db.bump_counter("session"), offer_timeout_s=5.0,
                    max_payload_bytes=16 * 1024 * 1024)
     assert {j.job_id: j.state for j in d.jobs.values()} == {
         "pool-tshirt-7": PoolJobState.ASSIGNED, "pool-tshirt-8": PoolJobState.WAITING}
