@@ -63,6 +63,17 @@ def test_families_are_registered_once_by_name() -> None:
     assert find_family("no-such-family") is None
 
 
+def test_info_kinds_and_dialect_are_what_stations_published_before_the_registry() -> None:
+    """``info`` is part of the MQTT contract: the registry must not change it for these."""
+    published = {"grbl": (["gcode", "toolpaths", "pattern", "svg"], "grbl-1.1"),
+                 "marlin": (["gcode", "toolpaths", "pattern", "svg"], "marlin"),
+                 "hpgl": (["hpgl", "toolpaths", "pattern", "svg"], "hpgl")}
+    for name, (kinds, dialect) in published.items():
+        family = find_family(name)
+        assert family is not None
+        assert ([k.value for k in family.job_kinds], family.dialect) == (kinds, dialect)
+
+
 @pytest.mark.parametrize("family", FAMILIES, ids=NAMES)
 def test_family_ships_a_profile_of_its_model(family: Family) -> None:
     profiles = shipped_profiles(family)
