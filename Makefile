@@ -28,7 +28,7 @@ bench: setup
 	$(PY) bench/run_all.py
 
 schemas:
-	$(PY) -m agent.schemas.export docs/schemas
+	$(PY) -m agent.schema_export docs/schemas
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

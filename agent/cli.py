@@ -14,6 +14,7 @@ from types import ModuleType
 
 from agent import __version__
 from agent.errors import StationAgentError
+from agent.families import FAMILIES, find_family
 from agent.instance_lock import EXIT_ALREADY_RUNNING, AlreadyRunning
 from agent.migrations import SchemaTooNew
 from agent.storage import StorageUnusable, storage_error
@@ -23,10 +24,6 @@ from agent.storage import StorageUnusable, storage_error
 # holds the storage dir.
 EXIT_CONFIG = 2
 EXIT_STORAGE = 3
-
-EMULATORS = {"grbl": "agent.emulators.grbl", "marlin": "agent.emulators.marlin",
-             "hpgl": "agent.emulators.hpgl"}
-
 
 def _optional(module: str) -> ModuleType | None:
     try:
@@ -50,10 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     emulate = sub.add_parser("emulate", help="run a device emulator on a pseudo-terminal")
     families = emulate.add_subparsers(dest="family", required=True)
-    for family, module in EMULATORS.items():
-        mod = _optional(module)
+    for family in FAMILIES:
+        mod = _optional(family.emulator)
         if mod is not None and hasattr(mod, "add_cli_arguments"):
-            p = families.add_parser(family, help=f"emulate a {family} machine")
+            p = families.add_parser(family.name, help=f"emulate a {family.name} machine")
             mod.add_cli_arguments(p)
 
     submit = sub.add_parser("submit", help="publish a job (JSON, or a G-code / HP-GL file)")
@@ -112,7 +109,9 @@ async def _run_keeper_until_signal(config_path: Path) -> None:
 
 
 async def _run_emulator(args: argparse.Namespace) -> None:
-    mod = importlib.import_module(EMULATORS[args.family])
+    family = find_family(args.family)
+    assert family is not None  # argparse only offers registered families
+    mod = importlib.import_module(family.emulator)
     task = asyncio.ensure_future(mod.run_cli(args))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -122,7 +121,7 @@ async def _run_emulator(args: argparse.Namespace) -> None:
 
 
 PASSTHROUGH = {
-    "preview": ("agent.toolpaths", "preview_main"),
+    "preview": ("agent.preview", "preview_main"),
     "doctor": ("agent.doctor", "doctor_main"),
     "keys": ("agent.signing", "keys_main"),
     "sign": ("agent.signing", "sign_main"),

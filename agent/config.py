@@ -9,12 +9,10 @@ from typing import Annotated, TypeVar
 from pydantic import Field, ValidationError, model_validator
 
 from agent.errors import ConfigError
-from agent.link.topics import POOLS
-from agent.profiles import format_validation_error
-from agent.profiles.base import StrictModel
 from agent.safety.config import GpioConfig
-from agent.schemas.pool import PoolName
+from agent.schemas.pool import POOLS, PoolName
 from agent.signing import SigningConfig
+from agent.strict import StrictModel, format_validation_error
 
 StationId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 TopicLevel = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]

@@ -9,8 +9,8 @@ from typing import Any
 
 from agent.aio import run_together
 from agent.drivers.base import DeviceInfo, DriverListener, MachineDriver, Telemetry
-from agent.drivers.factory import create_driver, serial_handshake
 from agent.errors import DeviceError, DeviceLost
+from agent.families import create_driver, serial_handshake
 from agent.profiles import Profile
 from agent.transport.link import ByteLink
 from agent.transport.serial_port import SerialLink

@@ -12,7 +12,7 @@ damaged, writable, and whether an agent holds it); GPIO pins. Run it with the ag
 
 The serial hello is the family driver's own handshake (``MachineDriver.open()``: a GRBL banner
 or ``?`` status report, and so on), so the doctor checks exactly what the agent will do. A family
-whose hello needs something else registers a probe in :data:`SERIAL_PROBES`.
+whose hello needs something else gives a ``serial_probe`` in its :mod:`agent.families` record.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,6 +43,7 @@ from agent.aio import wait_within
 from agent.config import AgentConfig, MqttConfig, load_config
 from agent.drivers.base import QuietListener
 from agent.errors import DeviceError, StationAgentError
+from agent.families import create_driver, find_family, serial_handshake
 from agent.instance_lock import holder_pid
 from agent.migrations import AGENT_MIGRATIONS, UNVERSIONED, latest
 from agent.profiles import Profile, load_profile
@@ -110,14 +111,9 @@ def check_profile(config: AgentConfig) -> tuple[CheckResult, Profile | None]:
 
 # -- serial device -----------------------------------------------------------------------------
 
-SerialProbe = Callable[[str, int, Profile, float], Coroutine[Any, Any, str]]
-"""(port path, baud, profile, timeout s) -> what the device said; raises DeviceError."""
-
-
 
 async def driver_hello(path: str, baud: int, profile: Profile, timeout_s: float) -> str:
     """Open the port as the agent does and run the family driver's handshake."""
-    from agent.drivers.factory import create_driver, serial_handshake
     from agent.transport.serial_port import SerialLink
 
     rtscts, xonxoff = serial_handshake(profile)
@@ -132,10 +128,6 @@ async def driver_hello(path: str, baud: int, profile: Profile, timeout_s: float)
         return f"answered: {info.firmware} {info.version}".rstrip()
     finally:
         await link.close()
-
-
-# Families whose hello differs from their driver's open() register here.
-SERIAL_PROBES: dict[str, SerialProbe] = {}
 
 
 def check_serial(config: AgentConfig, profile: Profile | None, timeout_s: float
@@ -171,7 +163,8 @@ def check_serial(config: AgentConfig, profile: Profile | None, timeout_s: float
         results.append(_skip("serial hello", "no valid profile"))
         return results
     baud = config.serial.baud or profile.baud
-    probe = SERIAL_PROBES.get(profile.family, driver_hello)
+    family = find_family(profile.family)
+    probe = (family.serial_probe if family is not None else None) or driver_hello
     timeout = min(timeout_s, profile.hello_timeout_s)
     try:
         said = asyncio.run(probe(path, baud, profile, timeout))

@@ -80,7 +80,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from agent.errors import StationAgentError
-from agent.profiles.strict import StrictModel
+from agent.strict import StrictModel
 
 ALG = "ed25519"
 KID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")

@@ -20,6 +20,7 @@ from agent.config import AgentConfig
 from agent.device import DeviceEvents, DeviceManager
 from agent.drivers.base import DeviceInfo, Telemetry
 from agent.errors import DeviceError, StationAgentError
+from agent.families import find_family
 from agent.jobs.intake import (
     AcceptedJob,
     Rejection,
@@ -46,10 +47,6 @@ from agent.storage import Database, StorageError
 
 log = logging.getLogger(__name__)
 
-_JOB_KINDS = {"grbl": ["gcode", "toolpaths", "pattern", "svg"],
-              "marlin": ["gcode", "toolpaths", "pattern", "svg"],
-              "hpgl": ["hpgl", "toolpaths", "pattern", "svg"]}
-_DIALECTS = {"grbl": "grbl-1.1", "marlin": "marlin", "hpgl": "hpgl"}
 _LIGHTS = {
     StationState.IDLE: LightState.IDLE,
     StationState.BUSY: LightState.RUNNING,
@@ -164,7 +161,7 @@ class Station(DeviceEvents):
                   "capabilities": self.device.info.capabilities}
         return Info(
             station=self.config.station_id, agent_version=__version__, profile=self.profile.name,
-            family=self.profile.family, dialect=_DIALECTS.get(self.profile.family, "unknown"),
+            family=self.profile.family, dialect=self._dialect,
             bed_mm=(self.profile.bed.width_mm, self.profile.bed.height_mm),
             job_kinds=self.job_kinds, pools=list(self.config.pools),
             commands=[c.value for c in CommandName],
@@ -178,7 +175,13 @@ class Station(DeviceEvents):
 
     @property
     def job_kinds(self) -> list[str]:
-        return _JOB_KINDS.get(self.profile.family, [])
+        family = find_family(self.profile.family)
+        return [] if family is None else [kind.value for kind in family.job_kinds]
+
+    @property
+    def _dialect(self) -> str:
+        family = find_family(self.profile.family)
+        return "unknown" if family is None else family.dialect
 
     # -- incoming --------------------------------------------------------------------------
 

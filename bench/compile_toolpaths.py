@@ -22,9 +22,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agent.preview import render_preview_svg
 from agent.profiles import Profile, load_profile
 from agent.schemas.job import JobRequest
-from agent.toolpaths import compile_toolpaths, parse_back, render_preview_svg
+from agent.toolpaths import compile_toolpaths, parse_back
 
 PROFILES = ["grbl-knife", "grbl-laser", "marlin-2", "hpgl-7475a", "roland-camm-gl3"]
 OUTLINE_POINTS = 900

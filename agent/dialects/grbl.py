@@ -1,6 +1,6 @@
 """GRBL 1.1: program validation and normalisation, and the firmware's message texts.
 
-Every line is read as the firmware reads it (:mod:`agent.dialects.grbl_reading`: protocol.c's
+Every line is read as the firmware reads it (:mod:`agent.reading.grbl`: protocol.c's
 filter, gcode.c's words and command numbers, system.c's ``$`` lines) and the commands found are
 then checked against the profile's ``[allowlist]``: what is not named there is refused. The
 lines sent are the filtered lines, exactly the bytes GRBL buffers: shorter lines stream faster
@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agent.dialects.gcode import check_printable, iter_program_lines, strip_comment
-from agent.dialects.grbl_reading import (
+from agent.dialects.program import Program
+from agent.errors import ProgramError
+from agent.profiles.grbl import GrblAllowlist, GrblProfile
+from agent.reading.gcode import check_printable, iter_program_lines, strip_comment
+from agent.reading.grbl import (
     SYSTEM_MEANING,
     VALUE_LETTERS,
     ReadError,
@@ -22,9 +25,6 @@ from agent.dialects.grbl_reading import (
     preprocess,
     read_words,
 )
-from agent.dialects.program import Program
-from agent.errors import ProgramError
-from agent.profiles.grbl import GrblAllowlist, GrblProfile
 
 ERROR_TEXTS: dict[int, str] = {
     1: "G-code words consist of a letter and a value. Letter was not found.",

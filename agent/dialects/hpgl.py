@@ -15,10 +15,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
-from agent.dialects.gcode import check_line_breaks
 from agent.dialects.program import Program
 from agent.errors import ProgramError
 from agent.profiles.hpgl import HpglProfile
+from agent.reading.gcode import check_line_breaks
 
 ESC = "\x1b"
 

@@ -20,7 +20,7 @@ What it models (gnea/grbl ``doc/markdown/interface.md`` and ``commands.md``):
 The emulated build has homing enabled without the power-up homing lock, so it starts Idle.
 
 Lines are read as the firmware reads them (protocol.c's filter in ``grbl_lines``; gcode.c's
-words and command numbers and system.c's ``$`` lines via ``agent.dialects.grbl_reading``).
+words and command numbers and system.c's ``$`` lines via ``agent.reading.grbl``).
 ``tests/emulators/test_grbl_sim_agrees.py`` compares the answers with real GRBL 1.1h
 (grbl-sim) for the attack forms, when such a build is at hand.
 """
@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import TextIO
 
 from agent.aio import wait_event
-from agent.dialects.grbl_reading import classify_system
 from agent.emulators.grbl_codes import (
     REALTIME_BYTES,
     GrblAlarm,
@@ -67,6 +66,7 @@ from agent.emulators.grbl_motion import PlannedBlock, hold_deceleration_s, plan_
 from agent.emulators.grbl_noise import ReplyNoise
 from agent.emulators.grbl_settings import Settings
 from agent.emulators.pty import PtyEndpoint, add_link_arguments, endpoint_from_args
+from agent.reading.grbl import classify_system
 
 BUILD_DATE = "20190825"
 HELP = "[HLP:$$ $# $G $I $N $x=val $Nx=line $J=line $SLP $C $X $H ~ ! ? ctrl-x]"
@@ -635,7 +635,7 @@ class GrblEmulator:
     async def _system_command_inner(self, text: str) -> GrblError | None:
         """system.c ``system_execute_line``, checks in its order.
 
-        The line is classified by :func:`agent.dialects.grbl_reading.classify_system`, which
+        The line is classified by :func:`agent.reading.grbl.classify_system`, which
         reads numbers with ``read_float``: ``$+10=1``, ``$10.0=1`` and ``$.5=1`` write
         settings 10, 10 and 0 (the uint8 of the number), ``$N+0=`` stores startup line 0.
         """

@@ -5,7 +5,7 @@ order GRBL's ``gc_execute_line`` (gcode.c) does so the same mistakes give the sa
 and returns the parser state after the block plus the actions the machine must carry out
 (moves, buffer synchronisation, dwell, pause). On error nothing changes, as in GRBL.
 
-Words are read by :mod:`agent.dialects.grbl_reading`, which follows the firmware rule for rule:
+Words are read by :mod:`agent.reading.grbl`, which follows the firmware rule for rule:
 ``read_float`` (nuts_bolts.c: sign, leading zeros, one decimal point, 8 digits, single
 precision) and gc_execute_line step 2 (``int_value = trunc(value)`` as a uint8, ``mantissa =
 round(100 * fraction)``), so ``G010`` and ``G10.0`` are G10, ``G028.1`` is G28.1, ``L02`` and
@@ -23,8 +23,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from agent.dialects.grbl_reading import ReadError, Word, g_command, m_command, read_words
 from agent.emulators.grbl_codes import GrblError
+from agent.reading.grbl import ReadError, Word, g_command, m_command, read_words
 
 Vec = tuple[float, float, float]
 ZERO: Vec = (0.0, 0.0, 0.0)
@@ -253,7 +253,7 @@ class BlockResult:
 
 def split_words(line: str) -> list[Word]:
     """gc_execute_line step 2's reading: a letter A-Z (else error:1) and a ``read_float``
-    number (else error:2), as :func:`agent.dialects.grbl_reading.read_words` does it."""
+    number (else error:2), as :func:`agent.reading.grbl.read_words` does it."""
     try:
         return read_words(line)
     except ReadError as exc:
@@ -272,7 +272,7 @@ def canonical_command(name: str) -> str:
 
 
 def _g_command(word: Word) -> tuple[Group, str]:
-    """gc_execute_line's G switch (via grbl_reading.g_command): error:20 or error:23 as GRBL."""
+    """gc_execute_line's G switch (agent.reading.grbl.g_command): error:20 or error:23 as GRBL."""
     try:
         name = g_command(word)
     except ReadError as exc:

@@ -1,7 +1,7 @@
 """GRBL's line pre-parser: bytes from the receive buffer to one normalised line at a time.
 
 This is protocol.c ``protocol_main_loop``'s character filter (the same rules as
-:func:`agent.dialects.grbl_reading.preprocess`, fed one byte at a time): GRBL reads its receive
+:func:`agent.reading.grbl.preprocess`, fed one byte at a time): GRBL reads its receive
 buffer into an 80-byte line buffer, dropping every byte at or below space (whitespace and
 control characters), ``/`` wherever it stands (block delete is not supported, the character is
 ignored), ``(...)`` comments and ``;`` comments (inside ``(...)`` a ``;`` means nothing), and

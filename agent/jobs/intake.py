@@ -11,9 +11,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agent.dialects.prepare import prepare_program
 from agent.dialects.program import Program
 from agent.errors import ProgramError
+from agent.jobs.prepare import prepare_program
 from agent.profiles import Profile
 from agent.schemas.command import Command
 from agent.schemas.job import JobRequest

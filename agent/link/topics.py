@@ -6,6 +6,10 @@ import contextlib
 import enum
 from dataclasses import dataclass
 
+from agent.schemas.pool import POOLS
+
+__all__ = ["POOLS", "KeeperTopics", "PoolTopic", "StationTopics", "TopicName", "pool_topic"]
+
 
 class TopicName(enum.StrEnum):
     JOB = "job"
@@ -73,8 +77,6 @@ class StationTopics:
         return f"{pool_topic(self.prefix, pool, PoolTopic.REPLIES)}/{self.station}"
 
 
-# The topic level under the prefix that holds pool topics; no station may be called this.
-POOLS = "pools"
 _INBOUND = frozenset({TopicName.JOB, TopicName.CMD, TopicName.OFFER, TopicName.POOL_JOB})
 
 

@@ -16,8 +16,14 @@ from agent.errors import ConfigError
 from agent.profiles.grbl import GrblProfile
 from agent.profiles.hpgl import HpglProfile
 from agent.profiles.marlin import MarlinProfile
+from agent.strict import format_validation_error
 
 Profile = Annotated[GrblProfile | HpglProfile | MarlinProfile, Field(discriminator="family")]
+
+__all__ = [
+    "Profile", "available_profiles", "format_validation_error", "load_profile", "parse_profile",
+    "profile_dirs", "resolve_profile_path",
+]
 
 _ADAPTER: TypeAdapter[Profile] = TypeAdapter(Profile)
 
@@ -64,12 +70,3 @@ def load_profile(name_or_path: str) -> Profile:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     return parse_profile(data, source=str(path))
-
-
-def format_validation_error(exc: ValidationError) -> str:
-    """One line per problem, each naming the key by its dotted path."""
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-        parts.append(f"{loc}: {err['msg']}")
-    return "; ".join(parts)

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from pydantic import Field
 
-from agent.profiles.strict import StrictModel
 from agent.profiles.toolpath import ToolpathSettings
+from agent.strict import StrictModel
 
 __all__ = ["BedSettings", "BlockedInstructions", "ProfileBase", "StrictModel"]
 

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from agent.dialects.grbl_reading import G_COMMANDS, M_COMMANDS, SYSTEM_KINDS, VALUE_LETTERS
 from agent.profiles.base import ProfileBase, StrictModel
+from agent.reading.grbl import G_COMMANDS, M_COMMANDS, SYSTEM_KINDS, VALUE_LETTERS
 
 # Values GRBL accepts at all for a command's parameter word (gcode.c): G10 takes L2 or L20.
 _KNOWN_PARAMETER_VALUES: dict[tuple[str, str], frozenset[int]] = {

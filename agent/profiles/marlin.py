@@ -9,8 +9,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from agent.errors import ProgramError
 from agent.profiles.base import ProfileBase, StrictModel
 from agent.profiles.toolpath import LiftMethod
+from agent.reading.marlin_allowlist import RESERVED_COMMANDS, judge_line
 
 Seconds = Annotated[float, Field(gt=0, le=86_400)]
 
@@ -82,47 +84,6 @@ class MarlinSettings(StrictModel):
                 raise ValueError(f"cancel_sequence line {line!r} is empty or has * ; or EOL")
         return value
 
-
-# Commands no Marlin profile may allow: each breaks a guarantee the agent itself relies on (the
-# replies it reads, the line numbering, the link, the e-stop path, or "only checked lines run").
-# A site that needs one of them needs a change to the agent, not to its profile.
-RESERVED_COMMANDS: dict[str, str] = {
-    "M16": "compares a text with the machine name and kills the board on a mismatch",
-    "M23": "selects an SD file: its lines would run unchecked",
-    "M24": "starts or resumes an SD print: lines the agent never checked would run",
-    "M25": "pauses an SD print (SD printing belongs to the operator)",
-    "M26": "sets the SD read position",
-    "M27": "reports SD progress as text on the serial line",
-    "M28": "starts writing the following serial lines into an SD file instead of running them",
-    "M29": "ends an SD file write",
-    "M30": "deletes an SD file",
-    "M32": "selects and starts an SD file: its lines would run unchecked",
-    "M33": "prints a file's long name (text from the card) on the serial line",
-    "M34": "changes SD file sorting",
-    "M20": "lists SD file names (text from the card) on the serial line",
-    "M21": "mounts the SD card",
-    "M22": "releases the SD card",
-    "M524": "aborts an SD print",
-    "M928": "logs the following serial lines to an SD file",
-    "M105": "a temperature report answered 'ok T:': the agent uses it as its own sync probe",
-    "M108": "acted on by the emergency parser the moment it arrives, before the lines ahead of it",
-    "M110": "line numbering belongs to the agent",
-    "M111": "debug flags: echo every command, or DRYRUN (moves skipped while oks still come)",
-    "M112": "the emergency stop belongs to the e-stop path (it kills the board on arrival)",
-    "M113": "the busy-keepalive interval the agent relies on",
-    "M115": "firmware and capability report the agent reads at connect",
-    "M117": "sets the status message; with HOST_STATUS_NOTIFICATIONS it is echoed on the serial "
-            "line as //action:notification <text>",
-    "M118": "prints its text on the serial line as it is: a job could forge 'ok', 'start', "
-            "'Resend:', 'Error:' or a temperature report",
-    "M155": "the temperature auto-report the agent relies on",
-    "M410": "quick stop, acted on by the emergency parser on arrival",
-    "M575": "changes the serial baud rate: the agent would lose the machine",
-    "M876": "answers a host prompt (emergency parser): host protocol",
-    "M997": "firmware update",
-    "M999": "restarts after a kill: the operator's decision, made at the machine",
-    **{f"M{n}": "G-code macro: its stored lines would run unchecked" for n in range(810, 820)},
-}
 
 _COMMAND_KEY = re.compile(r"^(?:[GM](?:0|[1-9]\d{0,4})(?:\.(?:[1-9]\d{0,2}))?|T\d)$")
 _PARAM_LETTERS = frozenset("ABCDEFHIJKLOPQRSTUVWXYZ")  # not G, M (commands) nor N (numbering)
@@ -209,9 +170,6 @@ class MarlinProfile(ProfileBase):
         """The lines the toolpath compiler writes from this profile pass its own allowlist."""
         if self.toolpath is None or not self.commands:
             return self
-        from agent.dialects.marlin import prepare_line
-        from agent.errors import ProgramError
-
         settings = self.toolpath
         lines: list[tuple[str, str]] = [("preamble", "G21"), ("preamble", "G90")]
         if settings.laser is not None:
@@ -227,7 +185,7 @@ class MarlinProfile(ProfileBase):
                 lines.append(("lift.servo_dwell_s", f"G4 P{settings.lift.servo_dwell_s:g}"))
         for key, line in lines:
             try:
-                prepare_line(line, 0, self)
+                judge_line(line, 0, self.commands, self.name)
             except ProgramError as exc:
                 message = exc.message.removeprefix("line 0: ")
                 raise ValueError(

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from agent.profiles.strict import StrictModel
+from agent.strict import StrictModel
 
 Mark = Literal["draw", "score", "skip"]
 

@@ -13,8 +13,8 @@ from typing import Annotated
 from pydantic import Field, model_validator
 
 from agent.profiles.pattern_defaults import PatternDefaults
-from agent.profiles.strict import StrictModel
 from agent.schemas.toolpaths import Operation
+from agent.strict import StrictModel
 
 __all__ = [
     "HpglSettings",

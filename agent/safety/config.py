@@ -32,7 +32,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from agent.profiles.strict import StrictModel
+from agent.strict import StrictModel
 
 __all__ = ["GpioConfig", "GpioPin", "InputPin", "OutputPin", "SafetyInputPin"]
 

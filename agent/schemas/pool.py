@@ -21,6 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from agent.schemas.base import WireModel
 from agent.schemas.job import JobId
 
+# The topic level under the prefix that holds pool topics (``<prefix>/pools/<pool>/...``); no
+# station may be called this. Part of the wire contract, so both the config and the link read it.
+POOLS = "pools"
 PoolName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 # Chosen by the keeper: 128 random bits as 32 lower-case hex digits, secret between the keeper
 # and the one station it was sent to (a reply must carry it). The older "<session>-<number>"

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from agent.drivers.base import DeviceInfo, DriverListener, Telemetry
-from agent.drivers.factory import create_driver, serial_handshake
 from agent.drivers.hpgl import HpglDriver
 from agent.emulators.hpgl import HpglEmulator
 from agent.emulators.pty import PtyEndpoint
+from agent.families import create_driver, serial_handshake
 from agent.profiles import load_profile, parse_profile
 from agent.profiles.hpgl import HpglProfile
 from agent.transport.serial_port import SerialLink

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.dialects.hpgl import prepare_hpgl_program, resume_preamble
-from agent.dialects.prepare import prepare_program
 from agent.errors import ProgramError
+from agent.jobs.prepare import prepare_program
 from agent.profiles import load_profile, parse_profile
 from agent.profiles.hpgl import HpglProfile
 from agent.schemas.job import JobKind, JobRequest

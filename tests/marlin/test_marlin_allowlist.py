@@ -9,7 +9,8 @@ import pytest
 from agent.dialects.marlin import prepare_marlin_program
 from agent.errors import ConfigError, ProgramError
 from agent.profiles import load_profile, parse_profile
-from agent.profiles.marlin import RESERVED_COMMANDS, MarlinProfile
+from agent.profiles.marlin import MarlinProfile
+from agent.reading.marlin_allowlist import RESERVED_COMMANDS
 from tests.marlin.conftest import marlin_profile
 
 # (line as the attacker wrote it, the command Marlin would run)

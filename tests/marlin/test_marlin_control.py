@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from agent.aio import wait_within
-from agent.drivers.factory import create_driver
 from agent.drivers.marlin import MarlinDriver
 from agent.emulators.marlin import DEFAULT_CAPABILITIES, add_cli_arguments
 from agent.errors import DeviceError, DeviceLost, DeviceTimeout, JobStopped
+from agent.families import create_driver
 from tests.marlin.conftest import (
     Progress,
     RecordingListener,

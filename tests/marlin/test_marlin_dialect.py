@@ -162,7 +162,7 @@ def test_frame_line_matches_marlins_format() -> None:
 
 
 def test_prepare_program_dispatches_gcode_jobs_to_the_marlin_dialect() -> None:
-    from agent.dialects.prepare import prepare_program
+    from agent.jobs.prepare import prepare_program
     from agent.schemas.job import JobKind, JobRequest
 
     job = JobRequest(job_id="front-M-0001", kind=JobKind.GCODE, program=FRONT_PANEL)

@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.dialects.marlin import prepare_line
-from agent.dialects.marlin_words import read_command, read_params
 from agent.emulators.marlin import parse_command, stream_line
 from agent.errors import ProgramError
+from agent.reading.marlin import read_command, read_params
 from tests.marlin.conftest import marlin_profile
 
 PROFILE = marlin_profile()

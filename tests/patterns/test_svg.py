@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from agent.dialects.prepare import prepare_program
 from agent.errors import ProgramError
+from agent.jobs.prepare import prepare_program
 from agent.patterns.svg import svg_toolpaths
 from agent.profiles import load_profile
 from agent.schemas.job import JobRequest

@@ -9,14 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from agent.preview import preview_main, render_preview_svg
 from agent.profiles import load_profile
-from agent.toolpaths import (
-    StrokeKind,
-    compile_toolpaths,
-    parse_back,
-    preview_main,
-    render_preview_svg,
-)
+from agent.toolpaths import StrokeKind, compile_toolpaths, parse_back
 from tests.toolpaths.garments import care_label_paths, job, tshirt_paths
 
 SVG = "{http://www.w3.org/2000/svg}"

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from agent.dialects.prepare import prepare_program
 from agent.errors import ConfigError, ProgramError
+from agent.jobs.prepare import prepare_program
 from agent.profiles import load_profile, parse_profile, resolve_profile_path
 from agent.profiles.toolpath import HpglVariant, LiftMethod, MachineKind
 from agent.toolpaths import compile_toolpaths, target_for

@@ -7,9 +7,14 @@ from typing import Any
 
 import pytest
 
-from agent.dialects.gcode import LineBreakError, iter_program_lines
 from agent.dialects.grbl import prepare_grbl_program
-from agent.dialects.grbl_reading import (
+from agent.dialects.hpgl import prepare_hpgl_program
+from agent.errors import ConfigError, ProgramError
+from agent.profiles import load_profile, parse_profile
+from agent.profiles.grbl import GrblProfile
+from agent.profiles.hpgl import HpglProfile
+from agent.reading.gcode import LineBreakError, iter_program_lines
+from agent.reading.grbl import (
     ReadError,
     Word,
     classify_system,
@@ -20,11 +25,6 @@ from agent.dialects.grbl_reading import (
     read_words,
     split_number,
 )
-from agent.dialects.hpgl import prepare_hpgl_program
-from agent.errors import ConfigError, ProgramError
-from agent.profiles import load_profile, parse_profile
-from agent.profiles.grbl import GrblProfile
-from agent.profiles.hpgl import HpglProfile
 from tests.support.grbl_attacks import ATTACKS, attack_program
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.schemas.export import render, schemas
+from agent.schema_export import render, schemas
 
 DOCS = Path(__file__).parents[2] / "docs" / "schemas"
 

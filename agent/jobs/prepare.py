@@ -1,9 +1,14 @@
-"""Turn an accepted job into the program its station's machine runs (dispatch by family)."""
+"""Turn an accepted job into the program its station's machine runs.
+
+Toolpaths, pattern and SVG jobs go through the shared compilers for any machine; a job in a
+family's own language goes to that family's preparer (:mod:`agent.families`).
+"""
 
 from __future__ import annotations
 
 from agent.dialects.program import Program
 from agent.errors import ProgramError
+from agent.families import find_family
 from agent.profiles import Profile
 from agent.schemas.job import JobKind, JobRequest
 
@@ -20,28 +25,10 @@ def prepare_program(job: JobRequest, profile: Profile) -> Program:
         from agent.patterns.svg import compile_svg
 
         return compile_svg(job, profile)
-    if profile.family == "grbl":
-        if job.kind is not JobKind.GCODE:
-            raise _kind_error(job, profile)
-        from agent.dialects.grbl import prepare_grbl_program
-
-        assert job.program is not None
-        return prepare_grbl_program(job.program, profile)
-    if profile.family == "marlin":
-        if job.kind is not JobKind.GCODE:
-            raise _kind_error(job, profile)
-        from agent.dialects.marlin import prepare_marlin_program
-
-        assert job.program is not None
-        return prepare_marlin_program(job.program, profile)
-    if profile.family == "hpgl":
-        if job.kind is not JobKind.HPGL:
-            raise _kind_error(job, profile)
-        from agent.dialects.hpgl import prepare_hpgl_program
-
-        assert job.program is not None
-        return prepare_hpgl_program(job.program, profile)
-    raise _kind_error(job, profile)
+    family = find_family(profile.family)
+    if family is None or job.kind not in family.own_kinds:
+        raise _kind_error(job, profile)
+    return family.prepare(job, profile)
 
 
 def _kind_error(job: JobRequest, profile: Profile) -> ProgramError:

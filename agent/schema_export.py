@@ -1,4 +1,9 @@
-"""Write the JSON Schema of every wire model into a folder (``make schemas``)."""
+"""Write the JSON Schema of every wire model and of the firmware profile into a folder.
+
+``make schemas`` runs ``python -m agent.schema_export docs/schemas``. It sits above the wire
+models (:mod:`agent.schemas`) and the profiles (:mod:`agent.profiles`, whose union covers every
+registered family's profile model), so it may read both.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
+from agent.profiles import Profile
 from agent.schemas.command import Command
 from agent.schemas.event import Event
 from agent.schemas.job import JobRequest
@@ -28,9 +34,11 @@ MODELS: dict[str, type[BaseModel]] = {
 
 
 def schemas() -> dict[str, dict[str, Any]]:
+    found = {name: model.model_json_schema() for name, model in MODELS.items()}
+    # A profile file (TOML, read as this JSON shape): one model per family, chosen by `family`.
+    found["profile"] = TypeAdapter(Profile).json_schema()
     out = {}
-    for name, model in MODELS.items():
-        schema = model.model_json_schema()
+    for name, schema in found.items():
         schema["$id"] = f"station-agent/v1/{name}.json"
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         out[name] = schema
