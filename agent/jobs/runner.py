@@ -235,13 +235,15 @@ class JobRunner:
             driver = self.device.driver
             if (driver is not None and self._may_start() is None
                     and self.db.fault is None and not self.pending):
-                ready, reason = driver.ready_for_job
-                if ready:
+                readiness = driver.ready_for_job
+                if readiness.ready:
                     # The last poll may be old: ask the machine itself before starting.
-                    ready, reason = await driver.check_ready()
-                    if (ready and self.device.driver is driver and self._may_start() is None
+                    readiness = await driver.check_ready()
+                    if (readiness.ready and self.device.driver is driver
+                            and self._may_start() is None
                             and self.db.fault is None and not self.pending):
                         return
+                reason = readiness.value
                 if reason in _MACHINE_NOT_READY and warned != reason:
                     warned = reason
                     self._warn_not_ready(job_id, reason, driver.device_state)
