@@ -204,10 +204,7 @@ class GrblStream:
         self._check_deadlines(now)
         self._check_hold(now)
         self._pump()
-        out = self._take()
-        poll = WAIT_POLL_S if self._waiting_for_report() else 1.0 / self.settings.poll_hz
-        out.wake_at = min(self._last_query + poll, self._last_poll + 1.0 / self.settings.poll_hz)
-        return out
+        return self._take()
 
     def query(self, now: float) -> Output:
         """Write one ``?`` now (the handshake's "are you there")."""
@@ -247,7 +244,7 @@ class GrblStream:
     def ask_fresh_status(self, now: float) -> Output:
         """Ask for a report written after now; answered by :class:`FreshStatus`."""
         self._fresh = (self.reports + self._fresh_need() - 1, now)
-        self._query(now)
+        self._ask(now)
         return self._take()
 
     def set_rx_buffer(self, size: int) -> None:
@@ -511,7 +508,7 @@ class GrblStream:
         self.phase = JobPhase.FINAL_STATUS
         job.fence_mark = self.reports
         job.fence_at = now
-        self._query(now)
+        self._ask(now)
 
     def _job_end_checked(self) -> None:
         job = self.job
@@ -579,7 +576,7 @@ class GrblStream:
         if kind is not Control.RESUME:
             self._out.urgent += FEED_HOLD
         self.procedure = _Procedure(kind, Step.HOLD_WAIT, now, self.reports, self._fresh_need())
-        self._query(now)
+        self._ask(now)
 
     def _fresh_need(self) -> int:
         """Reports to wait for before one is certainly written after now.
@@ -597,10 +594,10 @@ class GrblStream:
         elif step is Step.LEAVE_HOLD_WAIT:
             proc.held = 0
             self._out.urgent += CYCLE_START
-            self._query(now)
+            self._ask(now)
         else:
             proc.need = self._fresh_need()
-            self._query(now)
+            self._ask(now)
 
     def _procedure_report(self, proc: _Procedure, report: StatusReport, now: float) -> None:
         if proc.step is Step.HOLD_WAIT:
@@ -624,7 +621,7 @@ class GrblStream:
                 log.info("GRBL still in feed hold after a cycle start: sending it again")
                 self._step(proc, Step.HOLD_WAIT, now)
             else:
-                self._query(now)
+                self._ask(now)
 
     def _check_deadlines(self, now: float) -> None:
         proc = self.procedure
@@ -675,6 +672,12 @@ class GrblStream:
         self._out.urgent += STATUS_QUERY
         self._queries += 1
         self._last_query = now
+
+    def _ask(self, now: float) -> None:
+        """A ``?`` for something waiting: now, unless one went out less than WAIT_POLL_S ago
+        (then :meth:`tick` sends it when that much has passed)."""
+        if now - self._last_query >= WAIT_POLL_S:
+            self._query(now)
 
     def _waiting_for_report(self) -> bool:
         return (self.procedure is not None and self.procedure.step is not Step.RESET_WAIT) \
@@ -729,4 +732,7 @@ class GrblStream:
     def _take(self) -> Output:
         out = self._out
         self._out = Output()
+        regular = 1.0 / self.settings.poll_hz
+        poll = WAIT_POLL_S if self._waiting_for_report() else regular
+        out.wake_at = min(self._last_query + poll, self._last_poll + regular)
         return out
