@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from agent.errors import DeviceAlarm, DeviceTimeout
 from agent.transport import grbl_events as ev
 from agent.transport.grbl_events import JobPhase
 from tests.grbl.fake_grbl import FakeGrbl
-from tests.grbl.rig import StreamRig, lines_of
+from tests.grbl.rig import Mangle, StreamRig, lines_of
 
 
 def _done(rig: StreamRig) -> ev.JobDone:
@@ -57,7 +59,8 @@ def test_noise_lines_between_replies_are_ignored() -> None:
     assert _done(rig).lines == 40
 
 
-def _spoil_ok(number: int, replacement: bytes) -> ev.Event | None:
+def _spoil_ok(number: int, replacement: bytes) -> Mangle:
+    """Replace the ``number``-th ``ok`` line GRBL sends with ``replacement``."""
     seen = [0]
 
     def mangle(data: bytes) -> bytes:
@@ -71,13 +74,13 @@ def _spoil_ok(number: int, replacement: bytes) -> ev.Event | None:
             out += part + b"\r\n"
         return out
 
-    return mangle  # type: ignore[return-value]
+    return mangle
 
 
 @pytest.mark.parametrize("replacement", [b"", b"o\x07k\r\n", b"o"])
 def test_a_lost_or_garbled_reply_fails_the_job_after_the_timeout(replacement: bytes) -> None:
     """A dropped ``ok``, one with noise inside it, or half of one merged into the next line."""
-    rig = StreamRig(mangle=_spoil_ok(25, replacement))  # type: ignore[arg-type]
+    rig = StreamRig(mangle=_spoil_ok(25, replacement))
     rig.start(lines_of(60))
     failed = _failed(rig)
     assert isinstance(failed.error, DeviceTimeout)
@@ -145,7 +148,7 @@ def test_status_polls_at_most_every_tenth_of_a_second_while_waiting() -> None:
     rig.apply(rig.stream.cancel(rig.now))
     rig.run_until(lambda: rig.has(ev.ControlDone))
     times = [t for t, data in rig.wire if b"?" in data]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 0.1 - 1e-9
     assert rig.fake.alarm3 == 0
 
