@@ -6,6 +6,7 @@ decelerating), held (``Hold:0``), and between the fence's ``ok`` and the report 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import pytest
@@ -102,6 +103,10 @@ def test_pause_in_final_status_still_ends_the_job() -> None:
     assert rig.has(ev.JobDone)
 
 
+def _resumes_at_least(rig: StreamRig, count: int) -> bool:
+    return len(rig.of(ev.ControlDone)) >= count
+
+
 def test_twenty_pause_resume_pairs_back_to_back_leave_the_machine_running() -> None:
     """The race of issue 14: a stale Hold:0 must not let a ``~`` go out during Hold:1."""
     rig = _rig(600, lag=2)
@@ -109,7 +114,7 @@ def test_twenty_pause_resume_pairs_back_to_back_leave_the_machine_running() -> N
     for pair in range(20):
         rig.apply(rig.stream.pause(rig.now))
         rig.apply(rig.stream.resume(rig.now))
-        rig.run_until(lambda n=pair: len(rig.of(ev.ControlDone)) > n)
+        rig.run_until(functools.partial(_resumes_at_least, rig, pair + 1))
         assert rig.fake.state != "Hold"
     rig.run_until(rig.job_over)
     assert rig.has(ev.JobDone)
