@@ -70,6 +70,15 @@ from agent.transport.grbl_flow import (
     StatusReport,
     Unknown,
 )
+from agent.transport.grbl_hold import HoldClock
+from agent.transport.grbl_procedure import (
+    Move,
+    Procedure,
+    fresh_need,
+    give_up_error,
+    on_report,
+    overdue,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +89,6 @@ STATUS_QUERY = b"?"
 FENCE_LINE = b"G4P0\n"
 # While something waits for a report, ``?`` goes out at most this often.
 WAIT_POLL_S = 0.1
-# A resume sends ``~`` at most this often, and judges one lost after this many Hold reports.
-RESUME_ATTEMPTS = 5
-HELD_REPORTS = 3
 # States in which GRBL does not execute the lines it answers ``ok`` to (Check) or takes no
 # lines at all (Sleep). Alarm is tracked on its own.
 NOT_EXECUTING = frozenset({"Check", "Sleep"})
@@ -126,18 +132,6 @@ class _Job:
     fence_at: float = 0.0
 
 
-@dataclass
-class _Procedure:
-    kind: Control
-    step: Step
-    since: float  # when the current step began (its deadline counts from here)
-    mark: int  # reports received when the step began
-    need: int  # reports after ``mark`` before one counts as fresh
-    attempts: int = 0
-    held: int = 0
-    joined: set[Control] = field(default_factory=set)
-
-
 class GrblStream:
     """The host side of one GRBL connection. Call only from one thread/task."""
 
@@ -147,7 +141,7 @@ class GrblStream:
         self.counter = CharacterCounter(settings.rx_buffer_bytes)
         self.in_flight: deque[_InFlight] = deque()
         self.phase = JobPhase.IDLE
-        self.procedure: _Procedure | None = None
+        self.procedure: Procedure | None = None
         self.job: _Job | None = None
         self.acked = 0
         self.status: StatusReport | None = None
@@ -166,10 +160,7 @@ class GrblStream:
         self._last_busy = now  # the last report that was not Idle
         # ask_fresh_status: (report count to exceed, asked at)
         self._fresh: tuple[int, float] | None = None
-        self._person_at = now  # a person's last pause/resume
-        self._hold_since: float | None = None
-        self._hold_told = False
-        self._held_for = 0.0
+        self.hold = HoldClock(settings.hold_limit_s, now=now)
         self._out = Output()
 
     # -- inputs ----------------------------------------------------------------------------
@@ -202,7 +193,8 @@ class GrblStream:
             else:
                 self._check_unanswered(now)
         self._check_deadlines(now)
-        self._check_hold(now)
+        if self.job is not None:
+            self._emit(self.hold.check(now))
         self._pump()
         return self._take()
 
@@ -220,8 +212,7 @@ class GrblStream:
         self.phase = JobPhase.SENDING
         # The machine may have idled for hours: count the silence from the job's first line.
         self._last_answer = now
-        self._hold_since = None
-        self._hold_told = False
+        self.hold.end()
         self._pump()
         return self._take()
 
@@ -243,7 +234,7 @@ class GrblStream:
 
     def ask_fresh_status(self, now: float) -> Output:
         """Ask for a report written after now; answered by :class:`FreshStatus`."""
-        self._fresh = (self.reports + self._fresh_need() - 1, now)
+        self._fresh = (self.reports + fresh_need(self._queries) - 1, now)
         self._ask(now)
         return self._take()
 
@@ -259,7 +250,7 @@ class GrblStream:
 
     def pause(self, now: float) -> Output:
         """A person's feed hold: write ``!`` and feed nothing more."""
-        self._person_at = now
+        self.hold.person_acted(now)
         if self.procedure is not None and self.procedure.kind is Control.RESUME:
             self._end_procedure(DeviceError("paused again before the resume took effect",
                                             code="superseded"))
@@ -269,12 +260,12 @@ class GrblStream:
         return self._take()
 
     def resume(self, now: float) -> Output:
-        self._person_at = now
+        self.hold.person_acted(now)
         self._begin(Control.RESUME, now)
         return self._take()
 
     def cancel(self, now: float) -> Output:
-        self._person_at = now
+        self.hold.person_acted(now)
         job = self.job
         if job is not None and self.phase is not JobPhase.ABORTING:
             self._end_job(JobStopped("canceled"))
@@ -304,13 +295,10 @@ class GrblStream:
         self._drop_in_flight()
         return self._take()
 
-    # -- what the driver may read ----------------------------------------------------------
-
     @property
     def held_s(self) -> float | None:
-        """Seconds the job has been held counted from the later of hold start and a person's
-        last action, once past the limit; None otherwise."""
-        return self._held_for if self._hold_told else None
+        """Seconds the job has been held with nobody acting, once past the limit, else None."""
+        return self.hold.held_s
 
     # -- replies ---------------------------------------------------------------------------
 
@@ -433,7 +421,8 @@ class GrblStream:
         if state != self.device_state:
             self.device_state = state
             self._out.events.append(DeviceState(state, {"alarm": self.alarm}))
-        self._track_hold(report, now)
+        if self.job is not None:
+            self._emit(self.hold.on_report(report.state == "Hold", now))
         if self._fresh is not None and self.reports > self._fresh[0]:
             self._fresh = None
             self._out.events.append(FreshStatus(ok=True))
@@ -546,11 +535,7 @@ class GrblStream:
     def _end_job(self, event: JobDone | JobFailed | JobStopped) -> None:
         self.job = None
         self.phase = JobPhase.IDLE
-        if self._hold_told and self._hold_since is not None:
-            self._out.events.append(HoldChanged(False, self._held_for,
-                                                self.settings.hold_limit_s))
-        self._hold_since = None
-        self._hold_told = False
+        self._emit(self.hold.end())
         self._out.events.append(event)
 
     # -- procedures (resume, cancel, abort, reset) -----------------------------------------
@@ -569,25 +554,17 @@ class GrblStream:
                 return
             self._end_procedure(DeviceError(f"superseded by {kind.value}", code="superseded"))
         if kind is Control.RESET:
-            proc = _Procedure(kind, Step.RESET_WAIT, now, self.reports, 0)
+            proc = Procedure(kind, Step.RESET_WAIT, now, self.reports, 0)
             self.procedure = proc
             self._step(proc, Step.RESET_WAIT, now)
             return
         if kind is not Control.RESUME:
             self._out.urgent += FEED_HOLD
-        self.procedure = _Procedure(kind, Step.HOLD_WAIT, now, self.reports, self._fresh_need())
+        self.procedure = Procedure(kind, Step.HOLD_WAIT, now, self.reports,
+                                   fresh_need(self._queries))
         self._ask(now)
 
-    def _fresh_need(self) -> int:
-        """Reports to wait for before one is certainly written after now.
-
-        A report asked for before now may still be on its way (and say Idle while the machine
-        has just started moving, or Hold:0 left over from an earlier pause): never trust the
-        first. Each ``?`` not yet answered may bring one more such report.
-        """
-        return max(2, self._queries + 1)
-
-    def _step(self, proc: _Procedure, step: Step, now: float) -> None:
+    def _step(self, proc: Procedure, step: Step, now: float) -> None:
         proc.step, proc.since, proc.mark = step, now, self.reports
         if step is Step.RESET_WAIT:
             self._out.urgent += SOFT_RESET
@@ -596,44 +573,32 @@ class GrblStream:
             self._out.urgent += CYCLE_START
             self._ask(now)
         else:
-            proc.need = self._fresh_need()
+            proc.need = fresh_need(self._queries)
             self._ask(now)
 
-    def _procedure_report(self, proc: _Procedure, report: StatusReport, now: float) -> None:
-        if proc.step is Step.HOLD_WAIT:
-            fresh = self.reports - proc.mark >= proc.need
-            if fresh and (report.hold_complete or report.state in ("Idle", "Alarm")):
-                self._step(proc, Step.LEAVE_HOLD_WAIT if proc.kind is Control.RESUME
-                           else Step.RESET_WAIT, now)
-        elif proc.step is Step.LEAVE_HOLD_WAIT and self.reports > proc.mark:
-            # The first report may come from the pass before GRBL took the ``~``; later ones
-            # (each asked for after it) cannot.
-            if report.state != "Hold":
-                self._end_procedure(None)
-                return
-            proc.held += 1
-            if proc.held >= HELD_REPORTS:
-                proc.attempts += 1
-                if proc.attempts >= RESUME_ATTEMPTS:
-                    self._end_procedure(DeviceError(
-                        f"GRBL stayed in feed hold after {RESUME_ATTEMPTS} cycle starts (~)"))
-                    return
-                log.info("GRBL still in feed hold after a cycle start: sending it again")
-                self._step(proc, Step.HOLD_WAIT, now)
-            else:
-                self._ask(now)
+    def _procedure_report(self, proc: Procedure, report: StatusReport, now: float) -> None:
+        move = on_report(proc, report, self.reports)
+        if move is Move.CYCLE_START:
+            self._step(proc, Step.LEAVE_HOLD_WAIT, now)
+        elif move is Move.RESET:
+            self._step(proc, Step.RESET_WAIT, now)
+        elif move is Move.ASK:
+            self._ask(now)
+        elif move is Move.RETRY:
+            log.info("GRBL still in feed hold after a cycle start: sending it again")
+            self._step(proc, Step.HOLD_WAIT, now)
+        elif move is Move.DONE:
+            self._end_procedure(None)
+        elif move is Move.GIVE_UP:
+            self._end_procedure(give_up_error())
 
     def _check_deadlines(self, now: float) -> None:
         proc = self.procedure
         timeout = self.settings.response_timeout_s
         if proc is not None:
-            if proc.step is Step.HOLD_WAIT and now - proc.since > self.settings.hold_timeout_s:
-                self._end_procedure(DeviceTimeout("feed hold did not complete in time"))
-            elif proc.step is Step.LEAVE_HOLD_WAIT and \
-                    now - max(proc.since, self._last_report_at) > timeout:
-                self._end_procedure(DeviceTimeout("GRBL sent no status report after a cycle start"))
-            elif proc.step is Step.RESET_WAIT and now - proc.since > timeout:
-                self._end_procedure(DeviceTimeout("GRBL did not come back after a soft reset"))
+            error = overdue(proc, now, self.settings, self._last_report_at)
+            if error is not None:
+                self._end_procedure(error)
         if self._fresh is not None and now - self._fresh[1] > timeout:
             self._fresh = None
             self._out.events.append(FreshStatus(ok=False))
@@ -705,29 +670,9 @@ class GrblStream:
                 f"GRBL is idle but {len(self.in_flight)} line(s) sent to it were never "
                 f"answered in {quiet:.1f} s: a reply was lost on the serial line"), now)
 
-    def _track_hold(self, report: StatusReport, now: float) -> None:
-        if self.job is None:
-            return
-        if report.state == "Hold":
-            if self._hold_since is None:
-                self._hold_since = now
-            self._check_hold(now)
-        elif self._hold_since is not None:
-            if self._hold_told:
-                self._out.events.append(HoldChanged(False, self._held_for,
-                                                    self.settings.hold_limit_s))
-            self._hold_since = None
-            self._hold_told = False
-
-    def _check_hold(self, now: float) -> None:
-        if self._hold_since is None or self.job is None:
-            return
-        held = now - max(self._hold_since, self._person_at)
-        self._held_for = held
-        limit = self.settings.hold_limit_s
-        if held > limit and not self._hold_told:
-            self._hold_told = True
-            self._out.events.append(HoldChanged(True, held, limit))
+    def _emit(self, event: HoldChanged | None) -> None:
+        if event is not None:
+            self._out.events.append(event)
 
     def _take(self) -> Output:
         out = self._out
