@@ -28,11 +28,8 @@ they return and maps their events (:mod:`agent.transport.grbl_events`). The rule
 from __future__ import annotations
 
 import logging
-import re
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 from agent.dialects.grbl import alarm_text, error_text
 from agent.errors import DeviceAlarm, DeviceError, DeviceTimeout
@@ -71,6 +68,7 @@ from agent.transport.grbl_flow import (
     Unknown,
 )
 from agent.transport.grbl_hold import HoldClock
+from agent.transport.grbl_job import Command, Fence, InFlight, Job, lost_reply
 from agent.transport.grbl_procedure import (
     Move,
     Procedure,
@@ -95,43 +93,6 @@ NOT_EXECUTING = frozenset({"Check", "Sleep"})
 # ``[MSG:...]`` texts GRBL prints on entering those modes (report.c).
 _MODE_MESSAGES = {"Enabled": "Check", "Sleeping": "Sleep"}
 NOT_EXECUTING_CODE = "machine_not_executing"
-_DWELL = re.compile(rb"G0*4(?![0-9.]).*?P([0-9]*\.?[0-9]+)")
-
-
-def dwell_seconds(line: bytes) -> float:
-    """Seconds a normalised line dwells (GRBL's ``G4 P`` is in seconds), else 0."""
-    m = _DWELL.search(line)
-    return float(m.group(1)) if m else 0.0
-
-
-class _Fence:
-    """The job's ``G4P0`` in the in-flight FIFO (program lines are bare ints: their index)."""
-
-
-@dataclass
-class _Command:
-    token: int
-    feedback: list[str] = field(default_factory=list)
-
-
-_InFlight = int | _Fence | _Command
-
-
-@dataclass
-class _Job:
-    encoded: list[bytes]
-    index: int
-    progress_step: int
-    reported: int
-    fence: _Fence = field(default_factory=_Fence)
-    fence_sent: bool = False
-    warnings: list[dict[str, Any]] = field(default_factory=list)
-    failure: DeviceError | None = None
-    # FINAL_STATUS: the report count when the fence was answered, and when.
-    fence_mark: int = 0
-    fence_at: float = 0.0
-
-
 class GrblStream:
     """The host side of one GRBL connection. Call only from one thread/task."""
 
@@ -139,17 +100,17 @@ class GrblStream:
         self.settings = settings
         self.parser = GrblReplyParser()
         self.counter = CharacterCounter(settings.rx_buffer_bytes)
-        self.in_flight: deque[_InFlight] = deque()
+        self.in_flight: deque[InFlight] = deque()
         self.phase = JobPhase.IDLE
         self.procedure: Procedure | None = None
-        self.job: _Job | None = None
+        self.job: Job | None = None
         self.acked = 0
         self.status: StatusReport | None = None
         self.reports = 0
         self.alarm: int | None = None
         self.idle_mode: str | None = None  # "Check" or "Sleep"
         self.device_state = "unknown"
-        self._commands: deque[tuple[_Command, bytes]] = deque()
+        self._commands: deque[tuple[Command, bytes]] = deque()
         self._next_token = 0
         self._queries = 0  # ``?`` written since the last report arrived
         self._last_query = float("-inf")
@@ -207,7 +168,7 @@ class GrblStream:
         if self.phase is not JobPhase.IDLE:
             raise DeviceError("a job is already streaming", code="busy")
         encoded = [line.encode("ascii") + b"\n" for line in lines]
-        self.job = _Job(encoded, start_index, max(1, len(lines) // 200), start_index)
+        self.job = Job(encoded, start_index, max(1, len(lines) // 200), start_index)
         self.acked = start_index
         self.phase = JobPhase.SENDING
         # The machine may have idled for hours: count the silence from the job's first line.
@@ -224,7 +185,7 @@ class GrblStream:
     def command(self, line: str, now: float) -> tuple[int, Output]:
         """Queue a system line; its answer comes as :class:`CommandDone` with the token."""
         self._next_token += 1
-        cmd = _Command(self._next_token)
+        cmd = Command(self._next_token)
         data = line.encode("ascii") + b"\n"
         if len(data) > self.counter.capacity:
             raise DeviceError(f"{line!r} is longer than GRBL's receive buffer")
@@ -312,7 +273,7 @@ class GrblStream:
         elif isinstance(reply, Feedback):
             text = f"{reply.kind}:{reply.text}" if reply.text else reply.kind
             head = self.in_flight[0] if self.in_flight else None
-            if isinstance(head, _Command):
+            if isinstance(head, Command):
                 head.feedback.append(text)
             if reply.kind == "MSG":
                 log.info("GRBL says: %s", reply.text)
@@ -334,7 +295,7 @@ class GrblStream:
             entry = in_flight.popleft()
             if type(entry) is int:
                 self.acked = entry + 1
-            elif isinstance(entry, _Command):
+            elif isinstance(entry, Command):
                 self._out.events.append(CommandDone(entry.token, tuple(entry.feedback)))
             else:
                 self._fence_answered(now)
@@ -360,10 +321,10 @@ class GrblStream:
             return
         entry = self.in_flight.popleft()
         self.counter.pop()
-        if isinstance(entry, _Command):
+        if isinstance(entry, Command):
             self._out.events.append(CommandDone(entry.token, tuple(entry.feedback), error.code))
             return
-        if isinstance(entry, _Fence):
+        if isinstance(entry, Fence):
             self._fence_answered(now)
             return
         self.acked = entry + 1
@@ -454,7 +415,7 @@ class GrblStream:
     def _drop_in_flight(self) -> None:
         """A reset empties GRBL's buffers: nothing in flight will be answered."""
         for entry in self.in_flight:
-            if isinstance(entry, _Command):
+            if isinstance(entry, Command):
                 self._out.events.append(CommandDropped(entry.token))
         self.in_flight.clear()
         self.counter.reset()
@@ -649,26 +610,16 @@ class GrblStream:
             or self._fresh is not None or self.phase is JobPhase.FINAL_STATUS
 
     def _check_unanswered(self, now: float) -> None:
-        """Fail the job if GRBL sits Idle while lines stay unanswered long after its last reply.
-
-        A glitch on the wire (half a line of noise with no line end) can swallow an ``ok``; no
-        answer will ever come for the line the host still counts, so without this the job
-        would wait forever. The lost reply may have been an error, so the job cannot be called
-        done: it fails with a clear code. A dwell (``G4 P<s>``) in flight legitimately keeps
-        GRBL Idle without answering, so its seconds are allowed on top of the timeout.
-        """
+        """A lost reply (:func:`~agent.transport.grbl_job.lost_reply`) fails the job."""
         job = self.job
         status = self.status
         if (job is None or not self.in_flight or self.phase is not JobPhase.SENDING
                 or status is None or status.state != "Idle"):
             return
         quiet = now - max(self._last_answer, self._last_busy)
-        dwell = sum(dwell_seconds(job.encoded[e]) for e in self.in_flight
-                    if type(e) is int and e < len(job.encoded))
-        if quiet > self.settings.response_timeout_s + dwell:
-            self._fail(DeviceTimeout(
-                f"GRBL is idle but {len(self.in_flight)} line(s) sent to it were never "
-                f"answered in {quiet:.1f} s: a reply was lost on the serial line"), now)
+        error = lost_reply(job, self.in_flight, quiet, self.settings.response_timeout_s)
+        if error is not None:
+            self._fail(error, now)
 
     def _emit(self, event: HoldChanged | None) -> None:
         if event is not None:
