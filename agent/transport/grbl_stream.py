@@ -93,6 +93,8 @@ NOT_EXECUTING = frozenset({"Check", "Sleep"})
 # ``[MSG:...]`` texts GRBL prints on entering those modes (report.c).
 _MODE_MESSAGES = {"Enabled": "Check", "Sleeping": "Sleep"}
 NOT_EXECUTING_CODE = "machine_not_executing"
+
+
 class GrblStream:
     """The host side of one GRBL connection. Call only from one thread/task."""
 
