@@ -67,8 +67,9 @@ class GrblDriver(MachineDriver):
             self.link.write(out.urgent, urgent=True)
         if out.write:
             self.link.write(out.write)
-        for event in out.events:
-            self._dispatch(event)
+        if out.events:
+            for event in out.events:
+                self._dispatch(event)
         if out.wake_at is not None and out.wake_at < self._tick_at:
             self._tick_wake.set()
 
@@ -242,7 +243,8 @@ class GrblDriver(MachineDriver):
     async def _ticker(self) -> None:
         while True:
             out = self.proto.tick(time.monotonic())
-            self._tick_at = out.wake_at if out.wake_at is not None else float("inf")
+            self._tick_at = (out.wake_at if out.wake_at is not None
+                             else time.monotonic() + 1.0 / self.settings.poll_hz)
             self._apply(out)
             if self._silent is not None:
                 raise self._silent

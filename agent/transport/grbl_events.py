@@ -149,9 +149,10 @@ Event = (Progress | JobDone | JobFailed | JobStopped | CommandDone | CommandDrop
          | HoldChanged | LinkSilent)
 
 
-@dataclass
+@dataclass(slots=True)
 class Output:
-    """Bytes to write and what happened; ``wake_at``: call ``tick`` by then at the latest."""
+    """Bytes to write and what happened; ``wake_at``: call ``tick`` by then at the latest
+    (None: no sooner than the stream last asked)."""
 
     urgent: bytes = b""
     write: bytes = b""

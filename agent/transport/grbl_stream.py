@@ -124,6 +124,8 @@ class GrblStream:
         # ask_fresh_status: (report count to exceed, asked at)
         self._fresh: tuple[int, float] | None = None
         self.hold = HoldClock(settings.hold_limit_s, now=now)
+        # Something may now wait for a report (so polls go faster): tell the next wake_at.
+        self._dirty = True
         self._out = Output()
 
     # -- inputs ----------------------------------------------------------------------------
@@ -159,6 +161,7 @@ class GrblStream:
         if self.job is not None:
             self._emit(self.hold.check(now))
         self._pump()
+        self._dirty = True  # a tick always says when the next one is due
         return self._take()
 
     def query(self, now: float) -> Output:
@@ -198,6 +201,7 @@ class GrblStream:
     def ask_fresh_status(self, now: float) -> Output:
         """Ask for a report written after now; answered by :class:`FreshStatus`."""
         self._fresh = (self.reports + fresh_need(self._queries) - 1, now)
+        self._dirty = True
         self._ask(now)
         return self._take()
 
@@ -304,7 +308,9 @@ class GrblStream:
         for _ in range(count - answered):
             self._out.events.append(Notice("answer from GRBL with no line in flight",
                                            {"reply": str(Ok())}))
-        self._report_progress()
+        job = self.job
+        if job is not None and (not in_flight or self.acked - job.reported >= job.progress_step):
+            self._report_progress()
 
     def _report_progress(self, *, force: bool = False) -> None:
         job = self.job
@@ -460,6 +466,7 @@ class GrblStream:
         self.phase = JobPhase.FINAL_STATUS
         job.fence_mark = self.reports
         job.fence_at = now
+        self._dirty = True
         self._ask(now)
 
     def _job_end_checked(self) -> None:
@@ -525,10 +532,12 @@ class GrblStream:
             self._out.urgent += FEED_HOLD
         self.procedure = Procedure(kind, Step.HOLD_WAIT, now, self.reports,
                                    fresh_need(self._queries))
+        self._dirty = True
         self._ask(now)
 
     def _step(self, proc: Procedure, step: Step, now: float) -> None:
         proc.step, proc.since, proc.mark = step, now, self.reports
+        self._dirty = True
         if step is Step.RESET_WAIT:
             self._out.urgent += SOFT_RESET
         elif step is Step.LEAVE_HOLD_WAIT:
@@ -630,6 +639,9 @@ class GrblStream:
     def _take(self) -> Output:
         out = self._out
         self._out = Output()
+        if not (self._dirty or out.urgent or out.events):
+            return out  # the streaming hot path: lines refilled, no timing changed
+        self._dirty = False
         regular = 1.0 / self.settings.poll_hz
         poll = WAIT_POLL_S if self._waiting_for_report() else regular
         out.wake_at = min(self._last_query + poll, self._last_poll + regular)
