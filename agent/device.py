@@ -154,6 +154,8 @@ class DeviceManager:
                 out["version"] = self.info.version
         if self.last_error and not self.online.is_set():
             out["error"] = self.last_error
+        if self.driver is not None:
+            out.update(self.driver.status_fields())
         return out
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from agent import __version__
 from agent.config import AgentConfig
 from agent.device import DeviceEvents, DeviceManager
-from agent.drivers.base import DeviceInfo, Telemetry
+from agent.drivers.base import DeviceInfo, Readiness, Telemetry
 from agent.errors import DeviceError, StationAgentError
 from agent.families import find_family
 from agent.jobs.intake import (
@@ -120,10 +120,11 @@ class Station(DeviceEvents):
         if not self.device.online.is_set():
             return StationState.DEVICE_OFFLINE, job_id
         driver = self.device.driver
-        reason = driver.ready_for_job[1] if driver is not None else ""
-        if reason == "device_alarm":
+        readiness = driver.ready_for_job if driver is not None else Readiness.READY
+        if readiness is Readiness.DEVICE_ALARM:
             return StationState.ALARM, job_id
-        if reason == "machine_not_ready" and (job is None or job.state is not JobState.RUNNING):
+        if readiness is Readiness.MACHINE_NOT_READY and (
+                job is None or job.state is not JobState.RUNNING):
             return StationState.NOT_READY, job_id
         if job is not None:
             if job.state is JobState.PAUSED:

@@ -3,12 +3,46 @@
 from __future__ import annotations
 
 import abc
+import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from agent.errors import DeviceError
 from agent.transport.link import ByteLink
+
+
+class Readiness(enum.Enum):
+    """Whether a job may start on the machine now, and if not, why.
+
+    The values are the reason codes the agent has always put on the wire (``machine_not_ready``
+    warnings, ``failed`` events' ``code``): keep them stable.
+    """
+
+    READY = ""
+    BUSY = "busy"  # a job is running on it
+    ESTOP = "estop"  # latched until an operator's reset
+    DEVICE_ALARM = "device_alarm"  # GRBL alarm: a person checks the machine and unlocks it
+    MACHINE_NOT_READY = "machine_not_ready"  # a mode that executes nothing (GRBL $C, $SLP)
+    DOOR_OPEN = "door_open"  # GRBL safety door
+    DEVICE_TIMEOUT = "device_timeout"  # no fresh status report when asked just before a job
+    OFFLINE = "device_lost"  # the link is gone
+    NOT_OPEN = "not_open"  # handshake not done yet
+    DEVICE_KILLED = "device_killed"  # Marlin halted (kill()): needs a reset
+    LEVER_UP = "lever_up"  # HP-GL pinch-roller lever up
+    DEVICE_PAUSED = "device_paused"  # HP-GL paused at the panel
+    DEVICE_BUSY = "device_busy"  # HP-GL buffer still plotting
+
+    @property
+    def ready(self) -> bool:
+        return self is Readiness.READY
+
+
+class StopReason(enum.Enum):
+    """Why a job was stopped on purpose; the value is the ``JobStopped`` code."""
+
+    CANCEL = "canceled"
+    ESTOP = "estop"
 
 
 @dataclass(frozen=True)
@@ -93,6 +127,14 @@ class MachineDriver(abc.ABC):
     def __init__(self, link: ByteLink, listener: DriverListener) -> None:
         self.link = link
         self.listener = listener
+        # Set by estop(), cleared only by an operator's reset(): no job starts in between.
+        self._estop_latched = False
+        # Program lines of the current (or last) stream the machine has acknowledged.
+        self._acked = 0
+
+    @property
+    def estop_latched(self) -> bool:
+        return self._estop_latched
 
     @abc.abstractmethod
     async def open(self) -> DeviceInfo: ...
@@ -115,9 +157,9 @@ class MachineDriver(abc.ABC):
         """
 
     @property
-    @abc.abstractmethod
     def lines_acknowledged(self) -> int:
         """Program lines of the current (or last) stream the machine has acknowledged."""
+        return self._acked
 
     @abc.abstractmethod
     async def pause(self) -> None: ...
@@ -144,15 +186,25 @@ class MachineDriver(abc.ABC):
 
     @property
     @abc.abstractmethod
-    def ready_for_job(self) -> tuple[bool, str]:
-        """Whether a job may start now, and if not, why (a short code)."""
+    def ready_for_job(self) -> Readiness:
+        """Whether a job may start now, and if not, why."""
+
+    def require_ready(self, what: str = "machine") -> None:
+        """Raise ``DeviceError`` (code = the readiness value) unless a job may start now."""
+        readiness = self.ready_for_job
+        if not readiness.ready:
+            raise DeviceError(f"{what} not ready: {readiness.value}", code=readiness.value)
+
+    def status_fields(self) -> dict[str, Any]:
+        """Driver facts for the status's ``device`` object (GRBL: ``held_s`` past the limit)."""
+        return {}
 
     @property
     def device_state(self) -> str:
         """The machine's own state word, as last reported ("" when the driver has none)."""
         return ""
 
-    async def check_ready(self) -> tuple[bool, str]:
+    async def check_ready(self) -> Readiness:
         """``ready_for_job`` checked against the machine now, just before a job starts.
 
         A driver whose view comes from periodic polling asks the machine once more (GRBL: a

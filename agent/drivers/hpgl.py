@@ -27,6 +27,7 @@ from agent.drivers.base import (
     DriverListener,
     MachineDriver,
     ProgressCallback,
+    Readiness,
     StreamResult,
     Telemetry,
 )
@@ -94,8 +95,6 @@ class HpglDriver(MachineDriver):
         self._streaming = False
         # The job's state machine while stream() runs (sans I/O: this class feeds it).
         self._job: HpglStream | None = None
-        self._estopped = False
-        self._acked = 0
         self._status_read = False
         self._line_at_query = 0
         self._ext: ExtendedStatus | None = None
@@ -206,7 +205,7 @@ class HpglDriver(MachineDriver):
     def _state_name(self) -> str:
         if self._lost is not None:
             return "lost"
-        if self._estopped:
+        if self._estop_latched:
             return "estop"
         if self._ext is not None and self._ext.lever_up:
             return "lever_up"
@@ -398,9 +397,7 @@ class HpglDriver(MachineDriver):
         ``line`` = 1-based index into ``lines`` of the last line sent before the failed
         check), JobStopped on cancel or e-stop, DeviceLost if the link dies.
         """
-        ready, reason = self.ready_for_job
-        if not ready:
-            raise DeviceError(f"plotter not ready: {reason}", code=reason)
+        self.require_ready("plotter")
         preamble = resume_preamble(lines, start_index) if start_index > 0 else []
         job = HpglStream(lines, self.settings, self._flow, self._framer, now=self._now(),
                          start_index=start_index, preamble=preamble,
@@ -466,10 +463,6 @@ class HpglDriver(MachineDriver):
 
     # -- controls --------------------------------------------------------------------------
 
-    @property
-    def lines_acknowledged(self) -> int:
-        return self._acked
-
     async def pause(self) -> None:
         """Stop feeding the plotter; what is already in its buffer (up to ~1 KB) still plots."""
         if self._job is not None:
@@ -494,7 +487,7 @@ class HpglDriver(MachineDriver):
 
     async def estop(self) -> None:
         """ESC.K ahead of anything queued; the plotter stays stopped until reset()."""
-        self._estopped = True
+        self._estop_latched = True
         with contextlib.suppress(DeviceLost):
             self.link.write(ABORT, urgent=True)
         if self._job is not None:
@@ -516,7 +509,7 @@ class HpglDriver(MachineDriver):
         status = await self._ask(Query.STATUS)
         if isinstance(status, Status) and status.error:
             await self._ask(Query.ERROR)
-        self._estopped = False
+        self._estop_latched = False
         await self._refresh_status()
 
     async def _refresh_status(self) -> None:
@@ -530,20 +523,20 @@ class HpglDriver(MachineDriver):
             self._wake.clear()
 
     @property
-    def ready_for_job(self) -> tuple[bool, str]:
+    def ready_for_job(self) -> Readiness:
         if self._lost is not None:
-            return (False, "device_lost")
+            return Readiness.OFFLINE
         if not self._opened:
-            return (False, "not_open")
-        if self._estopped:
-            return (False, "estop")
+            return Readiness.NOT_OPEN
+        if self._estop_latched:
+            return Readiness.ESTOP
         if self._streaming:
-            return (False, "busy")
+            return Readiness.BUSY
         if self._ext is not None:
             if self._ext.lever_up:
-                return (False, "lever_up")
+                return Readiness.LEVER_UP
             if self._ext.paused:
-                return (False, "device_paused")
+                return Readiness.DEVICE_PAUSED
             if not self._ext.buffer_empty:
-                return (False, "device_busy")
-        return (True, "")
+                return Readiness.DEVICE_BUSY
+        return Readiness.READY

@@ -30,6 +30,7 @@ from agent.drivers.base import (
     DriverListener,
     MachineDriver,
     ProgressCallback,
+    Readiness,
     StreamResult,
     Telemetry,
 )
@@ -92,8 +93,6 @@ class MarlinDriver(MachineDriver):
         self._stream_done = asyncio.Event()
         self._stream_done.set()
         self._warnings: list[dict[str, Any]] = []
-        self._acked = 0
-        self._estopped = False
         self._killed = False
         self._lost: DeviceLost | None = None
         self._device_state = "unknown"
@@ -241,7 +240,7 @@ class MarlinDriver(MachineDriver):
         interval = 1.0 / self.profile.telemetry_hz
         while True:
             await asyncio.sleep(interval)
-            if self._autoreport or self._killed or self._estopped:
+            if self._autoreport or self._killed or self._estop_latched:
                 continue
             flow = self._flow
             if flow is None:
@@ -330,9 +329,7 @@ class MarlinDriver(MachineDriver):
     async def stream(
         self, lines: Sequence[str], on_progress: ProgressCallback, *, start_index: int = 0
     ) -> StreamResult:
-        ready, reason = self.ready_for_job
-        if not ready:
-            raise DeviceError(f"machine not ready: {reason}", code=reason)
+        self.require_ready()
         self._starting = True
         try:
             if self._poll_owed.is_set():
@@ -380,10 +377,6 @@ class MarlinDriver(MachineDriver):
             self._stream_done.set()
 
     @property
-    def lines_acknowledged(self) -> int:
-        return self._acked
-
-    @property
     def flow(self) -> MarlinFlow | None:
         """The running job's protocol state (None between jobs)."""
         return self._flow
@@ -393,16 +386,16 @@ class MarlinDriver(MachineDriver):
         return self._device_state
 
     @property
-    def ready_for_job(self) -> tuple[bool, str]:
+    def ready_for_job(self) -> Readiness:
         if self._lost is not None:
-            return False, "device_lost"
-        if self._estopped:
-            return False, "estop"
+            return Readiness.OFFLINE
+        if self._estop_latched:
+            return Readiness.ESTOP
         if self._killed:
-            return False, "device_killed"
+            return Readiness.DEVICE_KILLED
         if self._flow is not None:
-            return False, "busy"
-        return True, ""
+            return Readiness.BUSY
+        return Readiness.READY
 
     # -- operator actions ------------------------------------------------------------------
 
@@ -444,7 +437,7 @@ class MarlinDriver(MachineDriver):
 
     async def estop(self) -> None:
         self.link.write(ESTOP, urgent=True)
-        self._estopped = True
+        self._estop_latched = True
         self._device_state = "estop"
         flow = self._flow
         if flow is not None:
@@ -467,7 +460,7 @@ class MarlinDriver(MachineDriver):
                 "the board does not answer after the e-stop: press its reset button or power "
                 "cycle it", code="device_killed",
             ) from None
-        self._estopped = False
+        self._estop_latched = False
         self._killed = False
         self._device_state = "idle"
         self.listener.on_device_state("idle", {})

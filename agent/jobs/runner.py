@@ -22,6 +22,7 @@ from typing import Any
 from agent.aio import wait_event
 from agent.device import DeviceManager
 from agent.dialects.program import Program
+from agent.drivers.base import Readiness
 from agent.errors import DeviceError, JobStopped
 from agent.jobs.states import TERMINAL, JobState, Trigger
 from agent.jobs.store import JobRecord, JobStore
@@ -43,8 +44,8 @@ START_HOLD_KEY = "start_hold"
 
 # Why a driver may refuse a job that a person at the machine must resolve (a warning says so).
 _MACHINE_NOT_READY = {
-    "device_alarm": "the machine is in alarm: a person checks it and sends `unlock`",
-    "machine_not_ready": "the machine is in a mode in which it does not execute lines",
+    Readiness.DEVICE_ALARM: "the machine is in alarm: a person checks it and sends `unlock`",
+    Readiness.MACHINE_NOT_READY: "the machine is in a mode in which it does not execute lines",
 }
 _MODE_ADVICE = {
     "Check": "GRBL is in check mode ($C): it would only parse the job, nothing would be cut. "
@@ -230,32 +231,33 @@ class JobRunner:
             await self._run(rec)
 
     async def _wait_until_startable(self, job_id: str) -> None:
-        warned: str | None = None
+        warned: Readiness | None = None
         while True:
             driver = self.device.driver
             if (driver is not None and self._may_start() is None
                     and self.db.fault is None and not self.pending):
-                ready, reason = driver.ready_for_job
-                if ready:
+                readiness = driver.ready_for_job
+                if readiness.ready:
                     # The last poll may be old: ask the machine itself before starting.
-                    ready, reason = await driver.check_ready()
-                    if (ready and self.device.driver is driver and self._may_start() is None
+                    readiness = await driver.check_ready()
+                    if (readiness.ready and self.device.driver is driver
+                            and self._may_start() is None
                             and self.db.fault is None and not self.pending):
                         return
-                if reason in _MACHINE_NOT_READY and warned != reason:
-                    warned = reason
-                    self._warn_not_ready(job_id, reason, driver.device_state)
+                if readiness in _MACHINE_NOT_READY and warned is not readiness:
+                    warned = readiness
+                    self._warn_not_ready(job_id, readiness, driver.device_state)
             await wait_event(self._queue_changed, 0.2)
             self._queue_changed.clear()
 
-    def _warn_not_ready(self, job_id: str, reason: str, machine_state: str) -> None:
+    def _warn_not_ready(self, job_id: str, reason: Readiness, machine_state: str) -> None:
         """The job stays queued; say once why it does not start."""
         rec = self.store.get(job_id)
         if rec is None or rec.state is not JobState.QUEUED:
             return
         mode = machine_state.partition(":")[0]
         self.reporter.event(EventType.WARNING, job_id, {
-            "code": "machine_not_ready", "reason": reason, "machine_state": machine_state,
+            "code": "machine_not_ready", "reason": reason.value, "machine_state": machine_state,
             "message": f"{_MODE_ADVICE.get(mode, _MACHINE_NOT_READY[reason])}; the job waits "
                        "in the queue",
         })

@@ -30,6 +30,9 @@ class GrblSettings(StrictModel):
     hold_timeout_s: Annotated[float, Field(gt=0, le=120)] = 30.0
     # The machine must answer something (ok, status) within this; else device_timeout.
     response_timeout_s: Annotated[float, Field(gt=0, le=600)] = 10.0
+    # A job held (feed hold, M0) longer than this since the hold began or a person last paused
+    # or resumed it gets a `hold_too_long` warning, and the status shows held_s.
+    hold_limit_s: Annotated[float, Field(gt=0, le=604_800)] = 600.0
 
 
 class GrblAllowlist(StrictModel):

@@ -35,7 +35,14 @@ class Status(BaseModel):
     ts: str | None = None
     # Increases on every agent start; a controller ignores an `offline` Will older than this.
     session: int = Field(ge=0)
-    device: dict[str, Any] = Field(default_factory=dict)
+    device: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "The machine as the agent sees it: online, firmware, version, port, state, alarm; "
+            "GRBL adds held_s and hold_limit_s (seconds) while a job has been in feed hold "
+            "longer than its profile's [grbl] hold_limit_s without a person's pause or resume."
+        ),
+    )
 
 
 class Info(BaseModel):

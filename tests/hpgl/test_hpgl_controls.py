@@ -9,6 +9,7 @@ import pytest
 
 from agent.aio import wait_within
 from agent.dialects.hpgl import prepare_hpgl_program
+from agent.drivers.base import Readiness
 from agent.errors import DeviceError, DeviceLost, JobStopped
 from tests.hpgl.plots import graded_nest, sleeve_pattern
 from tests.hpgl.rig import Rig, hpgl_profile, plotter_rig, wait_until_idle
@@ -46,7 +47,7 @@ async def test_open_reads_identity_and_the_smaller_buffer_and_clears_old_errors(
         assert any(d.get("device_code") == "ESC.E16" for _, d in rig.listener.warnings)
         assert rig.emulator.io_error == 0  # reading ESC.E cleared it
         assert not rig.emulator.status_initialized  # reading OS cleared "initialised"
-        assert rig.driver.ready_for_job == (True, "")
+        assert rig.driver.ready_for_job == Readiness.READY
 
 
 async def test_a_cutter_without_oi_still_connects() -> None:
@@ -55,7 +56,7 @@ async def test_a_cutter_without_oi_still_connects() -> None:
         assert rig.info.firmware == "HP-GL"
         assert any("OI;" in message for message, _ in rig.listener.warnings)
         assert rig.emulator.hpgl_error == 0  # the error OI; raised was read and cleared
-        assert rig.driver.ready_for_job == (True, "")
+        assert rig.driver.ready_for_job == Readiness.READY
         await rig.driver.stream(("PA;", "SP1;", "PU400,400;", "PD800,400;", "PU;"),
                                 lambda n: None)
         assert rig.emulator.strokes[-1].points == ((400, 400), (800, 400))
@@ -84,10 +85,10 @@ async def test_cancel_aborts_discards_the_buffer_and_parks_the_pen() -> None:
         assert drawn < len(graded_nest()[1])
         # The driver learns the emptied buffer at its next status poll (later on a busy host).
         for _ in range(200):
-            if rig.driver.ready_for_job == (True, ""):
+            if rig.driver.ready_for_job == Readiness.READY:
                 break
             await asyncio.sleep(0.05)
-        assert rig.driver.ready_for_job == (True, "")
+        assert rig.driver.ready_for_job == Readiness.READY
         # The next job runs normally.
         text, expected = sleeve_pattern()
         await rig.driver.stream(prepare_hpgl_program(text, profile).lines, lambda n: None)
@@ -104,13 +105,13 @@ async def test_estop_blocks_jobs_until_reset() -> None:
         with pytest.raises(JobStopped) as caught:
             await task
         assert caught.value.code == "estop"
-        assert rig.driver.ready_for_job == (False, "estop")
+        assert rig.driver.ready_for_job == Readiness.ESTOP
         with pytest.raises(DeviceError) as refused:
             await rig.driver.stream(("PU0,0;",), lambda n: None)
         assert refused.value.code == "estop"
         await wait_until_idle(rig.emulator, rig.emulator.bytes_received)
         await rig.driver.reset()
-        assert rig.driver.ready_for_job == (True, "")
+        assert rig.driver.ready_for_job == Readiness.READY
         assert not rig.emulator.pen_down  # IN; lifted the pen
 
 
@@ -144,7 +145,7 @@ async def test_a_plotter_error_fails_the_job_with_its_code() -> None:
             await rig.driver.stream(lines, lambda n: None)
         assert caught.value.code == "device_error"
         assert caught.value.device_code == "OE2"  # wrong number of parameters
-        assert rig.driver.ready_for_job == (True, "")
+        assert rig.driver.ready_for_job == Readiness.READY
 
 
 async def test_operator_pause_at_the_plotter_is_reported_and_refuses_jobs() -> None:
@@ -152,10 +153,10 @@ async def test_operator_pause_at_the_plotter_is_reported_and_refuses_jobs() -> N
     fast = profile.model_copy(update={"telemetry_hz": 10.0})
     async with plotter_rig(fast) as rig:
         rig.emulator.set_lever_up(True)
-        await wait_for(lambda: rig.driver.ready_for_job == (False, "lever_up"))
+        await wait_for(lambda: rig.driver.ready_for_job == Readiness.LEVER_UP)
         assert "lever_up" in rig.listener.states
         rig.emulator.set_lever_up(False)
-        await wait_for(lambda: rig.driver.ready_for_job == (True, ""))
+        await wait_for(lambda: rig.driver.ready_for_job == Readiness.READY)
         assert rig.listener.telemetry
         assert rig.listener.telemetry[-1].extra["buffer_bytes"] == 1024
 
@@ -171,7 +172,7 @@ async def test_a_lost_link_ends_the_stream_and_the_run_task() -> None:
             await wait_within(task, 30)
         with pytest.raises(DeviceLost):
             await wait_within(rig.run_task, 30)
-        assert rig.driver.ready_for_job == (False, "device_lost")
+        assert rig.driver.ready_for_job == Readiness.OFFLINE
         with contextlib.suppress(Exception):
             await rig.emulator.stop()
 

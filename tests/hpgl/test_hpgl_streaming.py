@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent.dialects.hpgl import prepare_hpgl_program
+from agent.drivers.base import Readiness
 from agent.errors import DeviceError
 from tests.hpgl.plots import chest_logo_vinyl, graded_nest, sleeve_pattern, strokes_of
 from tests.hpgl.rig import hpgl_profile, plotter_rig, wait_until_idle
@@ -39,7 +40,7 @@ async def test_twenty_thousand_instructions_at_full_speed_never_overflow() -> No
         assert emulator.peak_fill <= emulator.capacity - profile.hpgl.reserve_bytes
         assert emulator.idle  # stream() returned only once the plot was finished
         assert [(s.pen, s.points) for s in emulator.strokes] == expected
-        assert rig.driver.ready_for_job == (True, "")
+        assert rig.driver.ready_for_job == Readiness.READY
 
 
 async def test_a_sender_that_ignores_the_buffer_does_overflow_it() -> None:
@@ -60,7 +61,7 @@ async def test_a_sender_that_ignores_the_buffer_does_overflow_it() -> None:
         await rig.driver.reset()
         assert any(d.get("device_code") == "ESC.E16" for _, d in rig.listener.warnings)
         assert emulator.io_error == 0
-        assert rig.driver.ready_for_job == (True, "")
+        assert rig.driver.ready_for_job == Readiness.READY
         drawn = len(emulator.strokes)
         small = prepare_hpgl_program("SP1;PU400,400;PD800,400;PU;SP0;", profile)
         await rig.driver.stream(small.lines, lambda n: None)

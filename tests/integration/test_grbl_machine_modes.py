@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from agent.drivers.base import QuietListener
+from agent.drivers.base import QuietListener, Readiness
 from agent.drivers.grbl import GrblDriver
 from agent.emulators.grbl import GrblEmulator
 from agent.emulators.grbl_codes import GrblState
@@ -160,19 +160,19 @@ async def test_check_mode_entered_after_the_last_poll_is_caught() -> None:
     async with _driver_with_stale_status(box) as driver:
         emulator = box[0]
         emulator.state = GrblState.CHECK
-        assert driver.ready_for_job == (True, "")  # stale: no poll since
+        assert driver.ready_for_job == Readiness.READY  # stale: no poll since
         with pytest.raises(DeviceError) as caught:
             await driver.stream(LABEL_LINES, lambda n: None)
         assert caught.value.code == "machine_not_executing"
         assert emulator.checked == [*LABEL_LINES, "G4P0"]
         assert emulator.executed == []
-        assert driver.ready_for_job == (False, "machine_not_ready")
+        assert driver.ready_for_job == Readiness.MACHINE_NOT_READY
         # Out of check mode behind the driver's back, then into it again.
         emulator.state = GrblState.IDLE
-        assert await driver.check_ready() == (True, "")
+        assert await driver.check_ready() == Readiness.READY
         emulator.state = GrblState.CHECK
-        assert driver.ready_for_job == (True, "")
-        assert await driver.check_ready() == (False, "machine_not_ready")
+        assert driver.ready_for_job == Readiness.READY
+        assert await driver.check_ready() == Readiness.MACHINE_NOT_READY
 
 
 async def test_an_alarm_seen_only_in_a_status_report_fails_the_running_job(

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent.aio import wait_within
+from agent.drivers.base import Readiness
 from agent.drivers.marlin import MarlinDriver
 from agent.emulators.marlin import DEFAULT_CAPABILITIES, add_cli_arguments
 from agent.errors import DeviceError, DeviceLost, DeviceTimeout, JobStopped
@@ -141,7 +142,7 @@ async def test_estop_reaches_the_board_before_any_further_program_line(tmp_path:
     # already on its way before it.
     assert all(n <= last_written for n in numbers)
     assert len(emulator.executed) < len(lines)
-    assert ready == (False, "estop")
+    assert ready == Readiness.ESTOP
 
 
 async def test_cancel_stops_feeding_and_runs_the_cancel_sequence(tmp_path: Path) -> None:
@@ -162,7 +163,7 @@ async def test_cancel_stops_feeding_and_runs_the_cancel_sequence(tmp_path: Path)
     program_part = ran[: -len(cancel)]
     assert program_part == list(lines[: len(program_part)])
     assert 300 <= len(program_part) < len(lines)
-    assert ready == (True, "")
+    assert ready == Readiness.READY
 
 
 async def test_pause_holds_the_feed_and_resume_finishes_the_job(tmp_path: Path) -> None:
@@ -209,7 +210,7 @@ async def test_firmware_error_fails_the_job_with_its_text(
     assert info.value.line is not None
     assert info.value.line >= 200
     if code == "device_killed":
-        assert ready == (False, "device_killed")
+        assert ready == Readiness.DEVICE_KILLED
 
 
 async def test_unknown_command_is_reported_as_a_warning(tmp_path: Path) -> None:
@@ -234,7 +235,7 @@ async def test_unplugged_board_fails_the_job_with_device_lost(tmp_path: Path) ->
             await wait_within(job, 10)
         with pytest.raises(DeviceLost):
             await wait_within(station.run_task, 10)  # run() ends with the link
-        assert station.driver.ready_for_job == (False, "device_lost")
+        assert station.driver.ready_for_job == Readiness.OFFLINE
         assert station.listener.states[-1] == "lost"
 
 
@@ -315,10 +316,10 @@ async def test_reset_after_an_estop_needs_the_board_reset(tmp_path: Path) -> Non
     profile = marlin_profile(boot_wait_s=0.2, response_timeout_s=0.5)
     async with marlin_station(tmp_path, profile=profile) as station:
         await station.driver.estop()
-        assert station.driver.ready_for_job == (False, "estop")
+        assert station.driver.ready_for_job == Readiness.ESTOP
         with pytest.raises(DeviceError) as info:
             await station.driver.reset()
-        assert station.driver.ready_for_job == (False, "estop")
+        assert station.driver.ready_for_job == Readiness.ESTOP
     # M112 killed the board: only its reset button or a power cycle brings it back.
     assert info.value.code == "device_killed"
 
