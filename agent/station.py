@@ -50,6 +50,10 @@ _JOB_KINDS = {"grbl": ["gcode", "toolpaths", "pattern", "svg"],
               "marlin": ["gcode", "toolpaths", "pattern", "svg"],
               "hpgl": ["hpgl", "toolpaths", "pattern", "svg"]}
 _DIALECTS = {"grbl": "grbl-1.1", "marlin": "marlin", "hpgl": "hpgl"}
+# How much of the serial trace the `trace` command answers with (the whole ring is on
+# `station-agent trace`, which does not go through the broker).
+TRACE_MAX_LINES = 200
+TRACE_MAX_BYTES = 32 * 1024
 _LIGHTS = {
     StationState.IDLE: LightState.IDLE,
     StationState.BUSY: LightState.RUNNING,
@@ -334,6 +338,12 @@ class Station(DeviceEvents):
             return self.start(cmd.request_id)
         elif cmd.cmd is CommandName.UNLOCK:
             return await self.unlock(cmd.request_id)
+        elif cmd.cmd is CommandName.TRACE:
+            # Read-only: answered whatever the station is doing (never about a job).
+            self._command_done(CommandName.TRACE, cmd.request_id,
+                               {"trace": self.device.trace.snapshot(TRACE_MAX_LINES,
+                                                                    TRACE_MAX_BYTES)})
+            return None
         else:  # pragma: no cover - every CommandName is handled above
             problem = f"unknown command {cmd.cmd}"
         return ("not_applicable", problem) if problem is not None else None
