@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any
 
+_clock = time.monotonic_ns
 DEFAULT_MAX_BYTES = 64 * 1024
 # What a chunk costs besides its bytes (the tuple and its references), for the byte budget.
 CHUNK_OVERHEAD = 32
@@ -72,15 +73,15 @@ class SerialTrace:
 
     def record(self, direction: Direction, data: bytes) -> None:
         """Keep one chunk (cheap: called for every read and write on the port)."""
-        self._chunks.append((direction, time.monotonic_ns(), data))
-        self._bytes += len(data) + CHUNK_OVERHEAD
-        while self._bytes > self.max_bytes and len(self._chunks) > 1:
-            self._evict()
-
-    def _evict(self) -> None:
-        _, _, old = self._chunks.popleft()
-        self._bytes -= len(old) + CHUNK_OVERHEAD
-        self.evicted_bytes += len(old)
+        chunks = self._chunks
+        chunks.append((direction, _clock(), data))
+        size = self._bytes + len(data) + CHUNK_OVERHEAD
+        # Inline, not a helper: with the ring full this runs on every chunk.
+        while size > self.max_bytes and len(chunks) > 1:
+            old = chunks.popleft()[2]
+            size -= len(old) + CHUNK_OVERHEAD
+            self.evicted_bytes += len(old)
+        self._bytes = size
 
     def note(self, text: str) -> None:
         """An event of the link itself (opened, lost), shown in line with the bytes."""
