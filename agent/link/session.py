@@ -26,6 +26,7 @@ from typing import Any, Generic, TypeVar
 
 from agent.aio import wait_within
 from agent.config import MqttConfig
+from agent.errors import TlsError, TlsStep
 from agent.link.mqtt_client import (
     ConnectOptions,
     IncomingMessage,
@@ -65,13 +66,21 @@ class LinkStats:
 
 
 def tls_context(config: MqttConfig) -> ssl.SSLContext | None:
+    """The TLS context for ``[mqtt.tls]`` (None without it): the agent's and the doctor's.
+
+    Raises :class:`TlsError` (step ``load_files``) when the files cannot be read or the key
+    does not belong to the certificate."""
     tls = config.tls
     if tls is None:
         return None
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca_file))
-    ctx.check_hostname = tls.check_hostname
-    if tls.cert_file is not None:
-        ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
+    try:
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca_file))
+        ctx.check_hostname = tls.check_hostname
+        if tls.cert_file is not None:
+            ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsError(f"cannot load the TLS files: {exc}", step=TlsStep.LOAD_FILES,
+                       reason=getattr(exc, "reason", None)) from None
     return ctx
 
 
