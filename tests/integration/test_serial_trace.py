@@ -36,6 +36,7 @@ async def test_failed_event_carries_the_last_lines_exchanged(
         async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
             async with running_agent(agent_config(tmp_path, broker, link)) as agent:
                 await agent.wait_device_online()
+                await agent.wait_broker()
                 await planner.submit({"job_id": "front-2", "kind": "gcode", "program": PROGRAM})
                 end = await planner.wait_terminal("front-2")
     assert end["event"] == "failed"
@@ -63,12 +64,14 @@ async def test_trace_command_and_socket_answer_for_a_running_station(
         async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
             async with running_agent(config) as agent:
                 await agent.wait_device_online()
+                await agent.wait_broker()
                 await planner.command("trace", request_id="t-1")
                 done = await planner.wait_for(
                     lambda: [e for e in planner.events if e["event"] == "command_done"
                              and e["detail"].get("request_id") == "t-1"], 30, "trace answer")
                 from_socket = await asyncio.to_thread(read_trace, config.storage.dir)
                 # The machine goes away: the log gets the trace with why.
+                await planner.wait_status("idle")  # not the device_offline from before
                 endpoint.disconnect()
                 await planner.wait_status("device_offline")
     detail = done[0]["detail"]
@@ -81,3 +84,42 @@ async def test_trace_command_and_socket_answer_for_a_running_station(
     assert SerialTraceDump.model_validate(from_socket).lines[0] == answered.lines[0]
     dumps = [r.getMessage() for r in caplog.records if "serial trace of" in r.getMessage()]
     assert any("device lost" in d for d in dumps), dumps
+
+
+async def _grbl_until(device: PtyEndpoint, silent: asyncio.Event) -> None:
+    """A GRBL board that answers its handshake and status polls, until it falls silent."""
+    while True:
+        data = await device.receive()
+        if silent.is_set():
+            continue
+        if b"\x18" in data:
+            device.send(b"\r\nGrbl 1.1h ['$' for help]\r\n")
+        if b"?" in data:
+            device.send(b"<Idle|MPos:0.000,0.000,0.000|FS:0,0>\r\n")
+        if b"$I\n" in data:
+            device.send(b"[VER:1.1h.20190825:]\r\n[OPT:V,15,128]\r\nok\r\n")
+
+
+async def test_a_silent_machine_times_out_and_the_log_gets_the_trace(
+        tmp_path: Path, broker: Broker, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    shipped = Path(__file__).parents[2] / "firmware_profiles" / "grbl-1.1.toml"
+    profile = tmp_path / "grbl-quick.toml"
+    profile.write_text(shipped.read_text().replace('name = "grbl-1.1"', 'name = "grbl-quick"')
+                       .replace("[grbl]\n", "[grbl]\nresponse_timeout_s = 0.6\n"))
+    link = tmp_path / "ttyGRBL"
+    silent = asyncio.Event()
+    async with PtyEndpoint(link, baud=None) as device:
+        async with background(lambda: _grbl_until(device, silent), "grbl"), \
+                Planner(broker.host, broker.port) as planner:
+            config = agent_config(tmp_path, broker, link, profile=str(profile))
+            async with running_agent(config) as agent:
+                await agent.wait_device_online()
+                await planner.wait_status("idle")  # not the device_offline from before
+                silent.set()
+                await planner.wait_status("device_offline")
+    dumps = [r.getMessage() for r in caplog.records if "serial trace of" in r.getMessage()]
+    timeouts = [d for d in dumps if "(timeout: GRBL silent" in d]
+    assert timeouts, dumps
+    # The polls that went unanswered are the last lines.
+    assert timeouts[0].splitlines()[-1].endswith(">! ?")
