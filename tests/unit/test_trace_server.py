@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.cli import main
 from agent.schemas.trace import SerialTraceDump
 from agent.trace_server import SOCKET_NAME, TraceServer, format_trace, read_trace, trace_main
 from agent.transport.trace import Direction, SerialTrace
@@ -63,7 +64,8 @@ async def test_trace_command_prints_the_lines(tmp_path: Path,
     config = tmp_path / "agent.toml"
     config.write_text(f'station_id = "cutter-01"\nprofile = "grbl-1.1"\n[serial]\n'
                       f'port = "/dev/ttyUSB0"\n[storage]\ndir = "{storage}"\n')
-    assert await asyncio.to_thread(trace_main, ["--config", str(config)]) == 1
+    # Through the `station-agent` command itself.
+    assert await asyncio.to_thread(main, ["trace", "--config", str(config)]) == 1
     assert "no running agent answered" in capsys.readouterr().err
     server = TraceServer(storage, _trace().snapshot)
     await server.start()
