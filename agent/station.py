@@ -19,7 +19,7 @@ from agent import __version__
 from agent.config import AgentConfig
 from agent.device import DeviceEvents, DeviceManager
 from agent.drivers.base import DeviceInfo, Telemetry
-from agent.errors import DeviceError, StationAgentError
+from agent.errors import DeviceError, DeviceTimeout, StationAgentError
 from agent.jobs.intake import (
     AcceptedJob,
     Rejection,
@@ -458,6 +458,8 @@ class Station(DeviceEvents):
         try:
             await driver.unlock()
         except DeviceError as exc:
+            if isinstance(exc, DeviceTimeout):
+                log.warning("%s", self.device.trace.for_log(f"timeout: {exc.message}"))
             return exc.code, f"cannot unlock: {exc.message}"
         self._command_done(CommandName.UNLOCK, request_id, {})
         return None
