@@ -46,6 +46,7 @@ from agent.errors import (
     BrokerUnreachable,
     DeviceError,
     MqttConnectError,
+    SerialPortUnavailable,
     StationAgentError,
     TlsError,
     TlsStep,
@@ -184,7 +185,7 @@ def check_serial(config: AgentConfig, profile: Profile | None, timeout_s: float
         said = asyncio.run(probe(path, baud, profile, timeout))
     except (DeviceError, TimeoutError) as exc:
         message = exc.message if isinstance(exc, StationAgentError) else "no answer"
-        if "cannot open" in message:
+        if isinstance(exc, SerialPortUnavailable):
             hint = ("another program holds the port: stop the agent (`sudo systemctl stop "
                     "station-agent`) or the sender using it, then run the doctor again")
         else:

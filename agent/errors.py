@@ -74,6 +74,10 @@ class DeviceLost(DeviceError):
     code = "device_lost"
 
 
+class SerialPortUnavailable(DeviceLost):
+    """The serial port could not be opened (missing, held by another program, no permission)."""
+
+
 class JobStopped(StationAgentError):
     """A running job was stopped on purpose (cancel or e-stop)."""
 

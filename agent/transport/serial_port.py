@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import serial
 
-from agent.errors import DeviceLost
+from agent.errors import DeviceLost, SerialPortUnavailable
 from agent.transport.trace import Direction, SerialTrace
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class SerialLink:
                 exclusive=True,
             )
         except (serial.SerialException, OSError) as exc:
-            raise DeviceLost(f"cannot open serial port {path}: {exc}") from None
+            raise SerialPortUnavailable(f"cannot open serial port {path}: {exc}") from None
         if trace is not None:
             trace.note(f"opened {path} at {baud} baud")
         return cls(port, path, trace)
