@@ -46,8 +46,10 @@ from agent.errors import (
     BrokerUnreachable,
     DeviceError,
     MqttConnectError,
+    MqttError,
     SerialPortUnavailable,
     StationAgentError,
+    SubscriptionRefused,
     TlsError,
     TlsStep,
 )
@@ -216,7 +218,8 @@ def _group_name(gid: int) -> str:
 
 async def _connect_once(config: AgentConfig, host: str, port: int, timeout_s: float) -> str:
     from agent.link.mqtt_client import ConnectOptions, MqttConnection
-    from agent.link.session import tls_context
+    from agent.link.session import subscribe_all, tls_context
+    from agent.link.topics import StationTopics
 
     mqtt = config.mqtt
     tls = tls_context(mqtt)
@@ -225,11 +228,14 @@ async def _connect_once(config: AgentConfig, host: str, port: int, timeout_s: fl
                              keepalive_s=max(5, int(timeout_s) * 2), clean_start=True,
                              session_expiry_s=0, username=mqtt.username, password=mqtt.password,
                              tls=tls, connect_timeout_s=timeout_s)
-    async with MqttConnection(options, lambda message: None):
-        pass
+    topics = StationTopics(mqtt.topic_prefix, config.station_id).subscriptions(
+        pools=bool(config.pools))
+    async with MqttConnection(options, lambda message: None) as conn:
+        # The agent's own subscriptions: a broker ACL that refuses them fails the agent too.
+        await subscribe_all(conn, topics)
     how = "TLS" if tls is not None else "plain TCP"
     who = f" as {mqtt.username}" if mqtt.username else ""
-    return f"MQTT CONNECT accepted ({how}{who})"
+    return f"MQTT CONNECT accepted ({how}{who}), {len(topics)} subscriptions accepted"
 
 
 def mqtt_connect(config: AgentConfig, host: str, port: int, timeout_s: float) -> str:
@@ -247,6 +253,14 @@ def check_brokers(config: AgentConfig, timeout_s: float) -> list[CheckResult]:
             rows.append(_ok(name, mqtt_connect(config, addr.host, addr.port, timeout_s)))
         except MqttConnectError as exc:
             rows.append(_fail(name, exc.message, connect_hint(exc, config)))
+        except SubscriptionRefused as exc:
+            rows.append(_fail(name, exc.message, "the broker's ACL does not let this station "
+                              "read its own topics: the station id must be the certificate's "
+                              "CN or the username, as the acl_file's patterns expect "
+                              "(deploy/mosquitto/station-agent.acl)"))
+        except MqttError as exc:
+            rows.append(_fail(name, exc.message, "the broker accepted the connection but did "
+                              "not answer in time: check its log (journalctl -u mosquitto)"))
     failed = [r for r in rows if r.status is CheckStatus.FAIL]
     if failed and len(failed) < len(rows):
         # A fallback answers: the station works, degraded.

@@ -154,6 +154,18 @@ class BrokerNoConnack(MqttConnectError):
         self.closed = closed
 
 
+class SubscriptionRefused(MqttError):
+    """The broker refused some of the subscriptions (SUBACK reason codes of 0x80 and up, for
+    example 0x87 when its ACL does not let this client read the topic)."""
+
+    code = "subscription_refused"
+
+    def __init__(self, refused: dict[str, int]) -> None:
+        super().__init__("the broker refused the subscription to " + ", ".join(
+            f"{topic} (0x{reason:02x})" for topic, reason in refused.items()))
+        self.refused = refused
+
+
 class MqttDisconnected(MqttError):
     code = "mqtt_disconnected"
 

@@ -26,7 +26,7 @@ from typing import Any, Generic, TypeVar
 
 from agent.aio import wait_within
 from agent.config import MqttConfig
-from agent.errors import TlsError, TlsStep
+from agent.errors import SubscriptionRefused, TlsError, TlsStep
 from agent.link.mqtt_client import (
     ConnectOptions,
     IncomingMessage,
@@ -82,6 +82,15 @@ def tls_context(config: MqttConfig) -> ssl.SSLContext | None:
         raise TlsError(f"cannot load the TLS files: {exc}", step=TlsStep.LOAD_FILES,
                        reason=getattr(exc, "reason", None)) from None
     return ctx
+
+
+async def subscribe_all(conn: MqttConnection, topics: list[tuple[str, int]]) -> None:
+    """Subscribe, raising :class:`SubscriptionRefused` naming any topic the broker refused."""
+    codes = await conn.subscribe(topics)
+    refused = {topic: code for (topic, _), code in zip(topics, codes, strict=False)
+               if code >= 0x80}
+    if refused:
+        raise SubscriptionRefused(refused)
 
 
 @dataclass(frozen=True)
@@ -159,9 +168,7 @@ class BrokerLink(Generic[R]):
         async with conn:
             self.connection = conn
             self.stats.connects += 1
-            codes = await conn.subscribe(self.inbound.subscriptions)
-            if any(c >= 0x80 for c in codes):
-                raise MqttError(f"subscription refused by the broker: {codes}")
+            await subscribe_all(conn, self.inbound.subscriptions)
             self.state = LinkState.CONNECTED
             self.connected.set()
             log.info("connected to %s:%d (session present: %s)", host, port, conn.session_present)

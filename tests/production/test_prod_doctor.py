@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -381,3 +382,39 @@ async def test_refused_login_points_at_the_credentials(tmp_path: Path,
     assert code == 1
     assert "refused the connection" in row(report, f"broker 127.0.0.1:{strict.port}")
     assert "check [mqtt] username/password" in report
+
+
+DYNSEC_DENY_JOBS = {
+    "defaultACLAccess": {"publishClientSend": True, "publishClientReceive": True,
+                         "subscribe": True, "unsubscribe": True},
+    "clients": [], "groups": [{"groupname": "anonymous", "roles": [{"rolename": "no-jobs"}]}],
+    "roles": [{"rolename": "no-jobs", "acls": [
+        {"acltype": "subscribePattern", "topic": "mf/+/job", "allow": False}]}],
+    "anonymousGroup": "anonymous",
+}
+
+
+def _dynsec_plugins() -> list[Path]:
+    return sorted(Path("/usr/lib").glob("*/mosquitto_dynamic_security.so"))
+
+
+async def test_refused_subscriptions_fail_the_broker_row(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    # Mosquitto's acl_file filters at delivery; its dynamic-security plugin refuses the
+    # SUBSCRIBE itself (0x87), as other brokers do: the agent would then get no jobs.
+    plugins = _dynsec_plugins()
+    if not plugins:
+        pytest.skip("mosquitto's dynamic security plugin is not installed")
+    workdir = tmp_path / "broker"
+    workdir.mkdir()
+    (workdir / "dynsec.json").write_text(json.dumps(DYNSEC_DENY_JOBS))
+    with running_broker(workdir, extra_conf=f"plugin {plugins[0]}\n"
+                        f"plugin_opt_config_file {workdir / 'dynsec.json'}") as strict:
+        config = write_config(tmp_path, port="/dev/null-serial", broker_port=strict.port)
+        code, report = await run_doctor(config, capsys)
+    assert code == 1
+    broker_row = row(report, f"broker 127.0.0.1:{strict.port}")
+    assert "refused the subscription to mf/cutter-01/job (0x87)" in broker_row
+    assert "mf/cutter-01/cmd" not in broker_row
+    assert "ACL" in report
