@@ -88,6 +88,9 @@ class DeviceManager:
         self.info: DeviceInfo | None = None
         self.online = asyncio.Event()
         self.last_error: str | None = None
+        # The trace goes to the log once per episode: a machine that never answers its hello
+        # would otherwise dump it at every reopen.
+        self._trace_logged = False
 
     def _beat(self) -> None:
         self.heartbeat()
@@ -124,8 +127,10 @@ class DeviceManager:
             except DeviceError as exc:
                 self.last_error = exc.message
                 log.warning("machine link ended: %s", exc.message)
-                why = "timeout" if isinstance(exc, DeviceTimeout) else "device lost"
-                log.warning("%s", self.trace.for_log(f"{why}: {exc.message}"))
+                if not self._trace_logged:
+                    why = "timeout" if isinstance(exc, DeviceTimeout) else "device lost"
+                    log.warning("%s", self.trace.for_log(f"{why}: {exc.message}"))
+                    self._trace_logged = True
             finally:
                 self.driver = None
                 self.online.clear()
@@ -147,6 +152,7 @@ class DeviceManager:
             self.driver = driver
             self.info = info
             self.online.set()
+            self._trace_logged = False
             self.events.on_device_online(info)
             await asyncio.Event().wait()  # until the driver's own task ends
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.aio import wait_within
 from agent.emulators.grbl import GrblEmulator
 from agent.emulators.pty import PtyEndpoint
 from agent.schemas.trace import SerialTraceDump
@@ -100,13 +101,38 @@ async def _grbl_until(device: PtyEndpoint, silent: asyncio.Event) -> None:
             device.send(b"[VER:1.1h.20190825:]\r\n[OPT:V,15,128]\r\nok\r\n")
 
 
+class _Counting(logging.Handler):
+    """Sets ``reached`` once ``text`` has been logged ``times`` times (on the event loop)."""
+
+    def __init__(self, text: str, times: int) -> None:
+        super().__init__()
+        self.text, self.times, self.seen = text, times, 0
+        self.reached = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.seen += 1
+            if self.seen >= self.times:
+                self.reached.set()
+
+
+def _quick_profile(tmp_path: Path, setting: str) -> Path:
+    """grbl-1.1 as shipped, with one more top-level or [grbl] setting (short timeouts)."""
+    shipped = Path(__file__).parents[2] / "firmware_profiles" / "grbl-1.1.toml"
+    text = shipped.read_text().replace('name = "grbl-1.1"', 'name = "grbl-quick"')
+    if setting.startswith("hello_"):
+        text = text.replace("[bed]\n", f"{setting}\n\n[bed]\n")
+    else:
+        text = text.replace("[grbl]\n", f"[grbl]\n{setting}\n")
+    profile = tmp_path / "grbl-quick.toml"
+    profile.write_text(text)
+    return profile
+
+
 async def test_a_silent_machine_times_out_and_the_log_gets_the_trace(
         tmp_path: Path, broker: Broker, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
-    shipped = Path(__file__).parents[2] / "firmware_profiles" / "grbl-1.1.toml"
-    profile = tmp_path / "grbl-quick.toml"
-    profile.write_text(shipped.read_text().replace('name = "grbl-1.1"', 'name = "grbl-quick"')
-                       .replace("[grbl]\n", "[grbl]\nresponse_timeout_s = 0.6\n"))
+    profile = _quick_profile(tmp_path, "response_timeout_s = 0.6")
     link = tmp_path / "ttyGRBL"
     silent = asyncio.Event()
     async with PtyEndpoint(link, baud=None) as device:
@@ -123,3 +149,23 @@ async def test_a_silent_machine_times_out_and_the_log_gets_the_trace(
     assert timeouts, dumps
     # The polls that went unanswered are the last lines.
     assert timeouts[0].splitlines()[-1].endswith(">! ?")
+
+
+async def test_a_machine_that_never_answers_is_dumped_once_not_at_every_reopen(
+        tmp_path: Path, broker: Broker, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    profile = _quick_profile(tmp_path, "hello_timeout_s = 0.3")
+    link = tmp_path / "ttyGRBL"
+
+    attempts = _Counting("machine link ended", 3)
+    logging.getLogger("agent.device").addHandler(attempts)
+    try:
+        async with PtyEndpoint(link, baud=None):  # switched on, wrong cable: nothing answers
+            config = agent_config(tmp_path, broker, link, profile=str(profile))
+            async with running_agent(config):
+                await wait_within(attempts.reached.wait(), 30)
+    finally:
+        logging.getLogger("agent.device").removeHandler(attempts)
+    dumps = [r.getMessage() for r in caplog.records if "serial trace of" in r.getMessage()]
+    assert len(dumps) == 1, dumps
+    assert "opened" in dumps[0]
