@@ -14,6 +14,7 @@ gone.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -21,7 +22,11 @@ from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any
 
+from agent.schemas.base import utc_now_rfc3339
+
 _clock = time.monotonic_ns
+# Lines end in LF (G-code), CR LF (GRBL and Marlin replies) or CR alone (HP-GL replies).
+_EOL = re.compile(rb"\r\n|\r|\n")
 DEFAULT_MAX_BYTES = 64 * 1024
 # What a chunk costs besides its bytes (the tuple and its references), for the byte budget.
 CHUNK_OVERHEAD = 32
@@ -107,15 +112,21 @@ class SerialTrace:
                 continue
             start, buf = partial.get(direction, (t, bytearray()))
             buf += data
-            *complete, rest = bytes(buf).split(b"\n")
+            text = bytes(buf)
+            # A CR at the end may be the first half of a CR LF still on its way.
+            held = b"\r" if text.endswith(b"\r") else b""
+            *complete, rest = _EOL.split(text[:len(text) - len(held)])
+            rest += held
             for line in complete:
-                yield direction, t, _show(line.rstrip(b"\r"))
+                yield direction, t, _show(line)
             if len(rest) > MAX_LINE_BYTES:
                 yield direction, t, _show(rest)
                 rest = b""
             partial[direction] = (t if complete else start, bytearray(rest))
         for direction, (t, buf) in sorted(partial.items(), key=lambda kv: kv[1][0]):
-            if buf:
+            if buf.endswith(b"\r"):  # ended by a CR alone (an HP-GL reply)
+                yield direction, t, _show(bytes(buf[:-1]))
+            elif buf:
                 yield direction, t, _show(bytes(buf)) + " (no newline yet)"
 
     def _clock(self, mono_ns: int) -> str:
@@ -138,7 +149,7 @@ class SerialTrace:
             kept.append(line)
             size += cost
         kept.reverse()
-        return {"port": self.name, "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        return {"port": self.name, "at": utc_now_rfc3339(),
                 "lines": kept, "omitted": len(every) - len(kept),
                 "evicted_bytes": self.evicted_bytes}
 

@@ -67,6 +67,19 @@ def test_lines_are_reassembled_per_direction_in_completion_order() -> None:
     ]
 
 
+def test_cr_lf_split_across_reads_and_cr_alone_both_end_lines() -> None:
+    trace = SerialTrace()
+    trace.record(Direction.RX, b"ok\r")
+    trace.record(Direction.RX, b"\nok\r\n")
+    trace.record(Direction.TX, b"OA;")
+    trace.record(Direction.RX, b"100,200,1\r")  # HP-GL: the reply ends in CR
+    trace.record(Direction.TX, b"OS;")
+    trace.record(Direction.RX, b"24\r")
+    # What is still open at the end comes last, in the order it began.
+    assert texts(trace) == ["<< ok", "<< ok", "<< 100,200,1", ">> OA;OS; (no newline yet)",
+                            "<< 24"]
+
+
 def test_unprintable_bytes_are_escaped_and_long_lines_cut() -> None:
     trace = SerialTrace()
     trace.record(Direction.RX, b"\x85\x00\tok\r\n")
