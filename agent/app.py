@@ -24,6 +24,7 @@ from agent.sdnotify import Notifier, ProgressWatchdog
 from agent.signing import JobVerifier
 from agent.station import Station
 from agent.storage import Database, ReservedFile, StorageError, StorageUnusable
+from agent.trace_server import TraceServer
 
 # While the disk is full or failing: how often a write is tried again.
 STORAGE_RETRY_S = 2.0
@@ -170,7 +171,9 @@ async def _run_started(agent: Agent, stop: asyncio.Event,
                 station.refresh_status(force=True)  # storage_error goes around the outbox
 
         agent.link.on_connected = on_connected
+        trace_server = TraceServer(config.storage.dir, station.device.trace.snapshot)
         try:
+            await _start_trace_server(trace_server)
             agent.reporter.info(station.info())
             station.refresh_status()
             async with asyncio.TaskGroup() as tg:
@@ -195,7 +198,17 @@ async def _run_started(agent: Agent, stop: asyncio.Event,
                         task.cancel()
                     await station.close_background()
         finally:
+            await trace_server.close()
             _close(agent)
+
+
+async def _start_trace_server(server: TraceServer) -> None:
+    """``station-agent trace`` is a diagnosis aid: the station runs without it if need be."""
+    try:
+        await server.start()
+    except OSError as exc:
+        log.warning("no serial trace on %s (%s): `station-agent trace` will not answer; the "
+                    "MQTT trace command still does", server.path, exc)
 
 
 def _last_chance_to_record(agent: Agent) -> None:

@@ -77,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
                             add_help=False)
     doctor.add_argument("rest", nargs=argparse.REMAINDER)
 
+    trace = sub.add_parser("trace", help="the last lines a running station exchanged with "
+                           "its machine: trace --config FILE", add_help=False)
+    trace.add_argument("rest", nargs=argparse.REMAINDER)
+
     keys = sub.add_parser("keys", help="signing keys")
     keys.add_argument("rest", nargs=argparse.REMAINDER)
     sign = sub.add_parser("sign", help="sign a job file")
@@ -126,6 +130,7 @@ PASSTHROUGH = {
     "keys": ("agent.signing", "keys_main"),
     "sign": ("agent.signing", "sign_main"),
     "pattern": ("agent.patterns.cli", "pattern_main"),
+    "trace": ("agent.trace_server", "trace_main"),
 }
 
 

@@ -9,11 +9,12 @@ from typing import Any
 
 from agent.aio import run_together
 from agent.drivers.base import DeviceInfo, DriverListener, MachineDriver, Telemetry
-from agent.errors import DeviceError, DeviceLost
+from agent.errors import DeviceError, DeviceLost, DeviceTimeout
 from agent.families import create_driver, serial_handshake
 from agent.profiles import Profile
 from agent.transport.link import ByteLink
 from agent.transport.serial_port import SerialLink
+from agent.transport.trace import SerialTrace
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +74,12 @@ class _BeatingLink:
 
 class DeviceManager:
     def __init__(self, profile: Profile, opener: LinkOpener, events: DeviceEvents,
-                 reopen_interval_s: float = 1.0) -> None:
+                 reopen_interval_s: float = 1.0, trace: SerialTrace | None = None) -> None:
         self.profile = profile
         self._opener = opener
+        # The last bytes exchanged with the machine, kept across reconnects (the opener's
+        # link records into it; see for_serial).
+        self.trace = trace if trace is not None else SerialTrace()
         # Called on every byte chunk from the machine and every reopen attempt (watchdog).
         self.heartbeat: Callable[[], None] = lambda: None
         self.events = events
@@ -84,6 +88,9 @@ class DeviceManager:
         self.info: DeviceInfo | None = None
         self.online = asyncio.Event()
         self.last_error: str | None = None
+        # The trace goes to the log once per episode: a machine that never answers its hello
+        # would otherwise dump it at every reopen.
+        self._trace_logged = False
 
     def _beat(self) -> None:
         self.heartbeat()
@@ -92,12 +99,13 @@ class DeviceManager:
     def for_serial(cls, profile: Profile, port: str, baud: int | None, events: DeviceEvents,
                    reopen_interval_s: float = 1.0) -> DeviceManager:
         rtscts, xonxoff = serial_handshake(profile)
+        trace = SerialTrace(port)
 
         async def opener() -> ByteLink:
             return await SerialLink.open(port, baud or profile.baud, rtscts=rtscts,
-                                         xonxoff=xonxoff)
+                                         xonxoff=xonxoff, trace=trace)
 
-        return cls(profile, opener, events, reopen_interval_s)
+        return cls(profile, opener, events, reopen_interval_s, trace)
 
     async def run(self) -> None:
         announced_missing = False
@@ -119,6 +127,10 @@ class DeviceManager:
             except DeviceError as exc:
                 self.last_error = exc.message
                 log.warning("machine link ended: %s", exc.message)
+                if not self._trace_logged:
+                    why = "timeout" if isinstance(exc, DeviceTimeout) else "device lost"
+                    log.warning("%s", self.trace.for_log(f"{why}: {exc.message}"))
+                    self._trace_logged = True
             finally:
                 self.driver = None
                 self.online.clear()
@@ -140,6 +152,7 @@ class DeviceManager:
             self.driver = driver
             self.info = info
             self.online.set()
+            self._trace_logged = False
             self.events.on_device_online(info)
             await asyncio.Event().wait()  # until the driver's own task ends
 

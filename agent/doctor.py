@@ -4,11 +4,14 @@ Each check returns :class:`CheckResult` rows (ok, warn, fail or skip) with a fix
 anything not ok; the report is a table, and the exit status is 1 if any row failed.
 
 Checks, in order: the config file and the firmware profile; the serial device (present,
-permissions, opens, answers its firmware's hello); every broker address (TCP, then an MQTT
-CONNECT with the station's TLS files and login); the TLS and login settings themselves;
-signed-job keys (when required); storage (writable, free space); the database (readable, not
-damaged, writable, and whether an agent holds it); GPIO pins. Run it with the agent stopped
-(``systemctl stop station-agent``): the serial port is opened exclusively.
+permissions, opens, answers its firmware's hello); every broker address (an MQTT CONNECT with
+the station's TLS files and login, through the agent's own TLS context builder and
+:class:`~agent.link.mqtt_client.MqttConnection`, so the doctor cannot pass where the agent
+fails; what failed is told by the error's type, never by its text); the TLS and login
+settings themselves; signed-job keys (when required); storage (writable, free space); the
+database (readable, not damaged, writable, and whether an agent holds it); GPIO pins. Run it
+with the agent stopped (``systemctl stop station-agent``): the serial port is opened
+exclusively.
 
 The serial hello is the family driver's own handshake (``MachineDriver.open()``: a GRBL banner
 or ``?`` status report, and so on), so the doctor checks exactly what the agent will do. A family
@@ -19,20 +22,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import enum
 import grp
 import os
 import pwd
 import shutil
-import socket
 import sqlite3
-import ssl
 import stat
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -40,9 +38,21 @@ from pathlib import Path
 from typing import Any
 
 from agent.aio import wait_within
-from agent.config import AgentConfig, MqttConfig, load_config
+from agent.config import AgentConfig, load_config
 from agent.drivers.base import QuietListener
-from agent.errors import DeviceError, StationAgentError
+from agent.errors import (
+    BrokerNoConnack,
+    BrokerRefused,
+    BrokerUnreachable,
+    DeviceError,
+    MqttConnectError,
+    MqttError,
+    SerialPortUnavailable,
+    StationAgentError,
+    SubscriptionRefused,
+    TlsError,
+    TlsStep,
+)
 from agent.families import create_driver, find_family, serial_handshake
 from agent.instance_lock import holder_pid
 from agent.migrations import AGENT_MIGRATIONS, UNVERSIONED, latest
@@ -170,7 +180,7 @@ def check_serial(config: AgentConfig, profile: Profile | None, timeout_s: float
         said = asyncio.run(probe(path, baud, profile, timeout))
     except (DeviceError, TimeoutError) as exc:
         message = exc.message if isinstance(exc, StationAgentError) else "no answer"
-        if "cannot open" in message:
+        if isinstance(exc, SerialPortUnavailable):
             hint = ("another program holds the port: stop the agent (`sudo systemctl stop "
                     "station-agent`) or the sender using it, then run the doctor again")
         else:
@@ -199,72 +209,33 @@ def _group_name(gid: int) -> str:
 # -- broker ------------------------------------------------------------------------------------
 
 
-def tls_context(mqtt: MqttConfig) -> ssl.SSLContext | None:
-    if mqtt.tls is None:
-        return None
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(mqtt.tls.ca_file))
-    ctx.check_hostname = mqtt.tls.check_hostname
-    if mqtt.tls.cert_file is not None:
-        key = str(mqtt.tls.key_file) if mqtt.tls.key_file is not None else None
-        ctx.load_cert_chain(str(mqtt.tls.cert_file), key)
-    return ctx
+async def _connect_once(config: AgentConfig, host: str, port: int, timeout_s: float) -> str:
+    from agent.link.mqtt_client import ConnectOptions, MqttConnection
+    from agent.link.session import subscribe_all, tls_context
+    from agent.link.topics import StationTopics
+
+    mqtt = config.mqtt
+    tls = tls_context(mqtt)
+    # Never the agent's own client id: that would take over its persistent session.
+    options = ConnectOptions(host=host, port=port, client_id=f"{config.station_id}-doctor",
+                             keepalive_s=max(5, int(timeout_s) * 2), clean_start=True,
+                             session_expiry_s=0, username=mqtt.username, password=mqtt.password,
+                             tls=tls, connect_timeout_s=timeout_s)
+    topics = StationTopics(mqtt.topic_prefix, config.station_id).subscriptions(
+        pools=bool(config.pools))
+    async with MqttConnection(options, lambda message: None) as conn:
+        # The agent's own subscriptions: a broker ACL that refuses them fails the agent too.
+        await subscribe_all(conn, topics)
+    how = "TLS" if tls is not None else "plain TCP"
+    who = f" as {mqtt.username}" if mqtt.username else ""
+    return f"MQTT CONNECT accepted ({how}{who}), {len(topics)} subscriptions accepted"
 
 
 def mqtt_connect(config: AgentConfig, host: str, port: int, timeout_s: float) -> str:
-    """One MQTT 5 CONNECT with the station's credentials; returns a description, raises
-    :class:`ConnectionError` saying why it failed."""
-    import paho.mqtt.client as paho
-    from paho.mqtt.enums import CallbackAPIVersion
-    from paho.mqtt.reasoncodes import ReasonCode
-
-    mqtt = config.mqtt
-    outcome: list[str] = []
-    done = threading.Event()
-
-    def on_connect(client: paho.Client, userdata: object, flags: object, rc: ReasonCode,
-                   props: object) -> None:
-        outcome.append("ok" if not rc.is_failure else f"refused: {rc}")
-        done.set()
-
-    def on_disconnect(client: paho.Client, userdata: object, flags: object, rc: ReasonCode,
-                      props: object) -> None:
-        if not done.is_set():
-            outcome.append(f"connection closed before CONNACK ({rc})")
-            done.set()
-
-    # Never the agent's own client id: that would take over its persistent session.
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{config.station_id}-doctor",
-                         protocol=paho.MQTTv5, reconnect_on_failure=False)
-    client.on_connect = on_connect
-    client.on_disconnect = on_disconnect
-    client.connect_timeout = timeout_s
-    if mqtt.username is not None:
-        client.username_pw_set(mqtt.username, mqtt.password)
-    try:
-        ctx = tls_context(mqtt)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConnectionError(f"cannot load the TLS files: {exc}") from None
-    if ctx is not None:
-        client.tls_set_context(ctx)
-    try:
-        client.connect(host, port, keepalive=max(5, int(timeout_s) * 2), clean_start=True)
-        deadline = time.monotonic() + timeout_s
-        while not done.is_set() and time.monotonic() < deadline:
-            client.loop(timeout=0.1)
-    except ssl.SSLCertVerificationError as exc:
-        raise ConnectionError(f"TLS: broker certificate rejected: {exc.verify_message}") from None
-    except (ssl.SSLError, OSError) as exc:
-        raise ConnectionError(f"{type(exc).__name__}: {exc}") from None
-    finally:
-        with contextlib.suppress(Exception):
-            client.disconnect()
-    if not outcome:
-        raise ConnectionError(f"no CONNACK within {timeout_s:g} s")
-    if outcome[0] != "ok":
-        raise ConnectionError(outcome[0])
-    how = "TLS" if ctx is not None else "plain TCP"
-    who = f" as {mqtt.username}" if mqtt.username else ""
-    return f"MQTT CONNECT accepted ({how}{who})"
+    """One MQTT 5 CONNECT with the station's credentials, through the agent's own TLS context
+    builder and connection class; returns a description, raises :class:`MqttConnectError`
+    (its subclass says which step failed)."""
+    return asyncio.run(_connect_once(config, host, port, timeout_s))
 
 
 def check_brokers(config: AgentConfig, timeout_s: float) -> list[CheckResult]:
@@ -272,17 +243,17 @@ def check_brokers(config: AgentConfig, timeout_s: float) -> list[CheckResult]:
     for addr in config.mqtt.brokers:
         name = f"broker {addr.host}:{addr.port}"
         try:
-            with socket.create_connection((addr.host, addr.port), timeout=timeout_s):
-                pass
-        except OSError as exc:
-            rows.append(_fail(name, f"TCP connect failed: {exc.strerror or exc}",
-                              "is the broker running (`systemctl status mosquitto` on its host)"
-                              "? check [mqtt] host/port, the network and any firewall"))
-            continue
-        try:
             rows.append(_ok(name, mqtt_connect(config, addr.host, addr.port, timeout_s)))
-        except ConnectionError as exc:
-            rows.append(_fail(name, str(exc), _connect_hint(str(exc), config)))
+        except MqttConnectError as exc:
+            rows.append(_fail(name, exc.message, connect_hint(exc, config)))
+        except SubscriptionRefused as exc:
+            rows.append(_fail(name, exc.message, "the broker's ACL does not let this station "
+                              "read its own topics: the station id must be the certificate's "
+                              "CN or the username, as the acl_file's patterns expect "
+                              "(deploy/mosquitto/station-agent.acl)"))
+        except MqttError as exc:
+            rows.append(_fail(name, exc.message, "the broker accepted the connection but did "
+                              "not answer in time: check its log (journalctl -u mosquitto)"))
     failed = [r for r in rows if r.status is CheckStatus.FAIL]
     if failed and len(failed) < len(rows):
         # A fallback answers: the station works, degraded.
@@ -291,25 +262,46 @@ def check_brokers(config: AgentConfig, timeout_s: float) -> list[CheckResult]:
     return rows
 
 
-def _connect_hint(message: str, config: AgentConfig) -> str:
-    lowered = message.lower()
-    if "cannot load the tls files" in lowered:
-        return "fix the [mqtt.tls] files named in the tls rows"
-    if "certificate rejected" in lowered or "hostname" in lowered:
-        return ("the broker's certificate is not signed by [mqtt.tls] ca_file or does not name "
-                "[mqtt] host; use the broker's DNS name or set check_hostname = false for a lab "
-                "broker addressed by IP")
-    if "not authorized" in lowered or "bad user name" in lowered:
-        return "the broker refused these credentials: check [mqtt] username/password"
-    if "closed before connack" in lowered or "alert" in lowered or "eof" in lowered:
+_CLIENT_CERT_HINT = ("the broker dropped the connection: it did not accept the client "
+                     "certificate (signed by another CA, expired, or none given)")
+_PLAIN_PORT_HINT = ("TLS to a plain MQTT port: use the broker's TLS port (8883) or remove "
+                    "[mqtt.tls]")
+
+
+def connect_hint(exc: MqttConnectError, config: AgentConfig) -> str:
+    """What to do about a failed connect, chosen by the error's type and fields."""
+    if isinstance(exc, BrokerUnreachable):
+        return ("is the broker running (`systemctl status mosquitto` on its host)? check "
+                "[mqtt] host/port, the network and any firewall")
+    if isinstance(exc, TlsError):
+        return _tls_hint(exc)
+    if isinstance(exc, BrokerRefused):
+        if exc.reason_code in (BrokerRefused.BAD_CREDENTIALS, BrokerRefused.NOT_AUTHORIZED):
+            return "the broker refused these credentials: check [mqtt] username/password"
+        if exc.reason_code == BrokerRefused.CLIENT_ID_NOT_VALID:
+            return "the broker refused the client id: check station_id against its ACL"
+    if isinstance(exc, BrokerNoConnack):
+        if not exc.closed:
+            return ("the port accepted TCP but nothing answered the MQTT CONNECT: is it the "
+                    "broker's port? check the broker's log (journalctl -u mosquitto)")
         if config.mqtt.tls is None:
             return ("the broker dropped the connection: it may expect TLS (port 8883) - "
                     "configure [mqtt.tls]")
-        return ("the broker dropped the connection: it did not accept the client certificate "
-                "(signed by another CA, expired, or none given)")
-    if "wrong version number" in lowered:
-        return "TLS to a plain MQTT port: use the broker's TLS port (8883) or remove [mqtt.tls]"
+        return _CLIENT_CERT_HINT
     return "check the broker's log (journalctl -u mosquitto) for why it refused the client"
+
+
+def _tls_hint(exc: TlsError) -> str:
+    if exc.step is TlsStep.LOAD_FILES:
+        return "fix the [mqtt.tls] files named in the tls rows"
+    if exc.step is TlsStep.VERIFY_BROKER:
+        return ("the broker's certificate is not signed by [mqtt.tls] ca_file or does not name "
+                "[mqtt] host; use the broker's DNS name or set check_hostname = false for a lab "
+                "broker addressed by IP")
+    # OpenSSL's reason: a plain listener answers a ClientHello with MQTT bytes, or hangs up.
+    if exc.reason in (None, "WRONG_VERSION_NUMBER", "UNEXPECTED_EOF_WHILE_READING"):
+        return _PLAIN_PORT_HINT
+    return _CLIENT_CERT_HINT
 
 
 # -- TLS files and login -----------------------------------------------------------------------

@@ -20,6 +20,7 @@ from agent.schemas.event import Event
 from agent.schemas.job import JobRequest
 from agent.schemas.pool import PoolAssignment, PoolOffer, PoolReply
 from agent.schemas.status import Info, Status
+from agent.schemas.trace import SerialTraceDump
 
 MODELS: dict[str, type[BaseModel]] = {
     "job": JobRequest,
@@ -30,6 +31,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "pool_offer": PoolOffer,
     "pool_assignment": PoolAssignment,
     "pool_reply": PoolReply,
+    "trace": SerialTraceDump,
 }
 
 

@@ -19,7 +19,7 @@ from agent import __version__
 from agent.config import AgentConfig
 from agent.device import DeviceEvents, DeviceManager
 from agent.drivers.base import DeviceInfo, Readiness, Telemetry
-from agent.errors import DeviceError, StationAgentError
+from agent.errors import DeviceError, DeviceTimeout, StationAgentError
 from agent.families import find_family
 from agent.jobs.intake import (
     AcceptedJob,
@@ -47,6 +47,10 @@ from agent.storage import Database, StorageError
 
 log = logging.getLogger(__name__)
 
+# How much of the serial trace the `trace` command answers with (the whole ring is on
+# `station-agent trace`, which does not go through the broker).
+TRACE_MAX_LINES = 200
+TRACE_MAX_BYTES = 32 * 1024
 _LIGHTS = {
     StationState.IDLE: LightState.IDLE,
     StationState.BUSY: LightState.RUNNING,
@@ -338,6 +342,12 @@ class Station(DeviceEvents):
             return self.start(cmd.request_id)
         elif cmd.cmd is CommandName.UNLOCK:
             return await self.unlock(cmd.request_id)
+        elif cmd.cmd is CommandName.TRACE:
+            # Read-only: answered whatever the station is doing (never about a job).
+            self._command_done(CommandName.TRACE, cmd.request_id,
+                               {"trace": self.device.trace.snapshot(TRACE_MAX_LINES,
+                                                                    TRACE_MAX_BYTES)})
+            return None
         else:  # pragma: no cover - every CommandName is handled above
             problem = f"unknown command {cmd.cmd}"
         return ("not_applicable", problem) if problem is not None else None
@@ -452,6 +462,8 @@ class Station(DeviceEvents):
         try:
             await driver.unlock()
         except DeviceError as exc:
+            if isinstance(exc, DeviceTimeout):
+                log.warning("%s", self.device.trace.for_log(f"timeout: {exc.message}"))
             return exc.code, f"cannot unlock: {exc.message}"
         self._command_done(CommandName.UNLOCK, request_id, {})
         return None

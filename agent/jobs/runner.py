@@ -406,6 +406,11 @@ class JobRunner:
         if lines_done is not None:
             detail["lines_done"] = lines_done
             detail["lines_total"] = len(job.program)
+        # What the machine and the agent last said to each other, clipped (the whole ring is
+        # on `station-agent trace`); the log gets a longer dump.
+        detail["trace"] = self.device.trace.for_event()
+        log.warning("job %s failed: %s: %s\n%s", job.record.job_id, code, message,
+                    self.device.trace.for_log(f"job {job.record.job_id} failed"))
         self._record_final(PendingFinal(job.record.job_id, Trigger.FAIL, EventType.FAILED, detail,
                                         error_code=code, error_message=message,
                                         lines_done=lines_done))

@@ -6,9 +6,16 @@ runs with ``manual_ack=True`` so a job is acknowledged only once it is on disk, 
 publish resolves with the broker's reason code. paho's socket callbacks drive the event loop
 exactly as aiomqtt does it; the blocking TCP/TLS connect runs in a worker thread.
 
-One :class:`MqttConnection` is one connection: ``async with`` connects (raising
-:class:`MqttConnectError`), ``disconnected`` completes when it ends; reconnecting is the
-caller's loop (agent.link.session), with a fresh connection each time.
+One :class:`MqttConnection` is one connection: ``async with`` connects (raising a
+:class:`MqttConnectError` that says which step failed: :class:`BrokerUnreachable`,
+:class:`TlsError`, :class:`BrokerRefused`, :class:`BrokerNoConnack`), ``disconnected`` completes
+when it ends; reconnecting is the caller's loop (agent.link.session), with a fresh connection
+each time. ``station-agent doctor`` connects with this same class, so it cannot pass where the
+agent fails.
+
+An unexpected exception in a socket callback (a bug, or an ``on_message`` that raises) drops
+the connection at once instead of leaving it half-alive with the reader still registered: the
+caller reconnects, and the broker delivers again whatever was not acknowledged.
 """
 
 from __future__ import annotations
@@ -32,36 +39,31 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from agent.aio import wait_within
-from agent.errors import StationAgentError
+from agent.errors import (
+    BrokerNoConnack,
+    BrokerRefused,
+    BrokerUnreachable,
+    MqttConnectError,
+    MqttDisconnected,
+    MqttError,
+    MqttTimeout,
+    PublishRejected,
+    TlsError,
+    TlsStep,
+)
 
 log = logging.getLogger(__name__)
 
+__all__ = [
+    "BrokerNoConnack", "BrokerRefused", "BrokerUnreachable", "ConnectOptions",
+    "ConnectionState", "IncomingMessage", "MqttConnectError", "MqttConnection",
+    "MqttDisconnected", "MqttError", "MqttTimeout", "PublishRejected", "TlsError", "TlsStep",
+    "WillMessage", "connect_error",
+]
 
-class MqttError(StationAgentError):
-    code = "mqtt_error"
-
-
-class MqttConnectError(MqttError):
-    code = "mqtt_connect_failed"
-
-
-class MqttDisconnected(MqttError):
-    code = "mqtt_disconnected"
-
-
-class MqttTimeout(MqttError, TimeoutError):
-    code = "mqtt_timeout"
-
-
-class PublishRejected(MqttError):
-    """The broker answered a QoS 1 publish with a failure reason code (MQTT 5)."""
-
-    code = "publish_rejected"
-
-    def __init__(self, reason: str, value: int) -> None:
-        super().__init__(f"broker rejected the publish: {reason} (0x{value:02x})")
-        self.reason = reason
-        self.value = value
+# Errors of an established TCP connection: during connect() they can only come from the TLS
+# handshake that follows it (a refused or unreachable TCP connect raises others).
+_CLOSED_BY_PEER = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 
 
 class ConnectionState(enum.Enum):
@@ -171,18 +173,23 @@ class MqttConnection:
                     o.host, o.port, o.keepalive_s, clean_start=o.clean_start, properties=props
                 ),
             )
-        except (OSError, ssl.SSLError, ValueError) as exc:
+        except (OSError, ValueError) as exc:
             self.state = ConnectionState.DISCONNECTED
             self._teardown_socket()
-            raise MqttConnectError(f"cannot connect to {o.host}:{o.port}: {exc}") from None
+            raise connect_error(exc, o.host, o.port, tls=o.tls is not None) from None
         try:
             await wait_within(asyncio.shield(self._connected), o.connect_timeout_s)
         except TimeoutError:
             await self.close()
-            raise MqttConnectError(f"no CONNACK from {o.host}:{o.port}") from None
+            raise BrokerNoConnack(f"no CONNACK from {o.host}:{o.port} within "
+                                  f"{o.connect_timeout_s:g} s", closed=False) from None
         except MqttConnectError:
             await self.close()
             raise
+        except MqttDisconnected as exc:
+            await self.close()
+            raise BrokerNoConnack(f"{o.host}:{o.port} closed the connection before its CONNACK "
+                                  f"({exc.message})", closed=True) from None
         self.state = ConnectionState.CONNECTED
 
     async def close(self) -> None:
@@ -287,7 +294,7 @@ class MqttConnection:
         if self._connected.done():
             return
         if reason_code.is_failure:
-            self._connected.set_exception(MqttConnectError(f"broker refused: {reason_code}"))
+            self._connected.set_exception(BrokerRefused(str(reason_code), reason_code.value))
         else:
             self.session_present = bool(getattr(flags, "session_present", False))
             self._connected.set_result(None)
@@ -365,21 +372,65 @@ class MqttConnection:
             self._loop.call_soon_threadsafe(fn)
 
     def _read(self) -> None:
-        rc = self._client.loop_read()
+        try:
+            rc = self._client.loop_read()  # runs on_message and the other paho callbacks
+        except Exception as exc:  # noqa: BLE001 - any failure ends the connection, cleanly
+            self._drop("reading", exc)
+            return
         if rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_AGAIN):
             self._finish(MqttDisconnected(f"connection lost: {paho.error_string(rc)}"))
 
     def _write(self) -> None:
-        rc = self._client.loop_write()
+        try:
+            rc = self._client.loop_write()
+        except Exception as exc:  # noqa: BLE001 - any failure ends the connection, cleanly
+            self._drop("writing", exc)
+            return
         if rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_AGAIN):
             self._finish(MqttDisconnected(f"connection lost: {paho.error_string(rc)}"))
+
+    def _drop(self, doing: str, exc: Exception) -> None:
+        """An unexpected exception in a socket callback: close the socket and end the connection
+        (the broker sees the socket close and sends the Will; nothing unacknowledged is lost).
+        Left alone, asyncio would log it and call the reader again on a client whose state is
+        unknown."""
+        log.error("MQTT connection to %s:%d: unexpected %s while %s; dropping the connection",
+                  self.options.host, self.options.port, type(exc).__name__, doing, exc_info=exc)
+        self.state = ConnectionState.DISCONNECTED
+        self._teardown_socket()
+        self._finish(MqttDisconnected(f"connection dropped: unexpected {type(exc).__name__} "
+                                      f"while {doing}: {exc}"))
 
     def _misc(self) -> None:
         """Keepalive pings and timeouts, once a second (a timer, not a task: nothing to leak)."""
         self._misc_timer = None
-        rc = self._client.loop_misc()
+        try:
+            rc = self._client.loop_misc()
+        except Exception as exc:  # noqa: BLE001 - any failure ends the connection, cleanly
+            self._drop("keeping alive", exc)
+            return
         if rc != paho.MQTT_ERR_SUCCESS and self.state is ConnectionState.CONNECTED:
             self._finish(MqttDisconnected(f"connection lost: {paho.error_string(rc)}"))
             return
         if not self.disconnected.done():
             self._misc_timer = self._loop.call_later(1.0, self._misc)
+
+
+def connect_error(exc: OSError | ValueError, host: str, port: int, *, tls: bool
+                  ) -> MqttConnectError:
+    """The typed error for what ``paho.Client.connect`` raised (TCP connect, then TLS)."""
+    where = f"{host}:{port}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return TlsError(f"TLS: the certificate of {where} was rejected: {exc.verify_message}",
+                        step=TlsStep.VERIFY_BROKER, reason=exc.reason)
+    if isinstance(exc, ssl.SSLError):
+        return TlsError(f"TLS handshake with {where} failed: {exc.reason or exc}",
+                        step=TlsStep.HANDSHAKE, reason=exc.reason)
+    if tls and isinstance(exc, _CLOSED_BY_PEER):
+        return TlsError(f"TLS handshake with {where} failed: the broker closed the connection "
+                        f"({exc.strerror or exc})", step=TlsStep.HANDSHAKE)
+    if isinstance(exc, OSError):
+        return BrokerUnreachable(f"cannot reach {where}: TCP connect failed: "
+                                 f"{exc.strerror or exc}",
+                                 errno=exc.errno)
+    return MqttConnectError(f"cannot connect to {where}: {exc}")

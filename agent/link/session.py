@@ -26,6 +26,7 @@ from typing import Any, Generic, TypeVar
 
 from agent.aio import wait_within
 from agent.config import MqttConfig
+from agent.errors import SubscriptionRefused, TlsError, TlsStep
 from agent.link.mqtt_client import (
     ConnectOptions,
     IncomingMessage,
@@ -65,14 +66,31 @@ class LinkStats:
 
 
 def tls_context(config: MqttConfig) -> ssl.SSLContext | None:
+    """The TLS context for ``[mqtt.tls]`` (None without it): the agent's and the doctor's.
+
+    Raises :class:`TlsError` (step ``load_files``) when the files cannot be read or the key
+    does not belong to the certificate."""
     tls = config.tls
     if tls is None:
         return None
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca_file))
-    ctx.check_hostname = tls.check_hostname
-    if tls.cert_file is not None:
-        ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
+    try:
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca_file))
+        ctx.check_hostname = tls.check_hostname
+        if tls.cert_file is not None:
+            ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsError(f"cannot load the TLS files: {exc}", step=TlsStep.LOAD_FILES,
+                       reason=getattr(exc, "reason", None)) from None
     return ctx
+
+
+async def subscribe_all(conn: MqttConnection, topics: list[tuple[str, int]]) -> None:
+    """Subscribe, raising :class:`SubscriptionRefused` naming any topic the broker refused."""
+    codes = await conn.subscribe(topics)
+    refused = {topic: code for (topic, _), code in zip(topics, codes, strict=False)
+               if code >= 0x80}
+    if refused:
+        raise SubscriptionRefused(refused)
 
 
 @dataclass(frozen=True)
@@ -150,9 +168,7 @@ class BrokerLink(Generic[R]):
         async with conn:
             self.connection = conn
             self.stats.connects += 1
-            codes = await conn.subscribe(self.inbound.subscriptions)
-            if any(c >= 0x80 for c in codes):
-                raise MqttError(f"subscription refused by the broker: {codes}")
+            await subscribe_all(conn, self.inbound.subscriptions)
             self.state = LinkState.CONNECTED
             self.connected.set()
             log.info("connected to %s:%d (session present: %s)", host, port, conn.session_present)

@@ -22,6 +22,8 @@ class CommandName(StrEnum):
     START = "start"
     # Clear a machine alarm (GRBL `$X`) on a person's explicit request; never done on its own.
     UNLOCK = "unlock"
+    # The last lines exchanged with the machine, answered by command_done's detail.trace.
+    TRACE = "trace"
 
 
 class Command(WireModel):

@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 import serial
 
-from agent.errors import DeviceLost
+from agent.errors import DeviceLost, SerialPortUnavailable
+from agent.transport.trace import Direction, SerialTrace
 
 log = logging.getLogger(__name__)
 
@@ -20,11 +21,15 @@ _READ_CHUNK = 4096
 
 
 class SerialLink:
-    """A :class:`~agent.transport.link.ByteLink` over a real serial port or pseudo-terminal."""
+    """A :class:`~agent.transport.link.ByteLink` over a real serial port or pseudo-terminal.
 
-    def __init__(self, port: serial.Serial, name: str) -> None:
+    Every chunk read from or written to the port is kept in ``trace`` (as it went over the
+    wire: what the port took, not what was queued)."""
+
+    def __init__(self, port: serial.Serial, name: str, trace: SerialTrace | None = None) -> None:
         self._port = port
         self._name = name
+        self.trace = trace if trace is not None else SerialTrace(name)
         self._fd: int = port.fileno()
         self._loop = asyncio.get_running_loop()
         self._rx: deque[bytes] = deque()
@@ -42,7 +47,8 @@ class SerialLink:
 
     @classmethod
     async def open(
-        cls, path: str, baud: int, *, rtscts: bool = False, xonxoff: bool = False
+        cls, path: str, baud: int, *, rtscts: bool = False, xonxoff: bool = False,
+        trace: SerialTrace | None = None,
     ) -> SerialLink:
         try:
             port = serial.Serial(
@@ -55,8 +61,10 @@ class SerialLink:
                 exclusive=True,
             )
         except (serial.SerialException, OSError) as exc:
-            raise DeviceLost(f"cannot open serial port {path}: {exc}") from None
-        return cls(port, path)
+            raise SerialPortUnavailable(f"cannot open serial port {path}: {exc}") from None
+        if trace is not None:
+            trace.note(f"opened {path} at {baud} baud")
+        return cls(port, path, trace)
 
     @property
     def name(self) -> str:
@@ -75,6 +83,7 @@ class SerialLink:
         if not data:
             self._fail(f"{self._name} closed (end of file)")
             return
+        self.trace.record(Direction.RX, data)
         if self._receiver is not None:
             self._receiver(data)
             return
@@ -116,7 +125,7 @@ class SerialLink:
             # Nothing queued (the usual case: one short line or realtime byte at a time):
             # straight to the port, without the queue's copies; whatever does not fit now
             # is queued below as usual.
-            n = self._write_some(data)
+            n = self._write_some(data, urgent)
             if n is None or n == len(data):
                 return
             data = data[n:]
@@ -138,10 +147,10 @@ class SerialLink:
             return self._tx
         return None
 
-    def _write_some(self, data: bytes | bytearray) -> int | None:
+    def _write_some(self, data: bytes | bytearray, urgent: bool) -> int | None:
         """Bytes the port took now (0 when it is full); None when the link just failed."""
         try:
-            return os.write(self._fd, data)
+            n = os.write(self._fd, data)
         except BlockingIOError:
             return 0
         except OSError as exc:
@@ -149,10 +158,15 @@ class SerialLink:
                 return 0
             self._fail(f"write to {self._name} failed: {exc.strerror or exc}")
             return None
+        if n:
+            # bytes as they are when whole (no copy); a queue's bytearray changes afterwards.
+            taken = data if n == len(data) and isinstance(data, bytes) else bytes(data[:n])
+            self.trace.record(Direction.URGENT if urgent else Direction.TX, taken)
+        return n
 
     def _flush(self) -> None:
         while (buf := self._pending()) is not None:
-            n = self._write_some(buf)
+            n = self._write_some(buf, buf is self._tx_urgent)
             if n is None:
                 return
             if n == 0:
@@ -184,6 +198,7 @@ class SerialLink:
         if self._error is None:
             log.warning("serial link lost: %s", message)
             self._error = DeviceLost(message)
+            self.trace.note(f"lost: {message}")
         self._detach()
         self._rx_ready.set()
         self._drained.set()
@@ -202,6 +217,7 @@ class SerialLink:
     async def close(self) -> None:
         if self._error is None:
             self._error = DeviceLost(f"{self._name} closed by the agent")
+            self.trace.note("closed by the agent")
         self._detach()
         self._rx_ready.set()
         self._drained.set()

@@ -405,14 +405,14 @@ def expected_job_answers(payloads: Iterable[bytes], profile: Profile, *, max_byt
 
 def expected_command_answers(payloads: Iterable[bytes], *, max_bytes: int) -> list[Answer]:
     """Answers on an idle station with no job: every valid pause, resume or cancel does not
-    apply; reset is done (no e-stop button is held)."""
+    apply; reset is done (no e-stop button is held); trace is always answered."""
     out = []
     for payload in payloads:
         parsed = parse_command(payload, max_bytes=max_bytes)
         if isinstance(parsed, Rejection):
             out.append(Answer("rejected", parsed.code, parsed.job_id,
                               parsed.extra.get("request_id")))
-        elif parsed.cmd is CommandName.RESET:
+        elif parsed.cmd in (CommandName.RESET, CommandName.TRACE):
             out.append(Answer("command_done", None, None, parsed.request_id))
         else:
             out.append(Answer("rejected", "not_applicable", parsed.job_id, parsed.request_id))

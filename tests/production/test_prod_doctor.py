@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +26,7 @@ from agent.safety.config import GpioConfig
 from agent.signing import SigningConfig, keys_main
 from tests.production.pki import make_ca, make_client_cert
 from tests.production.tls_broker import TlsFiles, make_tls_files, running_tls_broker
-from tests.support.broker import Broker, free_port
+from tests.support.broker import Broker, free_port, running_broker
 
 GRBL_BANNER = b"\r\nGrbl 1.1h ['$' for help]\r\n"
 GRBL_IDLE = b"<Idle|MPos:0.000,0.000,0.000|FS:0,0|WCO:0.000,0.000,0.000>\r\n"
@@ -357,3 +358,63 @@ def test_run_checks_lists_every_area(tmp_path: Path) -> None:
     checks = {r.check.split()[0] for r in run_checks(config, timeout_s=1)}
     assert {"config", "profile", "serial", "broker", "mqtt", "signing", "storage", "disk",
             "gpio"} <= checks
+
+
+async def test_tls_to_a_plain_port_says_so(tmp_path: Path, tls: TlsFiles, broker: Broker,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path, port="/dev/null-serial", broker_port=broker.port,
+                          extra=tls_section(tls.ca_file, tls.cert("cutter-01"),
+                                            tls.key("cutter-01")))
+    code, report = await run_doctor(config, capsys)
+    assert code == 1
+    assert "TLS handshake" in row(report, f"broker 127.0.0.1:{broker.port}")
+    assert "plain MQTT port" in report
+
+
+async def test_refused_login_points_at_the_credentials(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    (tmp_path / "broker").mkdir()
+    with running_broker(tmp_path / "broker", anonymous=False) as strict:
+        config = write_config(tmp_path, port="/dev/null-serial", broker_port=strict.port,
+                              extra='username = "cutter-01"\npassword = "not-this-one"')
+        code, report = await run_doctor(config, capsys)
+    assert code == 1
+    assert "refused the connection" in row(report, f"broker 127.0.0.1:{strict.port}")
+    assert "check [mqtt] username/password" in report
+
+
+DYNSEC_DENY_JOBS = {
+    "defaultACLAccess": {"publishClientSend": True, "publishClientReceive": True,
+                         "subscribe": True, "unsubscribe": True},
+    "clients": [], "groups": [{"groupname": "anonymous", "roles": [{"rolename": "no-jobs"}]}],
+    "roles": [{"rolename": "no-jobs", "acls": [
+        {"acltype": "subscribePattern", "topic": "mf/+/job", "allow": False}]}],
+    "anonymousGroup": "anonymous",
+}
+
+
+def _dynsec_plugins() -> list[Path]:
+    return sorted(Path("/usr/lib").glob("*/mosquitto_dynamic_security.so"))
+
+
+async def test_refused_subscriptions_fail_the_broker_row(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    # Mosquitto's acl_file filters at delivery; its dynamic-security plugin refuses the
+    # SUBSCRIBE itself (0x87), as other brokers do: the agent would then get no jobs.
+    plugins = _dynsec_plugins()
+    if not plugins:
+        pytest.skip("mosquitto's dynamic security plugin is not installed")
+    workdir = tmp_path / "broker"
+    workdir.mkdir()
+    (workdir / "dynsec.json").write_text(json.dumps(DYNSEC_DENY_JOBS))
+    with running_broker(workdir, extra_conf=f"plugin {plugins[0]}\n"
+                        f"plugin_opt_config_file {workdir / 'dynsec.json'}") as strict:
+        config = write_config(tmp_path, port="/dev/null-serial", broker_port=strict.port)
+        code, report = await run_doctor(config, capsys)
+    assert code == 1
+    broker_row = row(report, f"broker 127.0.0.1:{strict.port}")
+    assert "refused the subscription to mf/cutter-01/job (0x87)" in broker_row
+    assert "mf/cutter-01/cmd" not in broker_row
+    assert "ACL" in report
