@@ -42,6 +42,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("jobs",),
     ("pools",),
     ("station",),
+    # The running agent's trace socket (app starts it; `station-agent trace` is its client).
+    ("trace_server",),
     # Emulators sit at the top so that nothing but the CLI, the demo and the tests wires them.
     ("app", "doctor", "preview", "submit", "schema_export", "emulators"),
     ("demo",),
