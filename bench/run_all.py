@@ -43,7 +43,8 @@ def _grbl(d: dict[str, Any]) -> list[Row]:
 
 def _peers(d: dict[str, Any]) -> list[Row]:
     rows: list[Row] = [(f"GRBL peers, {d['job']['lines']}-line T-shirt front, {r['sender']}",
-                        f"{r['lines_per_s']} lines/s, link {r['link_share']:.3f}, "
+                        f"{r['lines_per_s']} lines/s, link {r['link_share']:.3f} (best "
+                        f"{r['link_share_best']:.3f}), "
                         f"{r['overflow_lines']} overflows, {r['cpu_us_per_line']} µs CPU/line",
                         "") for r in d["rows"]]
     rows += [(f"GRBL peers: {name}", f"skipped: {why}", "") for name, why in d["skipped"].items()]

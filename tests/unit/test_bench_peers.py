@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from peers.device import DeviceCommand, wire_model_listed
+from peers.device import DeviceCommand, device_stats_figures, wire_model_listed
 from peers.job import tshirt_front_job
 from peers.procs import CpuTimes, median_run, parse_stat, per_line_us
+from peers.summary import goal, sender_row
 from peers.wire import (
     figures,
     job_span,
@@ -117,7 +119,41 @@ def test_the_wire_model_is_used_when_the_emulator_lists_it() -> None:
     assert wire_model_listed("  --wire-model  pace bytes at the baud rate ...")
     assert not wire_model_listed("  --latency-ms LATENCY_MS")
     link, record = Path("/tmp/dev"), Path("/tmp/rec")
-    assert DeviceCommand(("emu",), True).argv_for(link, record)[-1] == "--wire-model"
-    plain = DeviceCommand(("emu",), False).argv_for(link, record)
+    stats = Path("/tmp/stats")
+    assert DeviceCommand(("emu",), True).argv_for(link, record, stats)[-1] == "--wire-model"
+    assert DeviceCommand(("emu",), True, stats=True).argv_for(link, record, stats)[-2:] == [
+        "--stats", str(stats)]
+    plain = DeviceCommand(("emu",), False).argv_for(link, record, stats)
     assert "--wire-model" not in plain
     assert plain[-2:] == ["--latency-ms", "2"]
+
+
+def test_the_device_s_own_account_is_its_longest_run_in_milliseconds() -> None:
+    stats = {"lost_bytes": 3, "job": {"link_share": 0.99, "lines": 3007,
+                                      "idle_s": {"host_late": 0.0125, "rx_full": 0.0}}}
+    assert device_stats_figures(stats) == {"link_share": 0.99, "lines": 3007, "lost_bytes": 3,
+                                           "idle_ms": {"host_late": 12.5, "rx_full": 0.0}}
+    assert device_stats_figures({"lost_bytes": 0, "job": None})["link_share"] is None
+
+
+def _run(share: float, cpu: float, overflows: int = 0) -> dict[str, Any]:
+    return {"lines_per_s": share * 600, "link_share": share, "overflow_lines": overflows,
+            "error_replies": 0, "cpu_us_per_line": cpu, "user_us_per_line": cpu - 10,
+            "sys_us_per_line": 10.0}
+
+
+def test_a_sender_row_takes_each_figure_s_median_and_sums_overflows() -> None:
+    row = sender_row("agent", [_run(0.6, 80.0), _run(0.98, 73.0, 2), _run(0.9, 93.0)])
+    assert (row["link_share"], row["link_share_best"], row["cpu_us_per_line"]) == (0.9, 0.98, 80.0)
+    assert row["user_us_per_line"] == 70.0  # the median-CPU run's split
+    assert row["overflow_lines"] == 2
+
+
+def test_the_goal_needs_cncjs_s_link_share_at_under_a_tenth_of_its_cpu() -> None:
+    cncjs = sender_row("cncjs", [_run(0.997, 300.0)])
+    assert goal({"agent": sender_row("agent", [_run(0.997, 29.0)]), "cncjs": cncjs})["met"]
+    slow = goal({"agent": sender_row("agent", [_run(0.99, 29.0)]), "cncjs": cncjs})
+    assert (slow["met"], slow["link_share_met"], slow["cpu_met"]) == (False, False, True)
+    costly = goal({"agent": sender_row("agent", [_run(0.997, 31.0)]), "cncjs": cncjs})
+    assert (costly["met"], costly["cpu_ratio_agent_to_cncjs"]) == (False, 0.103)
+    assert goal({"agent": sender_row("agent", [_run(0.9, 1.0)])})["met"] is None
