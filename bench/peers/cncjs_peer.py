@@ -2,10 +2,11 @@
 
 Installed with npm into ~/.cache/station-agent/bench-peers with the socket.io-client its
 server speaks (2.2, as its own UI). The server runs on a free loopback port with a config file
-of the bench's (never ~/.cncrc); on its first start cncjs writes a random ``secret`` there,
-which the driver signs its token with. The CPU figure is the cncjs server process's alone (the
-driver plays the browser). Its Grbl controller streams by character counting against 120 bytes
-(128 less 8), polls ``?`` every 250 ms and ends each job with ``G4 P0.5`` (its ``%wait``).
+of the bench's (never ~/.cncrc) and its HOME in the bench's work folder; on its first start
+cncjs writes a random ``secret`` to that config, which the driver signs its token with. The CPU
+figure is the cncjs server process's alone (the driver plays the browser). Its Grbl controller
+streams by character counting against 120 bytes (128 less 8), polls ``?`` every 250 ms and
+ends each job with ``G4 P0.5`` (its ``%wait``).
 """
 
 from __future__ import annotations
@@ -78,12 +79,15 @@ def _listening(port: int) -> bool:
 def server(work: Path) -> Iterator[CncjsServer]:
     config = work / "cncrc.json"
     config.write_text("{}\n")
+    home = work / "cncjs-home"  # it keeps its sessions in ~/.cncjs-sessions: not the user's
+    home.mkdir(exist_ok=True)
     port = free_port()
     with (work / "cncjs-server.log").open("wb") as log:
         proc = subprocess.Popen(
             ["node", str(CACHE / "node_modules" / "cncjs" / "bin" / "cncjs"), "--host",
              "127.0.0.1", "--port", str(port), "--config", str(config), "--controller", "Grbl"],
-            stdout=log, stderr=log, cwd=CACHE, env=dict(os.environ, NODE_ENV="production"))
+            stdout=log, stderr=log, cwd=CACHE,
+            env=dict(os.environ, NODE_ENV="production", HOME=str(home)))
     try:
         deadline = time.monotonic() + 120
         while not _listening(port):
