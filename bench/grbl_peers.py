@@ -96,7 +96,7 @@ def _runners(stack: ExitStack, work: Path, job: list[str], job_file: Path,
     if "cncjs" in active:
         try:
             cncjs = stack.enter_context(cncjs_peer.server(work))
-        except RuntimeError as exc:
+        except (RuntimeError, OSError) as exc:
             skipped["cncjs"] = str(exc)
         else:
             runners["cncjs"] = lambda link, name: cncjs_peer.run(link, job_file, work, name,
@@ -144,7 +144,7 @@ def run_benchmark(runs: int, cut_lines: int, senders: list[str], device_cmd: str
                 print(f"peers: run {n + 1}/{runs}: {sender}", flush=True)
                 try:
                     all_runs[sender].append(_one_run(runner, command, work, f"{sender}-{n}", job))
-                except (RuntimeError, TimeoutError) as exc:
+                except (RuntimeError, TimeoutError, OSError) as exc:
                     if sender != "cncjs":
                         raise
                     skipped["cncjs"] = f"cncjs failed during run {n + 1}: {exc}"

@@ -43,11 +43,13 @@ def _installed_version() -> str | None:
 
 def install() -> tuple[str | None, str]:
     """(cncjs version, why not): its version once installed, else the reason it is not."""
+    if shutil.which("node") is None:
+        return None, "node is not on PATH"
     version = _installed_version()
     if version:
         return version, ""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        return None, "node and npm are not on PATH"
+    if shutil.which("npm") is None:
+        return None, "npm is not on PATH"
     CACHE.mkdir(parents=True, exist_ok=True)
     try:
         done = subprocess.run(["npm", "install", "--no-audit", "--no-fund", *PACKAGES],
