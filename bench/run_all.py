@@ -42,7 +42,9 @@ def _grbl(d: dict[str, Any]) -> list[Row]:
 
 
 def _peers(d: dict[str, Any]) -> list[Row]:
-    rows: list[Row] = [(f"GRBL peers, {d['job']['lines']}-line T-shirt front, {r['sender']}",
+    device = "wire model" if d["device"]["wire_model"] else "plain emulator"
+    rows: list[Row] = [(f"GRBL peers ({device}), {d['job']['lines']}-line T-shirt front, "
+                        f"{r['sender']}",
                         f"{r['lines_per_s']} lines/s, link {r['link_share']:.3f} (best "
                         f"{r['link_share_best']:.3f}), "
                         f"{r['overflow_lines']} overflows, {r['cpu_us_per_line']} µs CPU/line",
