@@ -39,7 +39,14 @@ from pathlib import Path
 from typing import Any
 
 from peers import agent_runner, cncjs_peer, streamer_peer
-from peers.device import BAUD, DEFAULT_COMMAND, device, device_command, device_stats_figures
+from peers.device import (
+    BAUD,
+    DEFAULT_COMMAND,
+    DeviceCommand,
+    device,
+    device_command,
+    device_stats_figures,
+)
 from peers.job import tshirt_front_job
 from peers.procs import CpuTimes, SenderProcess, drive, per_line_us
 from peers.summary import goal, sender_row
@@ -109,7 +116,7 @@ def _runners(stack: ExitStack, work: Path, job: list[str], job_file: Path,
     return runners
 
 
-def _one_run(runner: Runner, command: Any, work: Path, name: str,
+def _one_run(runner: Runner, command: DeviceCommand, work: Path, name: str,
              job: list[str]) -> dict[str, Any]:
     with device(command, work, name, cwd=ROOT) as dev:
         cpu, said = runner(dev.host_link, name)
@@ -144,8 +151,8 @@ def run_benchmark(runs: int, cut_lines: int, senders: list[str], device_cmd: str
                 print(f"peers: run {n + 1}/{runs}: {sender}", flush=True)
                 try:
                     all_runs[sender].append(_one_run(runner, command, work, f"{sender}-{n}", job))
-                except (RuntimeError, TimeoutError, OSError) as exc:
-                    if sender != "cncjs":
+                except (RuntimeError, TimeoutError, OSError, ValueError) as exc:
+                    if sender != "cncjs":  # a peer's failure is a skip; ours, or the floor's, not
                         raise
                     skipped["cncjs"] = f"cncjs failed during run {n + 1}: {exc}"
     rows = {s: sender_row(s, r) for s, r in all_runs.items() if r and s not in skipped}
