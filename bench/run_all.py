@@ -41,6 +41,22 @@ def _grbl(d: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _peers(d: dict[str, Any]) -> list[Row]:
+    device = "wire model" if d["device"]["wire_model"] else "plain emulator"
+    rows: list[Row] = [(f"GRBL peers ({device}), {d['job']['lines']}-line T-shirt front, "
+                        f"{r['sender']}",
+                        f"{r['lines_per_s']} lines/s, link {r['link_share']:.3f} (best "
+                        f"{r['link_share_best']:.3f}), "
+                        f"{r['overflow_lines']} overflows, {r['cpu_us_per_line']} µs CPU/line",
+                        "") for r in d["rows"]]
+    rows += [(f"GRBL peers: {name}", f"skipped: {why}", "") for name, why in d["skipped"].items()]
+    goal = d["goal"]
+    rows.append(("GRBL peers: agent vs cncjs", "not judged" if goal["met"] is None else
+                 f"{'met' if goal['met'] else 'not met'} (CPU ratio "
+                 f"{goal['cpu_ratio_agent_to_cncjs']})", goal["text"]))
+    return rows
+
+
 def _marlin(d: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
     for r in d["rows"]:
@@ -137,6 +153,7 @@ def _fleet(d: dict[str, Any]) -> list[Row]:
 
 BENCHMARKS: list[tuple[str, str, Callable[[dict[str, Any]], list[Row]]]] = [
     ("stream_grbl.py", "stream_grbl.json", _grbl),
+    ("grbl_peers.py", "grbl_peers.json", _peers),
     ("stream_marlin.py", "stream_marlin.json", _marlin),
     ("marlin_overflow.py", "marlin_overflow.json", _marlin_overflow),
     ("stream_hpgl.py", "stream_hpgl.json", _hpgl),
