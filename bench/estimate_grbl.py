@@ -14,6 +14,7 @@ records the skip. Prints a table and writes bench/results/estimate_grbl.json.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -170,7 +171,7 @@ def _moving_seconds(steps: Path) -> float:
 def _distance(a: tuple[int, ...], b: tuple[int, ...]) -> float:
     """Steps to mm with the bench's $100-$102."""
     scale = (SETTINGS[100], SETTINGS[101], SETTINGS[102])
-    return sum(((q - p) / k) ** 2 for p, q, k in zip(a, b, scale, strict=True)) ** 0.5
+    return math.sqrt(sum(((q - p) / k) ** 2 for p, q, k in zip(a, b, scale, strict=True)))
 
 
 def main() -> int:

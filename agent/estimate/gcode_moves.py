@@ -1,6 +1,6 @@
 """Read a GRBL program into the planner's straight moves and its dwells, as GRBL would.
 
-Lines are read with the same rules as the firmware (``agent.dialects.grbl_reading``: comments,
+Lines are read with the same rules as the firmware (``agent.reading.grbl``: comments,
 whitespace, case). Motion follows ``gcode.c``: modal G0/G1/G2/G3, G90/G91, G20/G21, F (modal
 feed, in the current units), G4 P (seconds). Arcs are cut into chords like ``motion_control.c``
 ``mc_arc``: ``segments = floor(0.5 * |angle| * r / sqrt(tol * (2r - tol)))`` with ``$12`` as
@@ -15,8 +15,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from agent.dialects.grbl_reading import ReadError, g_command, preprocess, read_words
 from agent.estimate.planner import StraightMove
+from agent.reading.grbl import ReadError, g_command, preprocess, read_words
 
 _MM_PER_INCH = 25.4
 _ARC_EPSILON = 5e-7  # config.h ARC_ANGULAR_TRAVEL_EPSILON

@@ -29,7 +29,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # themselves against it.
     ("storage", "reading", "safety", "signing"),
     ("instance_lock", "profiles", "config"),
-    ("dialects",),
+    # estimate: machine time from a motion model of the firmware's planner.
+    ("dialects", "estimate"),
     ("toolpaths",),
     ("patterns",),
     ("transport",),
