@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.errors import DeviceError
+from agent.errors import DeviceError, JobStopped
 from agent.transport.link import ByteLink
 
 
@@ -43,6 +43,11 @@ class StopReason(enum.Enum):
 
     CANCEL = "canceled"
     ESTOP = "estop"
+
+    def error(self) -> JobStopped:
+        """What the job's stream raises: the same code and words on every family."""
+        words = "job canceled" if self is StopReason.CANCEL else "job stopped by emergency stop"
+        return JobStopped(words, code=self.value)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from agent.drivers.base import (
     StreamResult,
     Telemetry,
 )
-from agent.errors import DeviceError, DeviceTimeout, JobStopped
+from agent.errors import DeviceError, DeviceTimeout
 from agent.profiles.grbl import GrblProfile
 from agent.transport import grbl_events as ev
 from agent.transport.grbl_flow import StatusReport
@@ -88,8 +88,7 @@ class GrblDriver(MachineDriver):
         elif isinstance(event, ev.JobFailed):
             self._settle_job(event.error)
         elif isinstance(event, ev.JobStopped):
-            reason = StopReason(event.code)
-            self._settle_job(JobStopped(f"job {reason.value}", code=reason.value))
+            self._settle_job(StopReason(event.code).error())
         elif isinstance(event, ev.CommandDone | ev.CommandDropped):
             fut = self._commands.pop(event.token, None)
             if fut is not None and not fut.done():

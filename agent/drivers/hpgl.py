@@ -28,10 +28,11 @@ from agent.drivers.base import (
     MachineDriver,
     ProgressCallback,
     Readiness,
+    StopReason,
     StreamResult,
     Telemetry,
 )
-from agent.errors import DeviceError, DeviceLost, DeviceTimeout, JobStopped
+from agent.errors import DeviceError, DeviceLost, DeviceTimeout
 from agent.profiles.hpgl import UNITS_PER_MM, HpglFlowControl, HpglProfile
 from agent.transport.hpgl_flow import (
     ABORT,
@@ -206,7 +207,7 @@ class HpglDriver(MachineDriver):
         if self._lost is not None:
             return "lost"
         if self._estop_latched:
-            return "estop"
+            return Readiness.ESTOP.value
         if self._ext is not None and self._ext.lever_up:
             return "lever_up"
         if self._ext is not None and self._ext.paused:
@@ -437,8 +438,7 @@ class HpglDriver(MachineDriver):
                     raise kind(event.message, code=event.code, line=event.line,
                                device_code=event.device_code)
                 elif isinstance(event, Stopped):
-                    by = "cancel" if event.code == "canceled" else "estop"
-                    raise JobStopped(f"job stopped by {by}", code=event.code)
+                    raise StopReason(event.code).error()
             self._forward(out.events)
             wake_at = out.wake_at if out.wake_at is not None else self._now() + 0.25
             await self._sleep_until_woken(max(0.0, wake_at - self._now()))

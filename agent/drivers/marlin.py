@@ -31,10 +31,11 @@ from agent.drivers.base import (
     MachineDriver,
     ProgressCallback,
     Readiness,
+    StopReason,
     StreamResult,
     Telemetry,
 )
-from agent.errors import DeviceError, DeviceLost, DeviceTimeout, JobStopped, StationAgentError
+from agent.errors import DeviceError, DeviceLost, DeviceTimeout, StationAgentError
 from agent.profiles.marlin import MarlinProfile
 from agent.transport.link import ByteLink
 from agent.transport.marlin_flow import (
@@ -315,7 +316,7 @@ class MarlinDriver(MachineDriver):
             elif kind is EventKind.DONE:
                 self._finish(StreamResult(self._acked, tuple(self._warnings)))
             elif kind is EventKind.STOPPED:
-                self._finish(JobStopped("job canceled", code="canceled"))
+                self._finish(StopReason.CANCEL.error())
             elif kind is EventKind.FAILED and event.error is not None:
                 if event.error.code == "device_killed":
                     self._set_killed()
@@ -438,12 +439,12 @@ class MarlinDriver(MachineDriver):
     async def estop(self) -> None:
         self.link.write(ESTOP, urgent=True)
         self._estop_latched = True
-        self._device_state = "estop"
+        self._device_state = Readiness.ESTOP.value
         flow = self._flow
         if flow is not None:
             flow.abort()
-            self._finish(JobStopped("emergency stop", code="estop"))
-        self.listener.on_device_state("estop", {})
+            self._finish(StopReason.ESTOP.error())
+        self.listener.on_device_state(Readiness.ESTOP.value, {})
 
     async def reset(self) -> None:
         """``M999`` and a fresh ``M110`` ping. After M112 Marlin is halted (kill()) and answers
