@@ -151,6 +151,24 @@ def _fleet(d: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _serial_trace(d: dict[str, Any]) -> list[Row]:
+    ns = d["record_ns"]
+    return [("Serial trace: record one chunk into a full 64 KiB ring (G-code line, `?`, 4 KiB "
+             "read)", f"{ns['gcode_line_tx']} / {ns['realtime_byte']} / {ns['reply_read_4k']} ns",
+             "small beside a line's ~40 µs"),
+            ("Serial trace: render the whole ring / a failed event's clip",
+             f"{d['render_ms']['all_lines']} ms / {d['render_ms']['failed_event_clip']} ms", "")]
+
+
+def _estimate_grbl(d: dict[str, Any]) -> list[Row]:
+    if "skipped" in d:
+        return [("GRBL time estimate vs real GRBL 1.1h (grbl-sim)", f"skipped: {d['skipped']}",
+                 "within 5 %")]
+    return [(f"GRBL time estimate vs real GRBL 1.1h (grbl-sim): {j['job']} ({j['lines']} lines)",
+             f"{j['estimate_s']} s vs {j['grbl_sim_s']} s ({100 * j['error']:+.1f} %)",
+             "within 5 %") for j in d["jobs"]]
+
+
 BENCHMARKS: list[tuple[str, str, Callable[[dict[str, Any]], list[Row]]]] = [
     ("stream_grbl.py", "stream_grbl.json", _grbl),
     ("grbl_peers.py", "grbl_peers.json", _peers),
@@ -163,7 +181,22 @@ BENCHMARKS: list[tuple[str, str, Callable[[dict[str, Any]], list[Row]]]] = [
     ("compile_toolpaths.py", "compile_toolpaths.json", _compile),
     ("patterns.py", "patterns.json", _patterns),
     ("fleet.py", "fleet.json", _fleet),
+    ("serial_trace.py", "serial_trace.json", _serial_trace),
+    ("estimate_grbl.py", "estimate_grbl.json", _estimate_grbl),
 ]
+
+
+def _measured_on(path: Path) -> str:
+    """The day a result was written: its last commit, or the file's own time if it changed
+    since (a fresh clone's file times say nothing)."""
+    changed = subprocess.run(["git", "status", "--porcelain", "--", str(path)], cwd=ROOT,
+                             capture_output=True, text=True, check=False).stdout.strip()
+    if not changed:
+        day = subprocess.run(["git", "log", "-1", "--format=%cs", "--", str(path)], cwd=ROOT,
+                             capture_output=True, text=True, check=False).stdout.strip()
+        if day:
+            return day
+    return time.strftime("%Y-%m-%d", time.localtime(path.stat().st_mtime))
 
 
 def _cpu_model() -> str:
@@ -177,10 +210,14 @@ def _cpu_model() -> str:
 
 
 def main() -> int:
-    only = set(sys.argv[1:])
+    """``run_all.py [--table-only] [script.py ...]``: run all (or the named) benchmarks, then
+    rewrite docs/benchmarks.md from every result on disk, each dated by when it was measured."""
+    args = sys.argv[1:]
+    table_only = "--table-only" in args
+    only = {a for a in args if a != "--table-only"}
     failures = []
     for script, _, _ in BENCHMARKS:
-        if only and script not in only:
+        if table_only or (only and script not in only):
             continue
         print(f"== bench/{script}", flush=True)
         rc = subprocess.call([sys.executable, str(BENCH / script)], cwd=ROOT)
@@ -190,8 +227,10 @@ def main() -> int:
         "# Benchmarks",
         "",
         f"Machine: {_cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}. Date: {time.strftime('%Y-%m-%d')}. "
-        "Command: `make bench` (or `.venv/bin/python bench/<name>.py`).",
+        f"{platform.system()} {platform.release()}. Table written: {time.strftime('%Y-%m-%d')}; "
+        "each source says the day its figures were measured. "
+        "Command: `make bench` (or `.venv/bin/python bench/<name>.py`, then "
+        "`bench/run_all.py --table-only`).",
         "",
         "Benchmarks print and record; tests never assert timings. Raw figures are in "
         "[`bench/results/`](../bench/results/).",
@@ -205,7 +244,7 @@ def main() -> int:
             lines.append(f"| bench/{script} | not run | | |")
             continue
         for figure, measured, goal in summarise(json.loads(path.read_text())):
-            link = f"[{result}](../bench/results/{result})"
+            link = f"[{result}](../bench/results/{result}) ({_measured_on(path)})"
             lines.append(f"| {figure} | {measured} | {goal} | {link} |")
     if failures:
         lines += ["", "Failed to run: " + ", ".join(failures)]
