@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from agent.config import AgentConfig
 from agent.device import DeviceEvents, DeviceManager
 from agent.drivers.base import DeviceInfo, Readiness, Telemetry
 from agent.errors import DeviceError, DeviceTimeout, StationAgentError
+from agent.estimate import Estimate
 from agent.families import find_family
 from agent.jobs.intake import (
     AcceptedJob,
@@ -232,8 +234,24 @@ class Station(DeviceEvents):
             if isinstance(verified, Rejection):
                 return verified
             payload = verified
-        return parse_job(payload, self.profile, max_bytes=self.config.mqtt.max_payload_bytes,
-                         max_lines=self.config.limits.max_program_lines)
+        parsed = parse_job(payload, self.profile, max_bytes=self.config.mqtt.max_payload_bytes,
+                           max_lines=self.config.limits.max_program_lines)
+        if isinstance(parsed, Rejection):
+            return parsed
+        return replace(parsed, estimate=self._estimate(parsed.program.lines))
+
+    def _estimate(self, lines: Sequence[str]) -> Estimate | None:
+        """The job's machine time from the family's motion model and what the machine said at
+        its last handshake (read from this worker thread: DeviceInfo is immutable)."""
+        family = find_family(self.profile.family)
+        info = self.device.info
+        if family is None or family.estimate is None or info is None:
+            return None
+        try:
+            return family.estimate(lines, info.capabilities)
+        except (ArithmeticError, KeyError, TypeError, ValueError):
+            log.exception("the time estimate failed; the job runs without one")
+            return None
 
     def _verified(self, payload: bytes, *, pool: str | None) -> bytes | Rejection:
         """The job without its signature if the signature holds and names this station (or
@@ -294,6 +312,7 @@ class Station(DeviceEvents):
                 **({"pool": pool} if pool else {}),
                 **({"meta": job.request.meta} if job.request.meta else {}),
                 **(job.program.detail or {}),
+                **(job.estimate.as_detail() if job.estimate else {}),
             })
 
     def reject(self, rejection: Rejection) -> None:

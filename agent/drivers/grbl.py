@@ -215,8 +215,34 @@ class GrblDriver(MachineDriver):
             self.proto.set_rx_buffer(reported)
             caps["rx_buffer_bytes"] = min(reported, self.settings.rx_buffer_bytes)
             caps["options"] = parts[0]
+        motion = await self._read_motion_settings()
+        if motion is not None:
+            caps["motion"] = motion
         self.info = DeviceInfo(firmware="grbl", version=version, capabilities=caps)
         return self.info
+
+    async def _read_motion_settings(self) -> dict[str, Any] | None:
+        """``$$``: the machine's own rates, accelerations, junction deviation and arc tolerance
+        (what the time estimate plans with). None if the machine does not give them: a board
+        that refuses ``$$`` still runs jobs, only without estimates."""
+        try:
+            feedback = await self.command("$$")
+        except DeviceError as exc:
+            log.info("no $$ settings from the machine (%s): jobs get no time estimate", exc)
+            return None
+        values: dict[int, float] = {}
+        for line in feedback:
+            number, _, value = line[1:].partition("=")
+            try:
+                values[int(number)] = float(value)
+            except ValueError:
+                continue
+        needed = (110, 111, 112, 120, 121, 122, 11, 12)
+        if not all(n in values for n in needed):
+            return None
+        return {"max_rate_mm_min": [values[110], values[111], values[112]],
+                "accel_mm_s2": [values[120], values[121], values[122]],
+                "junction_deviation_mm": values[11], "arc_tolerance_mm": values[12]}
 
     async def run(self) -> None:
         await run_together(self._read_loop(), self._ticker())

@@ -12,7 +12,7 @@ first called, so importing the registry stays cheap and points down the layers o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ from agent.schemas.job import JobKind
 if TYPE_CHECKING:
     from agent.dialects.program import Program
     from agent.drivers.base import DriverListener, MachineDriver
+    from agent.estimate import Estimate
     from agent.profiles import Profile
     from agent.profiles.base import ProfileBase
     from agent.schemas.job import JobRequest
@@ -37,6 +38,10 @@ DriverFactory = Callable[["Profile", "ByteLink", "DriverListener"], "MachineDriv
 
 SerialHandshake = Callable[["Profile"], tuple[bool, bool]]
 """profile -> (rtscts, xonxoff) the serial port is opened with."""
+
+Estimator = Callable[[Sequence[str], Mapping[str, Any]], "Estimate | None"]
+"""(program lines, the device's capabilities from its handshake) -> the machine time, or None
+where the machine has not told what the estimate needs."""
 
 SerialProbe = Callable[[str, int, "Profile", float], Coroutine[Any, Any, str]]
 """(port path, baud, profile, timeout s) -> what the device said; raises DeviceError."""
@@ -67,6 +72,8 @@ class Family:
     serial_handshake: SerialHandshake = no_handshake
     # The doctor's serial hello when the driver's own open() is not the right one; None: open().
     serial_probe: SerialProbe | None = None
+    # The job's machine time from a model of the firmware's motion planner (None: no model).
+    estimate: Estimator | None = None
 
     @property
     def own_kinds(self) -> tuple[JobKind, ...]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from agent.families.family import COMPILED_KINDS, Family
 from agent.profiles.grbl import GrblProfile
@@ -11,6 +12,7 @@ from agent.schemas.job import JobKind
 if TYPE_CHECKING:
     from agent.dialects.program import Program
     from agent.drivers.base import DriverListener, MachineDriver
+    from agent.estimate import Estimate
     from agent.profiles import Profile
     from agent.schemas.job import JobRequest
     from agent.transport.link import ByteLink
@@ -31,6 +33,12 @@ def _create_driver(profile: Profile, link: ByteLink, listener: DriverListener) -
     return GrblDriver(link, listener, profile)
 
 
+def _estimate(lines: Sequence[str], capabilities: Mapping[str, Any]) -> Estimate | None:
+    from agent.estimate import estimate_grbl
+
+    return estimate_grbl(lines, capabilities)
+
+
 GRBL = Family(
     name="grbl",
     job_kinds=(JobKind.GCODE, *COMPILED_KINDS),
@@ -39,4 +47,5 @@ GRBL = Family(
     create_driver=_create_driver,
     profile_model=GrblProfile,
     emulator="agent.emulators.grbl",
+    estimate=_estimate,
 )

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from agent.dialects.program import Program
 from agent.errors import ProgramError
+from agent.estimate import Estimate
 from agent.jobs.prepare import prepare_program
 from agent.profiles import Profile
 from agent.schemas.command import Command
@@ -195,6 +196,8 @@ class AcceptedJob:
     request: JobRequest
     program: Program
     raw: str
+    # The machine time, where the family has a motion model and the machine told its limits.
+    estimate: Estimate | None = None
 
 
 def parse_job(payload: bytes, profile: Profile, *, max_bytes: int,

@@ -65,15 +65,24 @@ class StatusReport:
 
 
 @dataclass(frozen=True)
+class Setting:
+    """One line of the ``$$`` report (report.c ``report_grbl_settings``: ``$<n>=<value>``)."""
+
+    number: int
+    value: str
+
+
+@dataclass(frozen=True)
 class Unknown:
     """A line we do not understand (line noise, a firmware we do not know); never fatal."""
 
     text: str
 
 
-GrblReply = Ok | ErrorReply | AlarmReply | Banner | Feedback | StatusReport | Unknown
+GrblReply = Ok | ErrorReply | AlarmReply | Banner | Feedback | StatusReport | Setting | Unknown
 
 _BANNER = re.compile(r"^Grbl\s+(\S+)")
+_SETTING = re.compile(r"^\$(\d+)=(\S+)$")
 _STATES = frozenset(
     {"Idle", "Run", "Hold", "Jog", "Alarm", "Door", "Check", "Home", "Sleep"}
 )
@@ -148,6 +157,9 @@ def parse_reply(text: str) -> GrblReply:
     m = _BANNER.match(text)
     if m:
         return Banner(m.group(1))
+    m = _SETTING.match(text)
+    if m:
+        return Setting(int(m.group(1)), m.group(2))
     return Unknown(text)
 
 

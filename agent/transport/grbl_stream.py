@@ -64,6 +64,7 @@ from agent.transport.grbl_flow import (
     GrblReply,
     GrblReplyParser,
     Ok,
+    Setting,
     StatusReport,
     Unknown,
 )
@@ -284,6 +285,10 @@ class GrblStream:
             if reply.kind == "MSG":
                 log.info("GRBL says: %s", reply.text)
                 self._on_message(reply.text)
+        elif isinstance(reply, Setting):
+            head = self.in_flight[0] if self.in_flight else None
+            if isinstance(head, Command):
+                head.feedback.append(f"${reply.number}={reply.value}")
         elif isinstance(reply, AlarmReply):
             self._on_alarm(reply.code)
         elif isinstance(reply, Banner):

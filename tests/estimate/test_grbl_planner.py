@@ -6,8 +6,10 @@ import math
 
 import pytest
 
+from agent.estimate import estimate_grbl
 from agent.estimate.gcode_moves import read_motion
 from agent.estimate.planner import MachineLimits, StraightMove, plan_seconds
+from agent.transport.grbl_flow import Setting, parse_reply
 
 LIMITS = MachineLimits(max_rate_mm_min=(6000.0, 6000.0, 600.0), accel_mm_s2=(500.0, 500.0, 50.0),
                        junction_deviation_mm=0.01)
@@ -105,3 +107,22 @@ def test_a_line_it_cannot_read_is_counted() -> None:
     motion = read_motion(["G1 X10 F600", "G1 X1.2.3", "G38.2 Z-5 F100", "G28"])
     assert motion.unread_lines == 3
 
+
+
+def test_the_station_estimate_needs_the_machines_settings() -> None:
+    assert estimate_grbl(["G1 X10 F600"], {}) is None
+    caps = {"planner_blocks": 15, "motion": {
+        "max_rate_mm_min": [6000.0, 6000.0, 600.0], "accel_mm_s2": [500.0, 500.0, 50.0],
+        "junction_deviation_mm": 0.01, "arc_tolerance_mm": 0.002}}
+    estimate = estimate_grbl(["G1 X100 F3000", "G4 P2"], caps)
+    assert estimate is not None
+    assert estimate.seconds == pytest.approx(0.1 + 95.0 / 50.0 + 0.1 + 2.0)
+    assert estimate.as_detail()["estimated_s"] == pytest.approx(4.1)
+    partial = estimate_grbl(["G1 X100 F3000", "G28"], caps)
+    assert partial is not None
+    assert "1 lines with motion it does not model" in partial.basis
+
+
+def test_settings_report_lines_are_read_as_settings() -> None:
+    assert parse_reply("$110=8000.000") == Setting(110, "8000.000")
+    assert parse_reply("$N0=G21") != Setting(0, "G21")  # a startup line, not a setting

@@ -1,0 +1,51 @@
+"""The ``accepted`` event carries the job's machine time, planned with the machine's own ``$$``.
+
+The estimate's accuracy against real GRBL 1.1h is bench/estimate_grbl.py's (grbl-sim); here the
+point is the wiring: the driver reads ``$$`` at connection, the station plans the job with those
+figures (not defaults), and a job is never refused or held up for want of an estimate.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.emulators.grbl import GrblEmulator
+from agent.emulators.pty import PtyEndpoint
+from agent.estimate import estimate_grbl_seconds
+from agent.estimate.planner import MachineLimits
+from agent.garments import knife_gcode, tshirt_pieces
+from tests.support.broker import Broker
+from tests.support.planner import Planner
+from tests.support.station import agent_config, background, running_agent
+
+pytestmark = pytest.mark.timeout(180)
+
+
+async def test_accepted_carries_the_estimate_from_the_machines_own_settings(
+        tmp_path: Path, broker: Broker) -> None:
+    link = tmp_path / "ttyGRBL"
+    program = knife_gcode(tshirt_pieces()[:1], feed_mm_min=6000)
+    async with PtyEndpoint(link, baud=115_200, latency_s=0.001) as endpoint:
+        emulator = GrblEmulator(endpoint)
+        # A machine tuned away from GRBL's defaults: the estimate must use these.
+        for key, value in {110: 9000.0, 111: 7000.0, 112: 900.0, 120: 350.0, 121: 250.0,
+                           122: 80.0, 11: 0.02, 12: 0.004}.items():
+            emulator.settings.values[key] = value
+        async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
+            async with running_agent(agent_config(tmp_path, broker, link)) as agent:
+                await agent.wait_device_online()
+                await planner.submit({"job_id": "SO-2001-front", "kind": "gcode",
+                                      "program": program})
+                end = await planner.wait_terminal("SO-2001-front", timeout=120)
+    assert end["event"] == "succeeded", end
+    accepted = planner.events_for("SO-2001-front")[0]
+    assert accepted["event"] == "accepted"
+    limits = MachineLimits((9000.0, 7000.0, 900.0), (350.0, 250.0, 80.0), 0.02)
+    expected = estimate_grbl_seconds(program.splitlines(), limits, arc_tolerance_mm=0.004)
+    assert accepted["detail"]["estimated_s"] == pytest.approx(expected, abs=0.05)
+    assert "$110-$122" in accepted["detail"]["estimate_basis"]
+    # With GRBL's defaults the figure would differ: the machine's settings were used.
+    defaults = MachineLimits((500.0, 500.0, 500.0), (10.0, 10.0, 10.0), 0.01)
+    assert abs(estimate_grbl_seconds(program.splitlines(), defaults) - expected) > 1.0
