@@ -85,7 +85,8 @@ class Station(DeviceEvents):
         )
         self.runner = JobRunner(db, store, reporter, self.device, may_start=self.start_blocker,
                                 on_change=self.refresh_status,
-                                keep_start_hold=config.operator.start_after_estop)
+                                keep_start_hold=config.operator.start_after_estop,
+                                estimate=self._estimate)
         self._device_state = ""
         self._alarm: Any = None
         self.light: StackLight | None = None

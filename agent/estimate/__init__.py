@@ -2,25 +2,53 @@
 
 from __future__ import annotations
 
+import math
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from agent.estimate.gcode_moves import read_motion
-from agent.estimate.planner import MachineLimits, plan_seconds
+from agent.estimate.gcode_moves import ProgramMotion, read_motion
+from agent.estimate.planner import MachineLimits, plan_move_seconds
 
 __all__ = ["Estimate", "MachineLimits", "estimate_grbl", "estimate_grbl_seconds"]
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """A job's machine time, and what it was worked out from (said in ``accepted``)."""
+    """A job's machine time, and what it was worked out from (said in ``accepted``).
+
+    ``line_end_s[i]``: the modelled seconds from the job's start to the end of line ``i``, so
+    progress can say how much machine time is left after the lines done so far."""
 
     seconds: float
     basis: str
+    line_end_s: array[float] = field(default_factory=lambda: array("d"), compare=False,
+                                      repr=False)
 
     def as_detail(self) -> dict[str, Any]:
         return {"estimated_s": round(self.seconds, 1), "estimate_basis": self.basis}
+
+    def remaining_after(self, lines_done: int) -> float:
+        if lines_done <= 0 or not self.line_end_s:
+            return self.seconds
+        done = self.line_end_s[min(lines_done, len(self.line_end_s)) - 1]
+        return max(0.0, self.seconds - done)
+
+
+def _line_end_seconds(read: ProgramMotion, limits: MachineLimits) -> array[float]:
+    per_line = [0.0] * read.line_count
+    for moves, lines in zip(read.segments, read.move_lines, strict=True):
+        for line, seconds in zip(lines, plan_move_seconds(moves, limits), strict=True):
+            per_line[line] += seconds
+    for line, seconds in read.dwells:
+        per_line[line] += seconds
+    out = array("d", per_line)
+    total = 0.0
+    for i, seconds in enumerate(per_line):
+        total += seconds
+        out[i] = total
+    return out
 
 
 def estimate_grbl_seconds(lines: Iterable[str], limits: MachineLimits,
@@ -28,8 +56,9 @@ def estimate_grbl_seconds(lines: Iterable[str], limits: MachineLimits,
     """Seconds a GRBL machine with ``limits`` takes over ``lines``: planned motion between
     stops, plus dwells (the planner empties before a dwell, so each run starts and ends at
     rest)."""
-    motion = read_motion(lines, arc_tolerance_mm)
-    return motion.dwell_s + sum(plan_seconds(run, limits) for run in motion.segments)
+    read = read_motion(lines, arc_tolerance_mm)
+    return math.fsum(math.fsum(plan_move_seconds(run, limits)) for run in read.segments
+                     ) + read.dwell_s
 
 
 def estimate_grbl(lines: Sequence[str], capabilities: Mapping[str, Any]) -> Estimate | None:
@@ -42,8 +71,8 @@ def estimate_grbl(lines: Sequence[str], capabilities: Mapping[str, Any]) -> Esti
                            motion["junction_deviation_mm"],
                            horizon_blocks=int(capabilities.get("planner_blocks", 15)))
     read = read_motion(lines, motion["arc_tolerance_mm"])
-    seconds = read.dwell_s + sum(plan_seconds(run, limits) for run in read.segments)
+    line_end_s = _line_end_seconds(read, limits)
     basis = "GRBL planner model with the machine's $110-$122, $11 and $12"
     if read.unread_lines:
         basis += f"; {read.unread_lines} lines with motion it does not model (a lower bound)"
-    return Estimate(seconds, basis)
+    return Estimate(line_end_s[-1] if line_end_s else 0.0, basis, line_end_s)

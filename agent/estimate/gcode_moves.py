@@ -29,17 +29,27 @@ class ProgramMotion:
     """What a program asks the machine to do, in order: moves, and dwells between them."""
 
     segments: list[list[StraightMove]] = field(default_factory=lambda: [[]])
-    dwell_s: float = 0.0
+    # For each segment, the index of the line each of its moves came from.
+    move_lines: list[list[int]] = field(default_factory=lambda: [[]])
+    # (line index, seconds) of each dwell.
+    dwells: list[tuple[int, float]] = field(default_factory=list)
     unread_lines: int = 0
+    line_count: int = 0
+
+    @property
+    def dwell_s(self) -> float:
+        return sum(seconds for _, seconds in self.dwells)
 
     def add_move(self, move: StraightMove) -> None:
         self.segments[-1].append(move)
+        self.move_lines[-1].append(self.line_count - 1)
 
     def add_stop(self, seconds: float) -> None:
         """A dwell (or any full stop): the planner empties before it, then waits."""
-        self.dwell_s += seconds
+        self.dwells.append((self.line_count - 1, seconds))
         if self.segments[-1]:
             self.segments.append([])
+            self.move_lines.append([])
 
 
 @dataclass
@@ -55,6 +65,7 @@ def read_motion(lines: Iterable[str], arc_tolerance_mm: float = 0.002) -> Progra
     out = ProgramMotion()
     modal = _Modal()
     for raw in lines:
+        out.line_count += 1
         text = preprocess(raw, max_chars=None).text
         if not text or text.startswith("$"):
             continue

@@ -122,9 +122,16 @@ def _trapezoid_s(block: _Block, entry_sq: float, exit_sq: float) -> float:
 
 def plan_seconds(moves: Sequence[StraightMove], limits: MachineLimits) -> float:
     """Seconds the machine takes over ``moves``, starting and ending at rest."""
-    blocks = [b for b in (_block(m, limits) for m in moves) if b is not None]
-    if not blocks:
-        return 0.0
+    return math.fsum(plan_move_seconds(moves, limits))
+
+
+def plan_move_seconds(moves: Sequence[StraightMove], limits: MachineLimits) -> list[float]:
+    """The seconds each of ``moves`` takes (0 for a move with no length), starting and ending
+    at rest."""
+    planned = [(index, b) for index, b in enumerate(_block(m, limits) for m in moves)
+               if b is not None]
+    out = [0.0] * len(moves)
+    blocks = [b for _, b in planned]
     n = len(blocks)
     # The most each block may enter at: its junction with the previous block and both
     # nominal speeds (planner.c max_entry_speed_sqr).
@@ -133,14 +140,13 @@ def plan_seconds(moves: Sequence[StraightMove], limits: MachineLimits) -> float:
         entry_caps[i] = min(_junction_speed_sq(blocks[i - 1], blocks[i], limits),
                             blocks[i].nominal_mm_s ** 2, blocks[i - 1].nominal_mm_s ** 2)
     horizon = max(1, limits.horizon_blocks)
-    total = 0.0
     entry_sq = 0.0
-    for i, block in enumerate(blocks):
+    for i, (index, block) in enumerate(planned):
         # The exit is the next block's entry, limited by what the planner can see: stopping
         # by the end of the blocks it holds while this one runs.
         exit_sq = 0.0 if i + 1 == n else _stop_speed_sq(blocks, i + 1, horizon - 1, entry_caps)
         # Reachable from this block's entry speed over its length (forward pass).
         exit_sq = min(exit_sq, entry_sq + 2.0 * block.accel_mm_s2 * block.length_mm)
-        total += _trapezoid_s(block, entry_sq, exit_sq)
+        out[index] = _trapezoid_s(block, entry_sq, exit_sq)
         entry_sq = exit_sq
-    return total
+    return out

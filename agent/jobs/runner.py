@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from agent.device import DeviceManager
 from agent.dialects.program import Program
 from agent.drivers.base import Readiness
 from agent.errors import DeviceError, JobStopped
+from agent.estimate import Estimate
 from agent.jobs.states import TERMINAL, JobState, Trigger
 from agent.jobs.store import JobRecord, JobStore
 from agent.reporter import Reporter
@@ -63,6 +64,17 @@ class RunningJob:
     started_at: float = 0.0
     cancel_request_id: str | None = None
     canceled: bool = False
+    estimate: Estimate | None = None
+
+
+def _timing(job: RunningJob, lines_done: int, now: float) -> dict[str, float]:
+    """``elapsed_s`` since the start, and ``remaining_s``: the modelled machine time of the
+    lines not yet acknowledged (lines the machine holds in its buffers still have to run, so
+    this is a little short while the planner is full)."""
+    out = {"elapsed_s": round(now - job.started_at, 1)}
+    if job.estimate is not None:
+        out["remaining_s"] = round(job.estimate.remaining_after(lines_done), 1)
+    return out
 
 
 @dataclass(frozen=True)
@@ -92,7 +104,9 @@ class PendingFinal:
 class JobRunner:
     def __init__(self, db: Database, store: JobStore, reporter: Reporter, device: DeviceManager,
                  *, may_start: Callable[[], str | None], on_change: Callable[[], None],
-                 keep_start_hold: bool = True) -> None:
+                 keep_start_hold: bool = True,
+                 estimate: Callable[[Sequence[str]], Estimate | None] = lambda lines: None,
+                 ) -> None:
         self.db = db
         self.store = store
         self.reporter = reporter
@@ -100,6 +114,8 @@ class JobRunner:
         # Returns None when a job may start now, else the reason it may not (estop, door...).
         self._may_start = may_start
         self._on_change = on_change
+        # The machine time of a program on this machine as it is now (None: no model).
+        self._estimate = estimate
         self.current: RunningJob | None = None
         self._queue_changed = asyncio.Event()
         self._operator_start = asyncio.Event()
@@ -275,11 +291,15 @@ class JobRunner:
                 return  # device went away: the job stays queued
             if self.db.fault is not None:
                 return  # the start could not be recorded: the job stays queued
+            # Planned again at the start, with the settings the machine has now (a large job
+            # takes a moment: off the event loop).
+            job.estimate = await asyncio.to_thread(self._estimate, job.program.lines)
             with self.db.transaction():
                 self.store.transition(rec.job_id, Trigger.START)
                 self.reporter.event(EventType.STARTED, rec.job_id, {
                     "lines_total": len(job.program), "kind": rec.kind,
                     **({"meta": request.meta} if request.meta else {}),
+                    **(job.estimate.as_detail() if job.estimate else {}),
                 })
             # The machine must never run a job we could forget: on disk before the first line.
             try:
@@ -363,6 +383,7 @@ class JobRunner:
                     self.store.set_progress(job_id, done)
                     self.reporter.event(EventType.PROGRESS, job_id, {
                         "lines_total": total, "lines_done": done, "percent": percent,
+                        **_timing(job, done, now),
                     })
             except StorageError:
                 pass  # the machine goes on; its progress is written with the job's end
@@ -394,6 +415,7 @@ class JobRunner:
         detail: dict[str, Any] = {
             "lines_total": total, "lines_done": result.lines_done,
             "duration_s": round(time.monotonic() - job.started_at, 3),
+            **({"estimated_s": round(job.estimate.seconds, 1)} if job.estimate else {}),
         }
         if result.warnings:
             detail["warnings"] = list(result.warnings)

@@ -126,3 +126,18 @@ def test_the_station_estimate_needs_the_machines_settings() -> None:
 def test_settings_report_lines_are_read_as_settings() -> None:
     assert parse_reply("$110=8000.000") == Setting(110, "8000.000")
     assert parse_reply("$N0=G21") != Setting(0, "G21")  # a startup line, not a setting
+
+
+def test_remaining_time_follows_the_lines_done() -> None:
+    caps = {"planner_blocks": 15, "motion": {
+        "max_rate_mm_min": [6000.0, 6000.0, 600.0], "accel_mm_s2": [500.0, 500.0, 50.0],
+        "junction_deviation_mm": 0.01, "arc_tolerance_mm": 0.002}}
+    estimate = estimate_grbl(["G21 G90", "G1 X100 F3000", "G4 P2", "G1 X0"], caps)
+    assert estimate is not None
+    one_move = 0.1 + 95.0 / 50.0 + 0.1
+    assert estimate.remaining_after(0) == pytest.approx(2 * one_move + 2)
+    assert estimate.remaining_after(1) == pytest.approx(2 * one_move + 2)  # G21 G90 takes none
+    assert estimate.remaining_after(2) == pytest.approx(one_move + 2)
+    assert estimate.remaining_after(3) == pytest.approx(one_move)
+    assert estimate.remaining_after(4) == 0.0
+    assert estimate.remaining_after(99) == 0.0

@@ -46,6 +46,16 @@ async def test_accepted_carries_the_estimate_from_the_machines_own_settings(
     expected = estimate_grbl_seconds(program.splitlines(), limits, arc_tolerance_mm=0.004)
     assert accepted["detail"]["estimated_s"] == pytest.approx(expected, abs=0.05)
     assert "$110-$122" in accepted["detail"]["estimate_basis"]
+    events = planner.events_for("SO-2001-front")
+    started = next(e for e in events if e["event"] == "started")
+    assert started["detail"]["estimated_s"] == accepted["detail"]["estimated_s"]
+    progress = [e["detail"] for e in events if e["event"] == "progress"]
+    assert progress[-1]["remaining_s"] == 0.0
+    assert all(p["elapsed_s"] >= 0 for p in progress)
+    remaining = [p["remaining_s"] for p in progress]
+    assert remaining == sorted(remaining, reverse=True)
+    succeeded = events[-1]
+    assert succeeded["detail"]["estimated_s"] == accepted["detail"]["estimated_s"]
     # With GRBL's defaults the figure would differ: the machine's settings were used.
     defaults = MachineLimits((500.0, 500.0, 500.0), (10.0, 10.0, 10.0), 0.01)
     assert abs(estimate_grbl_seconds(program.splitlines(), defaults) - expected) > 1.0
