@@ -7,7 +7,7 @@ import asyncio
 import json
 import ssl
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Self
 
 from agent.link.mqtt_client import ConnectOptions, IncomingMessage, MqttConnection
@@ -30,7 +30,8 @@ class Planner:
         self.telemetry: list[dict[str, Any]] = []
         self.other: list[IncomingMessage] = []
         self._changed = asyncio.Event()
-        self.watch: list[asyncio.Task[Any]] = []
+        # The tasks a wait depends on, asked afresh at each wait (a rig's agent restarts).
+        self.watch: Callable[[], Iterable[asyncio.Task[Any] | None]] = tuple
         self.conn: MqttConnection | None = None
 
     def topic(self, name: str) -> str:
@@ -92,7 +93,7 @@ class Planner:
                        what: str = "condition") -> Any:
         """Re-checked on every message; a failure of a task in ``watch`` (the emulator, the
         agent a rig runs) is raised at once instead of as this wait's timeout."""
-        return await eventually(predicate, what=what, timeout=timeout, watch=self.watch,
+        return await eventually(predicate, what=what, timeout=timeout, watch=self.watch(),
                                 wake=self._changed, context=self._recent_events)
 
     def _recent_events(self) -> list[tuple[Any, Any, Any]]:
