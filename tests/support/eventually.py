@@ -12,12 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 POLL_S = 0.02
+
+
+# Tasks whose end has been raised to a test once: a rig closing does not raise it again.
+REPORTED: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 
 
 class TaskEndedError(AssertionError):
@@ -30,12 +35,20 @@ def raise_if_ended(watch: Iterable[asyncio.Task[Any] | None], what: str) -> None
     for task in watch:
         if task is None or not task.done() or task.cancelled():
             continue
-        error = task.exception()
+        REPORTED.add(task)
+        error = _leaf(task.exception())
         if error is not None:
             raise TaskEndedError(
                 f"task {task.get_name()!r} failed while waiting for {what}: {error!r}"
             ) from error
         raise TaskEndedError(f"task {task.get_name()!r} ended while waiting for {what}")
+
+
+def _leaf(error: BaseException | None) -> BaseException | None:
+    """The one real error inside a task group's wrapping (the emulators run as task groups)."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
 
 
 async def eventually(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from agent.emulators.hpgl import HpglEmulator
 from agent.emulators.marlin import MarlinEmulator
 from agent.emulators.pty import PtyEndpoint
 from tests.support.broker import Broker
-from tests.support.eventually import eventually, raise_if_ended
+from tests.support.eventually import REPORTED, eventually, raise_if_ended
 from tests.support.planner import Planner
 from tests.support.station import RunningAgent, agent_config
 
@@ -81,6 +82,7 @@ async def station_rig(
     """``serve(emulator)`` is the emulator's long-running coroutine function; ``config`` goes
     to ``agent_config`` as overrides. With ``start_agent=False`` the test starts it itself
     (``rig.start_agent()``), e.g. to publish before the station is there."""
+    os.makedirs(tmp_path, exist_ok=True)
     link = tmp_path / f"tty-{station}"
     cfg = agent_config(tmp_path, broker, link, profile=profile, station=station, **config)
     async with contextlib.AsyncExitStack() as stack:
@@ -98,7 +100,8 @@ async def station_rig(
             await rig.start_agent()
         yield rig
         # A crash nobody waited for is still this test's failure.
-        if task.done() and not task.cancelled() and task.exception() is not None:
+        failed = task.done() and not task.cancelled() and task.exception() is not None
+        if failed and task not in REPORTED:
             raise_if_ended([task], "the end of the test")
 
 
@@ -122,7 +125,7 @@ def grbl_rig(tmp_path: Path, broker: Broker, *, baud: int | None = 115_200,
 
 def marlin_rig(tmp_path: Path, broker: Broker, *, baud: int | None = None,
                latency_s: float = 0.001, profile: str = "marlin-2",
-               station: str = "cutter-01", start_agent: bool = True,
+               station: str = "printer-01", start_agent: bool = True,
                config: dict[str, Any] | None = None,
                **emulator_options: Any) -> contextlib.AbstractAsyncContextManager[
                    Rig[MarlinEmulator]]:
