@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from agent.config import AgentConfig
+from agent.station import Station
 from agent.emulators.grbl import GrblEmulator
 from agent.emulators.grbl_codes import Realtime
 from agent.emulators.hpgl import HpglEmulator
@@ -43,7 +44,14 @@ class Rig(Generic[E]):
     config: AgentConfig
     planner: Planner
     agent: RunningAgent
+    pin_factory: Any = None
     extra_tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    @property
+    def station(self) -> Station:
+        """The running agent's station (its runner, e-stop latch, device)."""
+        assert self.agent.agent is not None, "the agent is not running"
+        return self.agent.agent.station
 
     def watched(self) -> list[asyncio.Task[Any] | None]:
         """The tasks the test depends on right now (the agent's changes when it restarts)."""
@@ -56,7 +64,7 @@ class Rig(Generic[E]):
 
     async def start_agent(self, config: AgentConfig | None = None) -> RunningAgent:
         """A new agent on the same pty and broker (after ``stop_agent`` or a crash)."""
-        self.agent = RunningAgent(config or self.config)
+        self.agent = RunningAgent(config or self.config, pin_factory=self.pin_factory)
         await self.agent.start()
         await self.agent.wait_device_online()
         return self.agent
@@ -77,6 +85,7 @@ async def station_rig(
     baud: int | None = 115_200,
     latency_s: float = 0.0,
     start_agent: bool = True,
+    pin_factory: Any = None,
     **config: Any,
 ) -> AsyncIterator[Rig[E]]:
     """``serve(emulator)`` is the emulator's long-running coroutine function; ``config`` goes
@@ -93,7 +102,7 @@ async def station_rig(
         stack.push_async_callback(_stop, task)
         planner = await stack.enter_async_context(Planner(broker.host, broker.port,
                                                           station=station))
-        rig = Rig(link, endpoint, emulator, task, cfg, planner, RunningAgent(cfg))
+        rig = Rig(link, endpoint, emulator, task, cfg, planner, RunningAgent(cfg), pin_factory)
         planner.watch = rig.watched
         stack.push_async_callback(rig.stop_agent)
         if start_agent:
@@ -114,13 +123,15 @@ async def _stop(task: asyncio.Task[None]) -> None:
 def grbl_rig(tmp_path: Path, broker: Broker, *, baud: int | None = 115_200,
              latency_s: float = 0.0, profile: str = "grbl-1.1", station: str = "cutter-01",
              start_agent: bool = True, config: dict[str, Any] | None = None,
+             pin_factory: Any = None,
              **emulator_options: Any) -> contextlib.AbstractAsyncContextManager[
                  Rig[GrblEmulator]]:
-    """A GRBL cutter: ``emulator_options`` go to ``GrblEmulator`` (motion, unsupported, ...)."""
+    """A GRBL cutter: ``emulator_options`` go to ``GrblEmulator`` (motion, unsupported, ...);
+    ``pin_factory``: gpiozero's MockFactory for a station with safety inputs."""
     return station_rig(tmp_path, broker, lambda end: GrblEmulator(end, **emulator_options),
                        lambda emulator: emulator.run, profile=profile, station=station,
                        baud=baud, latency_s=latency_s, start_agent=start_agent,
-                       **(config or {}))
+                       pin_factory=pin_factory, **(config or {}))
 
 
 def marlin_rig(tmp_path: Path, broker: Broker, *, baud: int | None = None,

@@ -38,8 +38,9 @@ def agent_config(tmp: Path, broker: Broker, serial_path: Path, *, profile: str =
 
 
 class RunningAgent:
-    def __init__(self, config: AgentConfig) -> None:
+    def __init__(self, config: AgentConfig, *, pin_factory: Any = None) -> None:
         self.config = config
+        self.pin_factory = pin_factory  # gpiozero's; tests pass a MockFactory
         self.stop = asyncio.Event()
         self.agent: Agent | None = None
         self._ready = asyncio.Event()
@@ -51,7 +52,9 @@ class RunningAgent:
 
     async def start(self) -> RunningAgent:
         self.task = asyncio.create_task(run_agent(self.config, stop=self.stop,
-                                                  on_ready=self._on_ready), name="agent-under-test")
+                                                  on_ready=self._on_ready,
+                                                  pin_factory=self.pin_factory),
+                                        name="agent-under-test")
         done, _ = await asyncio.wait([self.task, asyncio.ensure_future(self._ready.wait())],
                                      return_when=asyncio.FIRST_COMPLETED)
         if self.task in done:
