@@ -28,7 +28,9 @@ from agent.instance_lock import EXIT_ALREADY_RUNNING
 from agent.jobs.states import JobState
 from agent.storage import Database
 from tests.support.broker import Broker
+from tests.support.eventually import eventually
 from tests.support.planner import Planner
+from tests.support.rig import grbl_rig
 from tests.support.station import (
     AgentProcess,
     RunningAgent,
@@ -64,11 +66,7 @@ def pins() -> Iterator[MockFactory]:
 
 
 async def _until(predicate: Any, timeout: float = 20.0, what: str = "condition") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < deadline, f"{what}: not met in time"
-        await asyncio.sleep(0.05)
+    await eventually(predicate, what=what, timeout=timeout)
 
 
 def _assert_seq_unbroken(events: list[dict[str, Any]]) -> None:
@@ -78,8 +76,11 @@ def _assert_seq_unbroken(events: list[dict[str, Any]]) -> None:
 
 
 def _config(tmp_path: Path, broker: Broker, link: Path, state: Path, **extra: Any) -> Any:
-    return agent_config(tmp_path, broker, link,
-                        storage={"dir": str(state), "outbox_max_bytes": 256 * 1024}, **extra)
+    return agent_config(tmp_path, broker, link, **_storage(state), **extra)
+
+
+def _storage(state: Path) -> dict[str, Any]:
+    return {"storage": {"dir": str(state), "outbox_max_bytes": 256 * 1024}}
 
 
 # -- a job arriving while the disk is full ----------------------------------------------------
@@ -87,33 +88,29 @@ def _config(tmp_path: Path, broker: Broker, link: Path, state: Path, **extra: An
 
 async def test_job_on_a_full_disk_is_not_acknowledged_and_runs_once_space_returns(
         tmp_path: Path, broker: Broker) -> None:
-    link, state = tmp_path / "ttyGRBL", tmp_path / "state"
+    state = tmp_path / "state"
     with small_tmpfs(state, "8m"):
-        config = _config(tmp_path, broker, link, state)
-        async with PtyEndpoint(link, baud=115_200, latency_s=0.001) as endpoint:
-            emulator = GrblEmulator(endpoint, motion=True)
-            async with background(emulator.run, "grbl"), Planner(
-                broker.host, broker.port
-            ) as planner, running_agent(config) as running:
-                await running.wait_device_online()
-                await planner.wait_status("idle")
-                agent = running.agent
-                assert agent is not None
-                filler = fill(state)
-                await planner.submit({"job_id": "label-full", "kind": "gcode",
-                                      "program": LABEL})
-                status = await planner.wait_status("storage_error")
-                assert status["job_id"] is None
-                # Tried again and again, never stored, never acknowledged, never run.
-                await _until(lambda: agent.link.stats.not_stored >= 3, what="retries")
-                assert agent.station.store.get("label-full") is None
-                assert planner.names_for("label-full") == []
-                assert LABEL_CUT not in emulator.executed
-                assert running.task is not None and not running.task.done()
-                filler.unlink()
-                done = await planner.wait_terminal("label-full", timeout=60)
-                assert done["event"] == "succeeded"
-                await planner.wait_status("idle")
+        async with grbl_rig(tmp_path, broker, latency_s=0.001, motion=True,
+                            config=_storage(state)) as rig:
+            emulator, planner, running = rig.emulator, rig.planner, rig.agent
+            await planner.wait_status("idle")
+            agent = running.agent
+            assert agent is not None
+            filler = fill(state)
+            await planner.submit({"job_id": "label-full", "kind": "gcode",
+                                  "program": LABEL})
+            status = await planner.wait_status("storage_error")
+            assert status["job_id"] is None
+            # Tried again and again, never stored, never acknowledged, never run.
+            await rig.eventually(lambda: agent.link.stats.not_stored >= 3, "retries")
+            assert agent.station.store.get("label-full") is None
+            assert planner.names_for("label-full") == []
+            assert LABEL_CUT not in emulator.executed
+            assert running.task is not None and not running.task.done()
+            filler.unlink()
+            done = await planner.wait_terminal("label-full", timeout=60)
+            assert done["event"] == "succeeded"
+            await planner.wait_status("idle")
     names = planner.names_for("label-full")
     assert names[0] == "accepted" and names[-1] == "succeeded"
     assert names.count("accepted") == 1 and names.count("started") == 1
@@ -127,31 +124,26 @@ async def test_job_on_a_full_disk_is_not_acknowledged_and_runs_once_space_return
 
 async def test_job_not_stored_is_redelivered_by_the_broker_after_a_restart(
         tmp_path: Path, broker: Broker) -> None:
-    link, state = tmp_path / "ttyGRBL", tmp_path / "state"
+    state = tmp_path / "state"
     with small_tmpfs(state, "8m"):
-        config = _config(tmp_path, broker, link, state)
-        async with PtyEndpoint(link, baud=115_200, latency_s=0.001) as endpoint:
-            emulator = GrblEmulator(endpoint, motion=True)
-            async with background(emulator.run, "grbl"), Planner(
-                broker.host, broker.port
-            ) as planner:
-                async with running_agent(config) as running:
-                    await running.wait_device_online()
-                    await planner.wait_status("idle")
-                    filler = fill(state)
-                    await planner.submit({"job_id": "label-later", "kind": "gcode",
-                                          "program": LABEL})
-                    await planner.wait_status("storage_error")
-                    agent = running.agent
-                    assert agent is not None
-                    await _until(lambda: agent.link.stats.not_stored >= 1, what="not stored")
-                # Stopped while the disk is still full: the job lives only at the broker.
-                await planner.wait_status("offline")
-                filler.unlink()
-                assert LABEL_CUT not in emulator.executed
-                async with running_agent(config) as running:
-                    done = await planner.wait_terminal("label-later", timeout=60)
-                    assert done["event"] == "succeeded"
+        async with grbl_rig(tmp_path, broker, latency_s=0.001, motion=True,
+                            config=_storage(state)) as rig:
+            emulator, planner = rig.emulator, rig.planner
+            await planner.wait_status("idle")
+            filler = fill(state)
+            await planner.submit({"job_id": "label-later", "kind": "gcode", "program": LABEL})
+            await planner.wait_status("storage_error")
+            agent = rig.agent.agent
+            assert agent is not None
+            await rig.eventually(lambda: agent.link.stats.not_stored >= 1, "not stored")
+            await rig.stop_agent()
+            # Stopped while the disk is still full: the job lives only at the broker.
+            await planner.wait_status("offline")
+            filler.unlink()
+            assert LABEL_CUT not in emulator.executed
+            await rig.start_agent()
+            done = await planner.wait_terminal("label-later", timeout=60)
+            assert done["event"] == "succeeded"
     names = planner.names_for("label-later")
     assert names.count("accepted") == 1 and names.count("succeeded") == 1
     assert emulator.executed.count(LABEL_CUT) == 1
@@ -299,36 +291,31 @@ async def test_disk_full_mid_job_the_cut_finishes_and_its_end_is_recorded_when_s
 async def test_job_finished_on_a_full_disk_stays_finished_across_a_restart(
         tmp_path: Path, broker: Broker) -> None:
     """Stopped before space returns: the end kept in the reserved file is recorded on start."""
-    link, state = tmp_path / "ttyGRBL", tmp_path / "state"
+    state = tmp_path / "state"
     program = knife_gcode(tshirt_pieces()[:1], feed_mm_min=30_000)
     with small_tmpfs(state, "8m"):
-        config = _config(tmp_path, broker, link, state)
-        async with PtyEndpoint(link, baud=115_200, latency_s=0.001) as endpoint:
-            emulator = GrblEmulator(endpoint, motion=True)
-            async with background(emulator.run, "grbl"), Planner(
-                broker.host, broker.port
-            ) as planner:
-                async with running_agent(config) as running:
-                    await running.wait_device_online()
-                    await planner.wait_status("idle")
-                    agent = running.agent
-                    assert agent is not None
-                    await planner.submit({"job_id": "back-full", "kind": "gcode",
-                                          "program": program})
-                    started = await planner.wait_event("back-full", "started")
-                    await _until(lambda: len(emulator.executed) > 20, what="cutting")
-                    filler = fill(state)
-                    await _until(lambda: "back-full" in agent.station.runner.pending, 120,
-                                 "the machine finishing the job")
-                    assert "succeeded" not in planner.names_for("back-full")
-                # Stopped with the disk still full; then space returns and it starts again.
-                await planner.wait_status("offline")
-                filler.unlink()
-                async with running_agent(config) as again:
-                    done = await planner.wait_terminal("back-full", timeout=60)
-                    await planner.wait_status("idle")
-                    assert again.agent is not None
-                    record = again.agent.station.store.get("back-full")
+        async with grbl_rig(tmp_path, broker, latency_s=0.001, motion=True,
+                            config=_storage(state)) as rig:
+            emulator, planner = rig.emulator, rig.planner
+            await planner.wait_status("idle")
+            agent = rig.agent.agent
+            assert agent is not None
+            await planner.submit({"job_id": "back-full", "kind": "gcode", "program": program})
+            started = await planner.wait_event("back-full", "started")
+            await rig.eventually(lambda: len(emulator.executed) > 20, "cutting")
+            filler = fill(state)
+            await rig.eventually(lambda: "back-full" in agent.station.runner.pending,
+                                 "the machine finishing the job", 120)
+            assert "succeeded" not in planner.names_for("back-full")
+            await rig.stop_agent()
+            # Stopped with the disk still full; then space returns and it starts again.
+            await planner.wait_status("offline")
+            filler.unlink()
+            again = await rig.start_agent()
+            done = await planner.wait_terminal("back-full", timeout=60)
+            await planner.wait_status("idle")
+            assert again.agent is not None
+            record = again.agent.station.store.get("back-full")
     assert done["event"] == "succeeded"
     assert done["detail"]["recorded_late"] is True
     assert done["detail"]["lines_done"] == started["detail"]["lines_total"]
