@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from agent.instance_lock import EXIT_ALREADY_RUNNING
 from agent.jobs.states import JobState
 from agent.storage import Database
 from tests.support.broker import Broker
-from tests.support.eventually import eventually
+from tests.support.eventually import eventually, eventually_sync
 from tests.support.planner import Planner
 from tests.support.rig import grbl_rig
 from tests.support.station import (
@@ -415,12 +414,12 @@ def test_second_keeper_on_the_same_storage_exits_and_the_first_runs_on(
     first = subprocess.Popen(cmd, stdout=log, stderr=log)
     try:
         lock = tmp_path / "keeper" / "keeper.lock"
-        deadline = 30.0
-        while not (lock.exists() and lock.read_text().strip() == str(first.pid)):
+
+        def locked() -> bool:
             assert first.poll() is None, (tmp_path / "keeper.log").read_text()
-            deadline -= 0.05
-            assert deadline > 0, "the keeper did not take its lock"
-            time.sleep(0.05)
+            return lock.exists() and lock.read_text().strip() == str(first.pid)
+
+        eventually_sync(locked, what="the keeper to take its lock", timeout=30)
         second = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
         assert first.poll() is None, "the first keeper stopped"
     finally:

@@ -59,12 +59,14 @@ async def eventually(
     watch: Iterable[asyncio.Task[Any] | None] = (),
     wake: asyncio.Event | None = None,
     context: Callable[[], object] | None = None,
+    poll_s: float = POLL_S,
 ) -> T:
     """The predicate's first truthy value within ``timeout`` seconds.
 
     ``watch``: tasks whose failure ends the wait with their own exception.
     ``context``: called on timeout; its value goes into the failure message (recent events, the
     emulator's state), so a failure says what was seen instead of only what was not.
+    ``poll_s``: how often to look when nothing wakes the wait (safety tests look every 2 ms).
     """
     tasks = list(watch)
     loop = asyncio.get_running_loop()
@@ -78,7 +80,7 @@ async def eventually(
         if remaining <= 0:
             seen = f"; seen: {context()}" if context is not None else ""
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}{seen}")
-        await _pause(min(remaining, POLL_S if wake is None else 0.5), tasks, wake)
+        await _pause(min(remaining, poll_s if wake is None else 0.5), tasks, wake)
 
 
 async def _pause(seconds: float, tasks: list[asyncio.Task[Any] | None],

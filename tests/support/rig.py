@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from agent.config import AgentConfig
-from agent.station import Station
 from agent.emulators.grbl import GrblEmulator
 from agent.emulators.grbl_codes import Realtime
 from agent.emulators.hpgl import HpglEmulator
 from agent.emulators.marlin import MarlinEmulator
 from agent.emulators.pty import PtyEndpoint
+from agent.station import Station
 from tests.support.broker import Broker
 from tests.support.eventually import REPORTED, eventually, raise_if_ended
 from tests.support.planner import Planner
