@@ -29,7 +29,7 @@ from agent.storage import Database
 from tests.support.broker import Broker
 from tests.support.eventually import eventually, eventually_sync
 from tests.support.planner import Planner
-from tests.support.rig import grbl_rig
+from tests.support.rig import Rig, grbl_rig
 from tests.support.station import (
     AgentProcess,
     RunningAgent,
@@ -183,26 +183,17 @@ async def test_agent_starting_on_a_full_disk_waits_for_space_instead_of_exiting(
 # -- the disk filling while a job is cutting ----------------------------------------------------
 
 
-async def _start_with_gpio(config: Any, pins: MockFactory) -> RunningAgent:
-    running = RunningAgent(config)
-
-    async def run() -> None:
-        await app_module.run_agent(config, stop=running.stop, on_ready=running._on_ready,
-                                   pin_factory=pins)
-
-    task = asyncio.create_task(run(), name="agent-under-test")
-    await wait_within(running._ready.wait(), 20)
-    running.task = task
-    await running.wait_device_online()
-    station = running.agent.station  # type: ignore[union-attr]
+async def _wire_up(rig: Rig[GrblEmulator], pins: MockFactory) -> None:
+    """The safety inputs connected, the boot e-stop released and reset, the station started."""
+    station = rig.station
     pins.pin(ESTOP).drive_low()  # NC contacts closed: released
     pins.pin(DOOR).drive_low()
-    await _until(lambda: not station.estop_input_pressed and not station.door_open)
+    await rig.eventually(lambda: not station.estop_input_pressed and not station.door_open,
+                         "e-stop released and door shut")
     await _press(pins, RESET)
-    await _until(lambda: not station.estop_latched)
+    await rig.eventually(lambda: not station.estop_latched, "the latch to clear")
     await _press(pins, START)  # after an e-stop and reset, a person starts the station
-    await _until(lambda: station.runner.start_hold is None)
-    return running
+    await rig.eventually(lambda: station.runner.start_hold is None, "the start")
 
 
 async def _press(pins: MockFactory, pin: int) -> None:
@@ -213,70 +204,61 @@ async def _press(pins: MockFactory, pin: int) -> None:
 
 async def test_disk_full_mid_job_the_cut_finishes_and_its_end_is_recorded_when_space_returns(
         tmp_path: Path, broker: Broker, pins: MockFactory) -> None:
-    link, state = tmp_path / "ttyGRBL", tmp_path / "state"
+    state = tmp_path / "state"
     program = knife_gcode(tshirt_pieces()[:2], feed_mm_min=30_000)
     with small_tmpfs(state, "8m"):
-        config = _config(tmp_path, broker, link, state, gpio=GPIO)
-        async with PtyEndpoint(link, baud=115_200, latency_s=0.001) as endpoint:
-            emulator = GrblEmulator(endpoint, motion=True)
-            async with background(emulator.run, "grbl"), Planner(
-                broker.host, broker.port
-            ) as planner:
-                running = await _start_with_gpio(config, pins)
-                try:
-                    agent = running.agent
-                    assert agent is not None
-                    station = agent.station
-                    await planner.wait_status("idle")
-                    await planner.submit({"job_id": "front-full", "kind": "gcode",
-                                          "program": program})
-                    started = await planner.wait_event("front-full", "started")
-                    total = started["detail"]["lines_total"]
-                    await _until(lambda: len(emulator.executed) > 30, what="cutting")
-                    filler = fill(state)
-                    status = await planner.wait_status("storage_error")
-                    assert status["job_id"] == "front-full"
-                    # The machine keeps cutting to the end; the end waits in memory.
-                    await _until(lambda: "front-full" in station.runner.pending, 120,
-                                 "the machine finishing the job")
-                    assert station.runner.pending["front-full"].event.value == "succeeded"
-                    assert running.task is not None and not running.task.done()
-                    ended = {"succeeded", "failed", "interrupted", "canceled"}
-                    assert not ended & set(planner.names_for("front-full"))
-                    # The e-stop still stops the machine and shows, with the disk full.
-                    resets = emulator.resets
-                    pins.pin(ESTOP).drive_high()
-                    await _until(lambda: station.estop_latched and emulator.resets > resets)
-                    await planner.wait_status("estop")
-                    assert pins.pin(13).state  # the red light
-                    pins.pin(ESTOP).drive_low()
-                    await _until(lambda: not station.estop_input_pressed)
-                    await _press(pins, RESET)
-                    await _until(lambda: not station.estop_latched)
-                    await planner.wait_status("storage_error")
-                    # Space returns: the end is recorded, as it happened, and work goes on.
-                    filler.unlink()
-                    done = await planner.wait_terminal("front-full", timeout=60)
-                    await planner.wait_status("awaiting_operator")  # the e-stop's start hold
-                    await _press(pins, START)
-                    await planner.wait_status("idle")
-                    await planner.submit({"job_id": "label-after", "kind": "gcode",
-                                          "program": LABEL})
-                    after = await planner.wait_terminal("label-after", timeout=60)
-                finally:
-                    await running.shutdown()
-                assert done["event"] == "succeeded"
-                assert done["detail"]["recorded_late"] is True
-                assert done["detail"]["lines_done"] == total
-                assert after["event"] == "succeeded"
-                # Across a restart the job stays succeeded: nothing reported interrupted.
-                plain = _config(tmp_path, broker, link, state)
-                async with running_agent(plain) as again:
-                    await again.wait_device_online()
-                    await planner.wait_status("idle")
-                    assert again.agent is not None
-                    record = again.agent.station.store.get("front-full")
-                    assert record is not None and record.state is JobState.SUCCEEDED
+        async with grbl_rig(tmp_path, broker, latency_s=0.001, motion=True, pin_factory=pins,
+                            config={**_storage(state), "gpio": GPIO}) as rig:
+            emulator, planner, running = rig.emulator, rig.planner, rig.agent
+            await _wire_up(rig, pins)
+            station = rig.station
+            await planner.wait_status("idle")
+            await planner.submit({"job_id": "front-full", "kind": "gcode", "program": program})
+            started = await planner.wait_event("front-full", "started")
+            total = started["detail"]["lines_total"]
+            await rig.eventually(lambda: len(emulator.executed) > 30, "cutting")
+            filler = fill(state)
+            status = await planner.wait_status("storage_error")
+            assert status["job_id"] == "front-full"
+            # The machine keeps cutting to the end; the end waits in memory.
+            await rig.eventually(lambda: "front-full" in station.runner.pending,
+                                 "the machine finishing the job", 120)
+            assert station.runner.pending["front-full"].event.value == "succeeded"
+            assert running.task is not None and not running.task.done()
+            ended = {"succeeded", "failed", "interrupted", "canceled"}
+            assert not ended & set(planner.names_for("front-full"))
+            # The e-stop still stops the machine and shows, with the disk full.
+            resets = emulator.resets
+            pins.pin(ESTOP).drive_high()
+            await rig.eventually(lambda: station.estop_latched and emulator.resets > resets,
+                                 "the e-stop latched and the machine reset")
+            await planner.wait_status("estop")
+            assert pins.pin(13).state  # the red light
+            pins.pin(ESTOP).drive_low()
+            await rig.eventually(lambda: not station.estop_input_pressed, "e-stop released")
+            await _press(pins, RESET)
+            await rig.eventually(lambda: not station.estop_latched, "the latch to clear")
+            await planner.wait_status("storage_error")
+            # Space returns: the end is recorded, as it happened, and work goes on.
+            filler.unlink()
+            done = await planner.wait_terminal("front-full", timeout=60)
+            await planner.wait_status("awaiting_operator")  # the e-stop's start hold
+            await _press(pins, START)
+            await planner.wait_status("idle")
+            await planner.submit({"job_id": "label-after", "kind": "gcode", "program": LABEL})
+            after = await planner.wait_terminal("label-after", timeout=60)
+            await rig.stop_agent()
+            assert done["event"] == "succeeded"
+            assert done["detail"]["recorded_late"] is True
+            assert done["detail"]["lines_done"] == total
+            assert after["event"] == "succeeded"
+            # Across a restart (no GPIO this time) the job stays succeeded: nothing reported
+            # interrupted.
+            again = await rig.start_agent(_config(tmp_path, broker, rig.link, state))
+            await planner.wait_status("idle")
+            assert again.agent is not None
+            record = again.agent.station.store.get("front-full")
+            assert record is not None and record.state is JobState.SUCCEEDED
     names = planner.names_for("front-full")
     assert "interrupted" not in names and names.count("succeeded") == 1
     storage = [e for e in planner.events if e["event"] == "storage_error"]
