@@ -94,9 +94,10 @@ class Planner:
         """Re-checked on every message; a failure of a task in ``watch`` (the emulator, the
         agent a rig runs) is raised at once instead of as this wait's timeout."""
         return await eventually(predicate, what=what, timeout=timeout, watch=self.watch(),
-                                wake=self._changed, context=self._recent_events)
+                                wake=self._changed, context=self.recent_events)
 
-    def _recent_events(self) -> list[tuple[Any, Any, Any]]:
+    def recent_events(self) -> list[tuple[Any, Any, Any]]:
+        """The last events as (seq, event, job_id): what a failed wait quotes."""
         return [(e["seq"], e["event"], e["job_id"]) for e in self.events[-15:]]
 
     def events_for(self, job_id: str | None) -> list[dict[str, Any]]:

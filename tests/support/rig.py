@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -45,7 +45,6 @@ class Rig(Generic[E]):
     planner: Planner
     agent: RunningAgent
     pin_factory: Any = None
-    extra_tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     @property
     def station(self) -> Station:
@@ -55,12 +54,14 @@ class Rig(Generic[E]):
 
     def watched(self) -> list[asyncio.Task[Any] | None]:
         """The tasks the test depends on right now (the agent's changes when it restarts)."""
-        return [self.emulator_task, self.agent.task, *self.extra_tasks]
+        return [self.emulator_task, self.agent.task]
 
     async def eventually(self, predicate: Callable[[], Any], what: str,
                          timeout: float = 30.0) -> Any:
+        """Until ``predicate`` holds (machine state, the station's), watching the emulator and
+        the agent; a timeout quotes the planner's recent events."""
         return await eventually(predicate, what=what, timeout=timeout, watch=self.watched(),
-                                wake=None, context=self.planner._recent_events)
+                                wake=None, context=self.planner.recent_events)
 
     async def start_agent(self, config: AgentConfig | None = None) -> RunningAgent:
         """A new agent on the same pty and broker (after ``stop_agent`` or a crash)."""
