@@ -363,6 +363,8 @@ async def test_second_agent_on_the_same_storage_exits_and_the_first_runs_on(
                 await planner.submit({"job_id": "label-one", "kind": "gcode",
                                       "program": LABEL})
                 done = await planner.wait_terminal("label-one", timeout=60)
+                # Read before the first one's own clean stop says "offline" (a race otherwise).
+                during = planner.statuses[mark:]
             finally:
                 first.terminate()
     assert first.proc is None
@@ -372,7 +374,7 @@ async def test_second_agent_on_the_same_storage_exits_and_the_first_runs_on(
     assert done["event"] == "succeeded"
     assert emulator.executed.count(LABEL_CUT) == 1
     # The first was never kicked off: no offline status, no interrupted job.
-    assert all(s["state"] != "offline" for s in planner.statuses[mark:])
+    assert all(s["state"] != "offline" for s in during)
     assert "interrupted" not in [e["event"] for e in planner.events]
     # The message names the first one by its PID (read back from its lock file).
     pid = (config.storage.dir / "agent.lock").read_text().strip()
