@@ -17,6 +17,7 @@ import serial
 from agent.emulators.grbl import GrblEmulator, add_cli_arguments, run_cli
 from agent.emulators.grbl_noise import ReplyNoise, is_safe_junk
 from agent.emulators.pty import PtyEndpoint
+from tests.support.eventually import eventually
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -375,10 +376,8 @@ async def test_overrunning_sender_loses_bytes_and_garbles_lines() -> None:
     async with grbl(motion=True) as (emulator, host):
         host.write(data)  # everything at once, ignoring the 128-byte buffer
         sent = set(lines)
-        deadline = time.monotonic() + 20
-        while not any(kind == "line" and text not in sent for kind, text in emulator.log):
-            assert time.monotonic() < deadline, "no line was garbled"
-            await asyncio.sleep(0.02)
+        await eventually(lambda: any(kind == "line" and text not in sent
+                                     for kind, text in emulator.log), what="a garbled line")
         assert emulator.overflow_bytes > 0
         # A garbled line can be a long, wrong move: stop the machine like an operator would.
         host.write(b"\x18")

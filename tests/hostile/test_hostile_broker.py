@@ -23,7 +23,9 @@ from agent.link.mqtt_client import ConnectOptions, IncomingMessage, MqttConnecti
 from agent.profiles import load_profile
 from agent.profiles.grbl import GrblProfile
 from tests.support.broker import Broker, running_broker
+from tests.support.eventually import eventually
 from tests.support.planner import Planner
+from tests.support.rig import grbl_rig
 from tests.support.station import agent_config, background, running_agent
 from tests.support.subscriber import PersistentSubscriber
 
@@ -40,12 +42,7 @@ def _grbl_lines(program: str) -> list[str]:
 
 
 async def _wait(predicate: Any, timeout: float = 60.0, what: str = "condition") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
+    await eventually(predicate, what=what, timeout=timeout)
 
 
 # -- the broker is down when the agent starts ---------------------------------------------------
@@ -213,7 +210,6 @@ def _stalled_tcp_subscriber(host: str, port: int, topic: str) -> socket.socket:
 
 async def test_stalled_subscribers_do_not_slow_the_machine(tmp_path: Path,
                                                           broker: Broker) -> None:
-    link = tmp_path / "ttyGRBL"
     program = tshirt_knife_job(min_lines=1000)
     held: list[IncomingMessage] = []
     # A persistent session with Receive Maximum 1 that never acknowledges: the broker may send
@@ -226,17 +222,13 @@ async def test_stalled_subscribers_do_not_slow_the_machine(tmp_path: Path,
                                    f"mf/{STATION}/#")
     try:
         assert all(c < 0x80 for c in await stalled.subscribe([(f"mf/{STATION}/#", 1)]))
-        async with PtyEndpoint(link, baud=115_200, latency_s=0.001) as endpoint:
-            emulator = GrblEmulator(endpoint)
-            async with background(emulator.run, "grbl"), Planner(
-                    broker.host, broker.port) as planner, \
-                    running_agent(agent_config(tmp_path, broker, link)) as agent:
-                await agent.wait_device_online()
-                await planner.submit({"job_id": "SO-1042-tshirt-S", "kind": "gcode",
-                                      "program": program})
-                end = await planner.wait_terminal("SO-1042-tshirt-S", timeout=150)
-                assert agent.agent is not None
-                assert agent.agent.link.connected.is_set()
+        async with grbl_rig(tmp_path, broker, latency_s=0.001) as rig:
+            emulator, planner = rig.emulator, rig.planner
+            await planner.submit({"job_id": "SO-1042-tshirt-S", "kind": "gcode",
+                                  "program": program})
+            end = await planner.wait_terminal("SO-1042-tshirt-S", timeout=150)
+            assert rig.agent.agent is not None
+            assert rig.agent.agent.link.connected.is_set()
     finally:
         hung.close()
         await stalled.close()

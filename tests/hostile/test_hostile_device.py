@@ -11,7 +11,6 @@ import pytest
 from agent.dialects.grbl import prepare_grbl_program
 from agent.dialects.marlin import prepare_marlin_program
 from agent.emulators.grbl import GrblEmulator
-from agent.emulators.marlin import MarlinEmulator
 from agent.emulators.pty import PtyEndpoint
 from agent.garments import short_segment_outline, tshirt_knife_job
 from agent.profiles import load_profile
@@ -19,6 +18,7 @@ from agent.profiles.grbl import GrblProfile
 from agent.profiles.marlin import MarlinProfile
 from tests.support.broker import Broker
 from tests.support.planner import Planner
+from tests.support.rig import grbl_rig, marlin_rig
 from tests.support.station import agent_config, background, running_agent
 
 pytestmark = pytest.mark.timeout(180)
@@ -46,18 +46,14 @@ async def test_noisy_wire_runs_a_tshirt_job_exactly_once_per_line(tmp_path: Path
                                                                  broker: Broker) -> None:
     """Junk before a fifth of the replies (garbage, non-UTF-8, 600-byte runs, cut messages):
     the job completes and the machine ran every line once, in order, nothing skipped."""
-    link = tmp_path / "ttyGRBL"
     program = tshirt_knife_job(min_lines=1000)
-    async with PtyEndpoint(link, baud=115_200, latency_s=0.001) as endpoint:
-        emulator = GrblEmulator(endpoint, noise=0.2, seed=7)
-        async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
-            async with running_agent(agent_config(tmp_path, broker, link)) as agent:
-                await agent.wait_device_online()
-                await planner.submit({"job_id": "SO-1042-tshirt-M-noise", "kind": "gcode",
-                                      "program": program})
-                end = await planner.wait_terminal("SO-1042-tshirt-M-noise", timeout=150)
-                assert end["event"] == "succeeded", end
-                await planner.wait_status("idle")
+    async with grbl_rig(tmp_path, broker, latency_s=0.001, noise=0.2, seed=7) as rig:
+        emulator, planner = rig.emulator, rig.planner
+        await planner.submit({"job_id": "SO-1042-tshirt-M-noise", "kind": "gcode",
+                              "program": program})
+        end = await planner.wait_terminal("SO-1042-tshirt-M-noise", timeout=150)
+        assert end["event"] == "succeeded", end
+        await planner.wait_status("idle")
     expected = _grbl_lines(program)
     assert len(expected) >= 1000
     assert emulator.executed == [*expected, "G4P0"]
@@ -71,16 +67,12 @@ async def test_noisy_wire_with_a_full_planner_runs_exactly(tmp_path: Path,
                                                           broker: Broker) -> None:
     """Noise while the machine really moves: the planner fills, GRBL stops taking lines, the
     receive buffer stays full and status reports arrive garbled-around too."""
-    link = tmp_path / "ttyGRBL"
     sleeve = short_segment_outline(600, feed_mm_min=9000)
-    async with PtyEndpoint(link, baud=115_200, latency_s=0.001) as endpoint:
-        emulator = GrblEmulator(endpoint, motion=True, noise=0.3, seed=3)
-        async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
-            async with running_agent(agent_config(tmp_path, broker, link)) as agent:
-                await agent.wait_device_online()
-                await planner.submit({"job_id": "SO-1042-sleeve-noise", "kind": "gcode",
-                                      "program": sleeve})
-                end = await planner.wait_terminal("SO-1042-sleeve-noise", timeout=120)
+    async with grbl_rig(tmp_path, broker, latency_s=0.001, motion=True, noise=0.3, seed=3) as rig:
+        emulator, planner = rig.emulator, rig.planner
+        await planner.submit({"job_id": "SO-1042-sleeve-noise", "kind": "gcode",
+                              "program": sleeve})
+        end = await planner.wait_terminal("SO-1042-sleeve-noise", timeout=120)
     assert end["event"] == "succeeded", end
     assert emulator.executed == [*_grbl_lines(sleeve), "G4P0"]
     assert emulator.overflow_bytes == 0
@@ -91,31 +83,27 @@ async def test_stray_ok_between_jobs_is_a_warning_not_an_acknowledgement(
         tmp_path: Path, broker: Broker) -> None:
     """An ``ok`` with nothing in flight must not free buffer space: the next job is streamed
     exactly as before and never overruns GRBL's 128-byte receive buffer."""
-    link = tmp_path / "ttyGRBL"
     # A sleeve cap traced in short segments: the planner fills at once and stays full.
     front = short_segment_outline(400, feed_mm_min=9000)
-    async with PtyEndpoint(link, baud=115_200) as endpoint:
-        # With motion the planner fills and GRBL stops taking lines: a host that believed a
-        # stray ok would then overrun the receive buffer, and the emulator would drop bytes.
-        emulator = GrblEmulator(endpoint, motion=True)
-        async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
-            async with running_agent(agent_config(tmp_path, broker, link)) as agent:
-                await agent.wait_device_online()
-                await planner.submit({"job_id": "label-stray-1", "kind": "gcode",
-                                      "program": CARE_LABEL})
-                assert (await planner.wait_terminal("label-stray-1"))["event"] == "succeeded"
-                await planner.wait_status("idle")
-                first_run = len(emulator.executed)
-                # Three answers to lines nobody sent (a glitch, a board that replays).
-                endpoint.send(b"ok\r\nok\r\nok\r\n")
-                await planner.wait_for(
-                    lambda: sum(1 for e in planner.events if e["event"] == "warning"
-                                and "no line in flight" in e["detail"].get("message", "")) == 3,
-                    20, "three stray-ok warnings")
-                await planner.submit({"job_id": "SO-1042-sleeve-stray", "kind": "gcode",
-                                      "program": front})
-                end = await planner.wait_terminal("SO-1042-sleeve-stray", timeout=90)
-                assert end["event"] == "succeeded", end
+    # With motion the planner fills and GRBL stops taking lines: a host that believed a
+    # stray ok would then overrun the receive buffer, and the emulator would drop bytes.
+    async with grbl_rig(tmp_path, broker, motion=True) as rig:
+        emulator, planner = rig.emulator, rig.planner
+        await planner.submit({"job_id": "label-stray-1", "kind": "gcode",
+                              "program": CARE_LABEL})
+        assert (await planner.wait_terminal("label-stray-1"))["event"] == "succeeded"
+        await planner.wait_status("idle")
+        first_run = len(emulator.executed)
+        # Three answers to lines nobody sent (a glitch, a board that replays).
+        rig.endpoint.send(b"ok\r\nok\r\nok\r\n")
+        await planner.wait_for(
+            lambda: sum(1 for e in planner.events if e["event"] == "warning"
+                        and "no line in flight" in e["detail"].get("message", "")) == 3,
+            20, "three stray-ok warnings")
+        await planner.submit({"job_id": "SO-1042-sleeve-stray", "kind": "gcode",
+                              "program": front})
+        end = await planner.wait_terminal("SO-1042-sleeve-stray", timeout=90)
+        assert end["event"] == "succeeded", end
     expected = _grbl_lines(front)
     assert len(expected) > 100  # long enough to keep the receive buffer full
     assert emulator.executed[first_run:] == [*expected, "G4P0"]
@@ -137,24 +125,20 @@ async def test_ok_swallowed_by_a_half_line_fails_clearly_then_next_job_runs(
     """Half a line of noise with no line end glues itself to the next ``ok``: that reply is
     gone for good. The job must not hang (it did: GRBL idle, the agent waiting forever for the
     fence); it fails with ``device_timeout`` and the next job runs exactly."""
-    link = tmp_path / "ttyGRBL"
     sleeve = short_segment_outline(300, feed_mm_min=9000)
-    config = agent_config(tmp_path, broker, link, profile=str(_quick_timeout_profile(tmp_path)))
-    async with PtyEndpoint(link, baud=115_200) as endpoint:
-        emulator = GrblEmulator(endpoint, motion=True)
-        async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
-            async with running_agent(config) as agent:
-                await agent.wait_device_online()
-                await planner.submit({"job_id": "SO-1042-sleeve-lost", "kind": "gcode",
-                                      "program": sleeve})
-                await planner.wait_for(lambda: len(emulator.executed) > 50, 30, "cutting")
-                emulator.garble_next_ok()
-                end = await planner.wait_terminal("SO-1042-sleeve-lost", timeout=60)
-                await planner.wait_status("idle", timeout=20)
-                before_label = len(emulator.executed)
-                await planner.submit({"job_id": "label-after-lost-ok", "kind": "gcode",
-                                      "program": CARE_LABEL})
-                after = await planner.wait_terminal("label-after-lost-ok", timeout=60)
+    quick = str(_quick_timeout_profile(tmp_path))
+    async with grbl_rig(tmp_path, broker, motion=True, profile=quick) as rig:
+        emulator, planner = rig.emulator, rig.planner
+        await planner.submit({"job_id": "SO-1042-sleeve-lost", "kind": "gcode",
+                              "program": sleeve})
+        await planner.wait_for(lambda: len(emulator.executed) > 50, 30, "cutting")
+        emulator.garble_next_ok()
+        end = await planner.wait_terminal("SO-1042-sleeve-lost", timeout=60)
+        await planner.wait_status("idle", timeout=20)
+        before_label = len(emulator.executed)
+        await planner.submit({"job_id": "label-after-lost-ok", "kind": "gcode",
+                              "program": CARE_LABEL})
+        after = await planner.wait_terminal("label-after-lost-ok", timeout=60)
     assert end["event"] == "failed", end
     assert end["detail"]["error"]["code"] == "device_timeout", end
     assert "never answered" in end["detail"]["error"]["message"]
@@ -171,22 +155,18 @@ async def test_a_dwell_or_a_long_idle_is_not_mistaken_for_a_lost_reply(
     timeout must still succeed. So must a job sent after the machine idled longer than the
     timeout, with a slow adapter (300 ms) so that a status poll falls between the first line
     and its ``ok``."""
-    link = tmp_path / "ttyGRBL"
     # Laser label: wait for the air assist to blow the bed clear before engraving.
     label = "G21 G90\nG0 X20 Y20\nM8\nG4 P3\nG1 X60 Y20 F3000\nM9\n"
-    config = agent_config(tmp_path, broker, link, profile=str(_quick_timeout_profile(tmp_path)))
-    async with PtyEndpoint(link, baud=115_200, latency_s=0.3) as endpoint:
-        emulator = GrblEmulator(endpoint, motion=True)
-        async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
-            async with running_agent(config) as agent:
-                await agent.wait_device_online()
-                await planner.wait_status("idle")
-                await asyncio.sleep(2.5)  # idle for longer than the response timeout
-                await planner.submit({"job_id": "label-after-idle", "kind": "gcode",
-                                      "program": CARE_LABEL})
-                await planner.submit({"job_id": "label-dwell", "kind": "gcode", "program": label})
-                first = await planner.wait_terminal("label-after-idle", timeout=60)
-                end = await planner.wait_terminal("label-dwell", timeout=60)
+    quick = str(_quick_timeout_profile(tmp_path))
+    async with grbl_rig(tmp_path, broker, latency_s=0.3, motion=True, profile=quick) as rig:
+        emulator, planner = rig.emulator, rig.planner
+        await planner.wait_status("idle")
+        await asyncio.sleep(2.5)  # idle for longer than the response timeout
+        await planner.submit({"job_id": "label-after-idle", "kind": "gcode",
+                              "program": CARE_LABEL})
+        await planner.submit({"job_id": "label-dwell", "kind": "gcode", "program": label})
+        first = await planner.wait_terminal("label-after-idle", timeout=60)
+        end = await planner.wait_terminal("label-dwell", timeout=60)
     assert first["event"] == "succeeded", first
     assert end["event"] == "succeeded", end
     assert emulator.executed == [*_grbl_lines(CARE_LABEL), "G4P0", *_grbl_lines(label), "G4P0"]
@@ -194,22 +174,15 @@ async def test_a_dwell_or_a_long_idle_is_not_mistaken_for_a_lost_reply(
 
 async def test_marlin_garbage_replies_job_completes_exactly(tmp_path: Path,
                                                            broker: Broker) -> None:
-    link = tmp_path / "ttyMarlin"
     program = "G21\nG90\n" + "".join(
         f"G1 X{20 + i * 1.5:.1f} Y{40 + (i % 7) * 2.0:.1f} F1800\n" for i in range(120))
-    async with PtyEndpoint(link, baud=None, latency_s=0.001) as endpoint:
-        emulator = MarlinEmulator(endpoint, garbage_fraction=0.3, seed=11)
-        emulator.start()
-        try:
-            async with Planner(broker.host, broker.port) as planner, running_agent(
-                    agent_config(tmp_path, broker, link, profile="marlin-2")) as agent:
-                await agent.wait_device_online()
-                await planner.submit({"job_id": "sleeve-cap-marlin", "kind": "gcode",
-                                      "program": program})
-                end = await planner.wait_terminal("sleeve-cap-marlin", timeout=90)
-                assert end["event"] == "succeeded", end
-        finally:
-            await emulator.stop()
+    async with marlin_rig(tmp_path, broker, station="cutter-01", garbage_fraction=0.3,
+                          seed=11) as rig:
+        emulator, planner = rig.emulator, rig.planner
+        await planner.submit({"job_id": "sleeve-cap-marlin", "kind": "gcode",
+                              "program": program})
+        end = await planner.wait_terminal("sleeve-cap-marlin", timeout=90)
+        assert end["event"] == "succeeded", end
     ran = [line for line in emulator.executed if line not in MARLIN_HOST_LINES
            and not line.startswith(("M115", "M155", "M113"))]
     assert ran == _marlin_lines(program)
@@ -218,8 +191,8 @@ async def test_marlin_garbage_replies_job_completes_exactly(tmp_path: Path,
 
 async def test_device_unplugged_while_paused_fails_device_lost(tmp_path: Path,
                                                               broker: Broker) -> None:
-    link = tmp_path / "ttyGRBL"
     # Sleeve caps traced in short segments: minutes of cutting, so it is mid-job when pulled.
+    link = tmp_path / "ttyGRBL"
     long_job = short_segment_outline(3000, feed_mm_min=6000)
     async with Planner(broker.host, broker.port) as planner, running_agent(
             agent_config(tmp_path, broker, link)) as agent:
@@ -243,8 +216,8 @@ async def test_device_unplugged_while_paused_fails_device_lost(tmp_path: Path,
 
 async def test_device_unplugged_mid_job_fails_device_lost_then_reconnects(
         tmp_path: Path, broker: Broker) -> None:
-    link = tmp_path / "ttyGRBL"
     # Sleeve caps traced in short segments: minutes of cutting, so it is mid-job when pulled.
+    link = tmp_path / "ttyGRBL"
     long_job = short_segment_outline(3000, feed_mm_min=6000)
     async with Planner(broker.host, broker.port) as planner, running_agent(
             agent_config(tmp_path, broker, link)) as agent:

@@ -12,14 +12,13 @@ import pytest
 
 from agent.aio import wait_within
 from agent.dialects.grbl import prepare_grbl_program
-from agent.emulators.grbl import GrblEmulator
-from agent.emulators.pty import PtyEndpoint
 from agent.profiles import load_profile
 from agent.profiles.grbl import GrblProfile
 from tests.hostile.corpus import AnswerTally, care_label_job, care_label_program, encode
 from tests.support.broker import Broker
 from tests.support.planner import Planner
-from tests.support.station import agent_config, background, running_agent
+from tests.support.rig import grbl_rig
+from tests.support.station import agent_config, running_agent
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -132,37 +131,33 @@ async def test_flood_while_cutting_loses_nothing_and_cuts_nothing_twice(
 ) -> None:
     jobs = [_flood_job(i) for i in range(FLOOD)]
     payloads = [encode(j) for j in jobs]
-    link = tmp_path / "ttyGRBL"
-    config = agent_config(tmp_path, broker, link, limits={"max_queued_jobs": QUEUE_LIMIT})
     # As fast as the pty goes, so jobs run and free queue places while the flood arrives.
-    async with PtyEndpoint(link, baud=None) as endpoint:
-        emulator = GrblEmulator(endpoint)
-        async with background(emulator.run, "grbl"), \
-                Planner(broker.host, broker.port) as planner, running_agent(config) as agent:
-            await agent.wait_device_online()
-            await _flood(planner, payloads)
-            await _wait_answers(planner, FLOOD, 180)
-            answers = _answers(planner)
-            assert [e["job_id"] for e in answers] == [j["job_id"] for j in jobs]
-            accepted = [e["job_id"] for e in answers if e["event"] == "accepted"]
-            rejected = [e for e in answers if e["event"] == "rejected"]
-            assert {e["detail"]["error"]["code"] for e in rejected} == {"queue_full"}
-            assert len(accepted) + len(rejected) == FLOOD
-            assert QUEUE_LIMIT <= len(accepted) < FLOOD
-            # Every accepted job is cut to the end.
-            ends: dict[str, str] = {}
-            ended = AnswerTally(planner.events, frozenset(
-                {"succeeded", "failed", "canceled", "interrupted"}))
-            await planner.wait_for(lambda: ended() >= len(accepted), 180,
-                                   "every accepted job to end")
-            for e in planner.events:
-                if e["event"] in ended.kinds:
-                    assert e["job_id"] not in ends, e
-                    ends[e["job_id"]] = e["event"]
-            assert ends == dict.fromkeys(accepted, "succeeded")
-            started = [e["job_id"] for e in planner.events if e["event"] == "started"]
-            assert started == accepted
-            await planner.wait_status("idle")
+    async with grbl_rig(tmp_path, broker, baud=None,
+                        config={"limits": {"max_queued_jobs": QUEUE_LIMIT}}) as rig:
+        emulator, planner = rig.emulator, rig.planner
+        await _flood(planner, payloads)
+        await _wait_answers(planner, FLOOD, 180)
+        answers = _answers(planner)
+        assert [e["job_id"] for e in answers] == [j["job_id"] for j in jobs]
+        accepted = [e["job_id"] for e in answers if e["event"] == "accepted"]
+        rejected = [e for e in answers if e["event"] == "rejected"]
+        assert {e["detail"]["error"]["code"] for e in rejected} == {"queue_full"}
+        assert len(accepted) + len(rejected) == FLOOD
+        assert QUEUE_LIMIT <= len(accepted) < FLOOD
+        # Every accepted job is cut to the end.
+        ends: dict[str, str] = {}
+        ended = AnswerTally(planner.events, frozenset(
+            {"succeeded", "failed", "canceled", "interrupted"}))
+        await planner.wait_for(lambda: ended() >= len(accepted), 180,
+                               "every accepted job to end")
+        for e in planner.events:
+            if e["event"] in ended.kinds:
+                assert e["job_id"] not in ends, e
+                ends[e["job_id"]] = e["event"]
+        assert ends == dict.fromkeys(accepted, "succeeded")
+        started = [e["job_id"] for e in planner.events if e["event"] == "started"]
+        assert started == accepted
+        await planner.wait_status("idle")
     # The machine cut each accepted label once, in order, each followed by the agent's fence;
     # nothing of a rejected job reached it.
     by_id = {j["job_id"]: j["program"] for j in jobs}

@@ -21,8 +21,6 @@ from hypothesis import strategies as st
 
 from agent.aio import wait_within
 from agent.dialects.grbl import prepare_grbl_program
-from agent.emulators.grbl import GrblEmulator
-from agent.emulators.pty import PtyEndpoint
 from agent.jobs.intake import AcceptedJob, Rejection, parse_command, parse_job
 from agent.link.outbox import dumps
 from agent.profiles import load_profile
@@ -46,7 +44,8 @@ from tests.hostile.corpus import (
 )
 from tests.support.broker import Broker
 from tests.support.planner import Planner
-from tests.support.station import RunningAgent, agent_config, background, running_agent
+from tests.support.rig import grbl_rig
+from tests.support.station import RunningAgent, agent_config, running_agent
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -359,7 +358,6 @@ def _grbl_lines(program: str) -> list[str]:
 
 async def test_good_job_runs_on_the_machine_after_a_burst_of_bad_ones(tmp_path: Path,
                                                                       broker: Broker) -> None:
-    link = tmp_path / "ttyGRBL"
     # Only payloads intake rejects: nothing of them may reach the machine.
     candidates = ([c.payload for c in nasty_job_cases(MAX_BYTES)]
                   + generated_job_payloads(SEED + 2, 600))
@@ -367,25 +365,22 @@ async def test_good_job_runs_on_the_machine_after_a_burst_of_bad_ones(tmp_path: 
                                     max_lines=MAX_LINES)
     bad = [p for p, a in zip(candidates, verdicts, strict=True) if a.event == "rejected"]
     bad_commands = [c.payload for c in nasty_command_cases()]
-    config = agent_config(tmp_path, broker, link, mqtt={"max_payload_bytes": MAX_BYTES},
-                          limits={"max_program_lines": MAX_LINES})
-    async with PtyEndpoint(link, baud=115_200, latency_s=0.001) as endpoint:
-        emulator = GrblEmulator(endpoint)
-        async with background(emulator.run, "grbl"), \
-                Planner(broker.host, broker.port) as planner, running_agent(config) as agent:
-            await agent.wait_device_online()
-            await _publish_all(planner, "job", bad)
-            await _publish_all(planner, "cmd", bad_commands)
-            await planner.submit(care_label_job("SO-1042-label-M"))
-            end = await planner.wait_terminal("SO-1042-label-M", timeout=90)
-            assert end["event"] == "succeeded", end
-            rejected = [e for e in planner.events if e["event"] == "rejected"]
-            assert len(rejected) == len(bad) + len(bad_commands)
-            assert {e["detail"]["error"]["code"] for e in rejected} <= REJECTION_CODES
-            assert [e["job_id"] for e in planner.events if e["event"] == "accepted"] == [
-                "SO-1042-label-M"]
-            await planner.wait_status("idle")
-            _assert_alive(agent)
+    config = {"mqtt": {"max_payload_bytes": MAX_BYTES},
+              "limits": {"max_program_lines": MAX_LINES}}
+    async with grbl_rig(tmp_path, broker, latency_s=0.001, config=config) as rig:
+        emulator, planner, agent = rig.emulator, rig.planner, rig.agent
+        await _publish_all(planner, "job", bad)
+        await _publish_all(planner, "cmd", bad_commands)
+        await planner.submit(care_label_job("SO-1042-label-M"))
+        end = await planner.wait_terminal("SO-1042-label-M", timeout=90)
+        assert end["event"] == "succeeded", end
+        rejected = [e for e in planner.events if e["event"] == "rejected"]
+        assert len(rejected) == len(bad) + len(bad_commands)
+        assert {e["detail"]["error"]["code"] for e in rejected} <= REJECTION_CODES
+        assert [e["job_id"] for e in planner.events if e["event"] == "accepted"] == [
+            "SO-1042-label-M"]
+        await planner.wait_status("idle")
+        _assert_alive(agent)
     # The machine saw the care label and the agent's fence, nothing else.
     assert emulator.executed == [*_grbl_lines(CARE_LABEL_PROGRAM), "G4P0"]
     assert emulator.overflow_bytes == 0

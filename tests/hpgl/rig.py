@@ -17,6 +17,7 @@ from agent.families import create_driver, serial_handshake
 from agent.profiles import load_profile, parse_profile
 from agent.profiles.hpgl import HpglProfile
 from agent.transport.serial_port import SerialLink
+from tests.support.eventually import eventually
 
 
 @dataclass
@@ -59,11 +60,9 @@ class Rig:
 
 async def wait_until_idle(emulator: HpglEmulator, received: int, limit_s: float = 60.0) -> None:
     """Until ``received`` bytes have arrived and the plotter has run them all."""
-    async with asyncio.timeout(limit_s):
-        while True:
-            if emulator.starved and emulator.bytes_received >= received:
-                return
-            await asyncio.sleep(0.02)
+    await eventually(lambda: emulator.starved and emulator.bytes_received >= received,
+                     what=f"the plotter idle after {received} bytes", timeout=limit_s,
+                     context=lambda: f"{emulator.bytes_received} bytes received")
 
 
 @contextlib.asynccontextmanager

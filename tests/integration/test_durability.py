@@ -13,7 +13,9 @@ from agent.emulators.pty import PtyEndpoint
 from agent.garments import knife_gcode, tshirt_pieces
 from agent.link.topics import TopicName
 from tests.support.broker import Broker
+from tests.support.eventually import eventually
 from tests.support.planner import Planner
+from tests.support.rig import grbl_rig
 from tests.support.station import (
     AgentProcess,
     agent_config,
@@ -34,7 +36,7 @@ async def test_broker_killed_mid_job_no_event_lost(tmp_path: Path, broker: Broke
     link = tmp_path / "ttyGRBL"
     async with PtyEndpoint(link, baud=115_200, latency_s=0.001) as endpoint:
         emulator = GrblEmulator(endpoint, motion=True)
-        async with background(emulator.run, "grbl"), PersistentSubscriber(
+        async with background(emulator.run, "grbl") as grbl, PersistentSubscriber(
             broker.host, broker.port, "mf/cutter-01/events", "planner-durable"
         ) as sub, running_agent(agent_config(tmp_path, broker, link)) as agent:
             await agent.wait_device_online()
@@ -42,14 +44,23 @@ async def test_broker_killed_mid_job_no_event_lost(tmp_path: Path, broker: Broke
                 await planner.submit({"job_id": "front-9", "kind": "gcode",
                                       "program": _program()})
                 await planner.wait_event("front-9", "started")
-            await _wait(lambda: len(emulator.executed) > 50)
+            await eventually(lambda: len(emulator.executed) > 50, what="cutting", watch=[grbl])
             broker.stop(kill=True)
-            # The machine keeps cutting while the broker is gone.
+            # The machine keeps cutting while the broker is gone, and the agent notices.
             done_before = len(emulator.executed)
-            await _wait(lambda: len(emulator.executed) > done_before + 20)
-            await asyncio.sleep(1.0)
+            await eventually(lambda: len(emulator.executed) > done_before + 20,
+                             what="cutting on without the broker", watch=[grbl])
+            station = agent.agent
+            assert station is not None
+            # An outage, not a blip: the agent knows the broker is gone and holds what it
+            # says meanwhile in its outbox.
+            await eventually(lambda: not station.link.connected.is_set()
+                             and station.link.outbox.pending(1),
+                             what="the agent offline with messages queued", watch=[grbl])
             broker.start()
-            await _wait(lambda: any(e["event"] == "succeeded" for e in sub.received), 120)
+            await eventually(lambda: any(e["event"] == "succeeded" for e in sub.received),
+                             what="succeeded, after the broker's return", timeout=120,
+                             watch=[grbl])
     seqs = sub.unique_seqs()
     assert seqs == list(range(1, len(seqs) + 1)), "a gap or reordering in the event stream"
     names = [e["event"] for e in sub.received if e["job_id"] == "front-9"]
@@ -57,27 +68,17 @@ async def test_broker_killed_mid_job_no_event_lost(tmp_path: Path, broker: Broke
     assert agent.agent is not None and agent.agent.link.stats.connects >= 2
 
 
-async def _wait(predicate: object, timeout: float = 60.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():  # type: ignore[operator]
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
 async def test_agent_killed_mid_job_is_interrupted_not_rerun(tmp_path: Path,
                                                             broker: Broker) -> None:
-    link = tmp_path / "ttyGRBL"
-    config = agent_config(tmp_path, broker, link)
-    config_path = write_config_file(tmp_path / "agent.toml", config)
-    proc = AgentProcess(config_path, tmp_path / "agent.log")
     program = _program(feed=20_000)
-    async with PtyEndpoint(link, baud=115_200, latency_s=0.001) as endpoint:
-        emulator = GrblEmulator(endpoint, motion=True)
-        async with background(emulator.run, "grbl"), PersistentSubscriber(
-            broker.host, broker.port, "mf/cutter-01/events", "planner-kill"
-        ) as sub, Planner(broker.host, broker.port) as planner:
+    async with grbl_rig(tmp_path, broker, latency_s=0.001, motion=True,
+                        start_agent=False) as rig:
+        emulator, planner = rig.emulator, rig.planner
+        # The agent runs as a child process here, to be killed with -9.
+        config_path = write_config_file(tmp_path / "agent.toml", rig.config)
+        proc = AgentProcess(config_path, tmp_path / "agent.log")
+        async with PersistentSubscriber(broker.host, broker.port, "mf/cutter-01/events",
+                                        "planner-kill") as sub:
             proc.start()
             try:
                 await planner.wait_status("idle", timeout=30)
@@ -85,7 +86,7 @@ async def test_agent_killed_mid_job_is_interrupted_not_rerun(tmp_path: Path,
                 await planner.submit({"job_id": "label-10", "kind": "gcode",
                                       "program": "G21 G90\nG0 X30 Y900\nG1 X70 Y900 F1200\n"})
                 await planner.wait_event("label-10", "accepted")
-                await _wait(lambda: len(emulator.executed) > 60)
+                await rig.eventually(lambda: len(emulator.executed) > 60, "cutting", 60)
                 before_kill = [e["seq"] for e in planner.events]
                 proc.kill()
                 # Killing the agent leaves the retained offline status (its Last Will).
@@ -117,43 +118,35 @@ def await_ok(event: dict[str, object]) -> bool:
 
 async def test_job_published_while_agent_down_runs_when_it_starts(tmp_path: Path,
                                                                  broker: Broker) -> None:
-    link = tmp_path / "ttyGRBL"
-    config = agent_config(tmp_path, broker, link)
-    async with PtyEndpoint(link, baud=115_200) as endpoint:
-        emulator = GrblEmulator(endpoint)
-        async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
-            async with running_agent(config) as agent:
-                await agent.wait_broker()  # the station's persistent session now exists
-            await planner.wait_status("offline")
-            await planner.submit({"job_id": "sleeve-3", "kind": "gcode",
-                                  "program": "G21 G90\nG0 X1100 Y20\nG1 X1570 Y20 F3000\n"})
-            async with running_agent(config):
-                end = await planner.wait_terminal("sleeve-3", timeout=30)
+    async with grbl_rig(tmp_path, broker, start_agent=False) as rig:
+        emulator, planner = rig.emulator, rig.planner
+        async with running_agent(rig.config) as agent:
+            await agent.wait_broker()  # the station's persistent session now exists
+        await planner.wait_status("offline")
+        await planner.submit({"job_id": "sleeve-3", "kind": "gcode",
+                              "program": "G21 G90\nG0 X1100 Y20\nG1 X1570 Y20 F3000\n"})
+        await rig.start_agent()
+        end = await planner.wait_terminal("sleeve-3", timeout=30)
     assert end["event"] == "succeeded"
     assert emulator.executed == ["G21G90", "G0X1100Y20", "G1X1570Y20F3000", "G4P0"]
 
 
 async def test_500_submissions_of_100_ids_run_100_jobs(tmp_path: Path, broker: Broker) -> None:
-    link = tmp_path / "ttyGRBL"
-    config = agent_config(tmp_path, broker, link)
-    async with PtyEndpoint(link, baud=None) as endpoint:
-        emulator = GrblEmulator(endpoint)
-        async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
-            async with running_agent(config) as agent:
-                await agent.wait_device_online()
-                for round_ in range(5):
-                    for i in range(100):
-                        await planner.submit({
-                            "job_id": f"SO-2001-label-{i:03d}", "kind": "gcode",
-                            "program": f"G21 G90\nG0 X{10 + i} Y{10 + round_ * 0}\nG1 X{50 + i} "
-                                       f"Y10 F1500\n",
-                        })
-                await planner.wait_for(
-                    lambda: sum(e["event"] == "succeeded" for e in planner.events) == 100, 120,
-                    "100 jobs done")
-                await planner.wait_for(
-                    lambda: sum(e["event"] in ("accepted", "duplicate") for e in planner.events)
-                    == 500, 60, "every submission answered")
+    async with grbl_rig(tmp_path, broker, baud=None) as rig:
+        emulator, planner = rig.emulator, rig.planner
+        for round_ in range(5):
+            for i in range(100):
+                await planner.submit({
+                    "job_id": f"SO-2001-label-{i:03d}", "kind": "gcode",
+                    "program": f"G21 G90\nG0 X{10 + i} Y{10 + round_ * 0}\nG1 X{50 + i} "
+                               f"Y10 F1500\n",
+                })
+        await planner.wait_for(
+            lambda: sum(e["event"] == "succeeded" for e in planner.events) == 100, 120,
+            "100 jobs done")
+        await planner.wait_for(
+            lambda: sum(e["event"] in ("accepted", "duplicate") for e in planner.events)
+            == 500, 60, "every submission answered")
     succeeded = {e["job_id"] for e in planner.events if e["event"] == "succeeded"}
     assert len(succeeded) == 100
     assert sum(e["event"] == "accepted" for e in planner.events) == 100
@@ -170,7 +163,7 @@ async def test_telemetry_flood_during_outage_keeps_lifecycle_events(tmp_path: Pa
     config = agent_config(tmp_path, broker, link, storage={"outbox_max_bytes": cap})
     async with PtyEndpoint(link, baud=None) as endpoint:
         emulator = GrblEmulator(endpoint)
-        async with background(emulator.run, "grbl"), running_agent(config) as running, \
+        async with background(emulator.run, "grbl") as grbl, running_agent(config) as running, \
                 PersistentSubscriber(broker.host, broker.port, "mf/cutter-01/events",
                                      "planner-flood") as sub:
             await running.wait_device_online()
@@ -178,7 +171,8 @@ async def test_telemetry_flood_during_outage_keeps_lifecycle_events(tmp_path: Pa
             assert agent is not None
             await running.wait_broker()
             broker.stop()
-            await _wait(lambda: not agent.link.connected.is_set())
+            await eventually(lambda: not agent.link.connected.is_set(),
+                             what="the agent to see the broker gone", watch=[grbl])
             # Jobs reach the station while the broker is away (as if delivered just before the
             # outage); their lifecycle must survive a flood of telemetry in the outbox.
             for i in range(3):
@@ -190,11 +184,13 @@ async def test_telemetry_flood_during_outage_keeps_lifecycle_events(tmp_path: Pa
                     await asyncio.sleep(0)  # samples arrive over time; the machine keeps running
                 agent.reporter.telemetry({"state": "Run", "position_mm": [i * 0.01, 5.0, 0.0],
                                           "feed_mm_min": 900.0})
-            await _wait(lambda: sum(1 for r in agent.link.outbox.pending(100_000)
-                                    if b'"succeeded"' in r.payload) == 3, 60)
+            await eventually(lambda: sum(1 for r in agent.link.outbox.pending(100_000)
+                                         if b'"succeeded"' in r.payload) == 3,
+                             what="three succeeded events queued", timeout=60, watch=[grbl])
             assert agent.link.outbox.size <= cap
             broker.start()
-            await _wait(lambda: sum(e["event"] == "succeeded" for e in sub.received) == 3, 60)
+            await eventually(lambda: sum(e["event"] == "succeeded" for e in sub.received) == 3,
+                             what="three succeeded events delivered", timeout=60, watch=[grbl])
     names = [(e["job_id"], e["event"]) for e in sub.received if e["event"] != "progress"]
     for i in range(3):
         job = f"back-{i}"
@@ -209,12 +205,11 @@ async def test_a_clean_stop_leaves_offline_retained_even_right_after_connecting(
         tmp_path: Path, broker: Broker) -> None:
     """The goodbye goes through the outbox behind any status still queued there, so an older
     status can never be published after it and stay retained while the station is gone."""
-    link = tmp_path / "ttyGRBL"
-    config = agent_config(tmp_path, broker, link)
-    async with PtyEndpoint(link, baud=115_200) as endpoint, \
-            background(GrblEmulator(endpoint).run, "grbl"):
+    async with grbl_rig(tmp_path, broker, start_agent=False) as rig:
         for round_ in range(6):
-            async with running_agent(config) as agent:
+            # Started and stopped here, not by the rig: the even rounds stop before the
+            # machine is even online.
+            async with running_agent(rig.config) as agent:
                 await agent.wait_broker()
                 if round_ % 2:
                     await agent.wait_device_online()

@@ -13,12 +13,9 @@ from typing import Any
 
 import pytest
 
-from agent.emulators.grbl import GrblEmulator
-from agent.emulators.pty import PtyEndpoint
 from tests.support.broker import Broker
 from tests.support.grbl_attacks import ATTACK_LINE, ATTACKS, attack_program
-from tests.support.planner import Planner
-from tests.support.station import agent_config, background, running_agent
+from tests.support.rig import grbl_rig
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -33,32 +30,28 @@ def _rejections(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 async def test_attack_jobs_are_rejected_and_nothing_reaches_the_machine(
     tmp_path: Path, broker: Broker
 ) -> None:
-    link = tmp_path / "ttyGRBL"
     jobs: dict[str, tuple[str, str, str]] = {}  # job_id -> (program, code, named)
     for i, (line, named) in enumerate(ATTACKS):
         jobs[f"attack-{i}"] = (attack_program(line), "blocked_instruction", named)
     for i, sep in enumerate(LINE_BREAKS):
         program = f"G21 G90\nG0 X20 Y20\nG0 X1{sep}$H\nG0 X0 Y0\n"
         jobs[f"break-{i}"] = (program, "bad_line_break", "column 6")
-    async with PtyEndpoint(link, baud=115_200) as endpoint:
-        emulator = GrblEmulator(endpoint)
-        async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
-            async with running_agent(agent_config(tmp_path, broker, link)) as agent:
-                await agent.wait_device_online()
-                await planner.wait_status("idle")
-                start = len(emulator.received)
-                lines_before = [entry for entry in emulator.log if entry[0] == "line"]
-                executed_before = list(emulator.executed)
-                for job_id, (program, _code, _named) in jobs.items():
-                    await planner.submit({"job_id": job_id, "kind": "gcode", "program": program})
-                await planner.wait_for(
-                    lambda: len(_rejections(planner.events)) == len(jobs), 60, "every rejection"
-                )
-                during = bytes(emulator.received[start:])
-                # A harmless job afterwards runs: the port was live all along.
-                await planner.submit({"job_id": "label-ok", "kind": "gcode",
-                                      "program": "G21 G90\nG0 X20 Y20\nG0 X0 Y0\n"})
-                assert (await planner.wait_terminal("label-ok"))["event"] == "succeeded"
+    async with grbl_rig(tmp_path, broker) as rig:
+        emulator, planner = rig.emulator, rig.planner
+        await planner.wait_status("idle")
+        start = len(emulator.received)
+        lines_before = [entry for entry in emulator.log if entry[0] == "line"]
+        executed_before = list(emulator.executed)
+        for job_id, (program, _code, _named) in jobs.items():
+            await planner.submit({"job_id": job_id, "kind": "gcode", "program": program})
+        await planner.wait_for(
+            lambda: len(_rejections(planner.events)) == len(jobs), 60, "every rejection"
+        )
+        during = bytes(emulator.received[start:])
+        # A harmless job afterwards runs: the port was live all along.
+        await planner.submit({"job_id": "label-ok", "kind": "gcode",
+                              "program": "G21 G90\nG0 X20 Y20\nG0 X0 Y0\n"})
+        assert (await planner.wait_terminal("label-ok"))["event"] == "succeeded"
 
     rejected = _rejections(planner.events)
     for job_id, (_program, code, named) in jobs.items():

@@ -16,6 +16,7 @@ from agent.errors import DeviceError
 from agent.profiles import load_profile
 from agent.profiles.grbl import GrblProfile
 from agent.transport.serial_port import SerialLink
+from tests.support.eventually import eventually
 from tests.support.station import background
 
 # A dwell at the start of a label run: GRBL answers G4 only once it has waited it out.
@@ -23,35 +24,38 @@ DWELL = "G4P4"
 
 
 @contextlib.asynccontextmanager
-async def _driver() -> AsyncIterator[GrblDriver]:
+async def _driver() -> AsyncIterator[tuple[GrblDriver, GrblEmulator]]:
     profile = load_profile("grbl-1.1")
     assert isinstance(profile, GrblProfile)
-    async with PtyEndpoint(baud=115_200) as endpoint, \
-            background(GrblEmulator(endpoint, motion=True).run, "grbl"):
-        port = await SerialLink.open(str(endpoint.path), 115_200)
-        driver = GrblDriver(port, QuietListener(), profile)
-        try:
-            await driver.open()
-            run = asyncio.create_task(driver.run(), name="grbl-driver-run")
+    async with PtyEndpoint(baud=115_200) as endpoint:
+        emulator = GrblEmulator(endpoint, motion=True)
+        async with background(emulator.run, "grbl"):
+            port = await SerialLink.open(str(endpoint.path), 115_200)
+            driver = GrblDriver(port, QuietListener(), profile)
             try:
-                yield driver
+                await driver.open()
+                run = asyncio.create_task(driver.run(), name="grbl-driver-run")
+                try:
+                    yield driver, emulator
+                finally:
+                    run.cancel()
+                    await asyncio.gather(run, return_exceptions=True)
             finally:
-                run.cancel()
-                await asyncio.gather(run, return_exceptions=True)
-        finally:
-            await port.close()
+                await port.close()
 
 
-async def _pending(driver: GrblDriver) -> asyncio.Task[list[str]]:
+async def _pending(driver: GrblDriver, emulator: GrblEmulator) -> asyncio.Task[list[str]]:
     task = asyncio.create_task(driver.command(DWELL))
-    await asyncio.sleep(0.3)
+    # The machine has the dwell and is waiting it out: the command is pending there.
+    await eventually(lambda: ("line", DWELL) in emulator.log or task.done(),
+                     what="the dwell to reach the machine", timeout=10)
     assert not task.done(), "the dwell was answered before it was waited out"
     return task
 
 
 async def test_cancelling_the_caller_of_a_pending_command_raises_cancelled() -> None:
-    async with _driver() as driver:
-        task = await _pending(driver)
+    async with _driver() as (driver, emulator):
+        task = await _pending(driver, emulator)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -61,8 +65,8 @@ async def test_cancelling_the_caller_of_a_pending_command_raises_cancelled() -> 
 
 
 async def test_an_estop_during_a_pending_command_fails_it_as_a_device_error() -> None:
-    async with _driver() as driver:
-        task = await _pending(driver)
+    async with _driver() as (driver, emulator):
+        task = await _pending(driver, emulator)
         await driver.estop()
         with pytest.raises(DeviceError, match="reset before answering"):
             await task

@@ -27,7 +27,8 @@ from agent.profiles.grbl import GrblProfile
 from agent.transport.serial_port import SerialLink
 from tests.support.broker import Broker
 from tests.support.planner import Planner
-from tests.support.station import agent_config, background, running_agent
+from tests.support.rig import after_status_polls, grbl_rig
+from tests.support.station import background
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -43,88 +44,77 @@ def _warnings(planner: Planner, job_id: str) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("mode", [GrblState.CHECK, GrblState.SLEEP])
 async def test_a_job_waits_queued_while_grbl_does_not_execute_lines(
         tmp_path: Path, broker: Broker, mode: GrblState) -> None:
-    link = tmp_path / "ttyGRBL"
-    async with PtyEndpoint(link, baud=115_200) as endpoint:
-        emulator = GrblEmulator(endpoint)
-        async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
-            async with running_agent(agent_config(tmp_path, broker, link)) as agent:
-                await agent.wait_device_online()
-                await planner.wait_status("idle")
-                emulator.state = mode  # as if `$C` / `$SLP` had been typed at the machine
-                await planner.submit({"job_id": "label-m1", "kind": "gcode", "program": LABEL})
-                await planner.wait_event("label-m1", "accepted")
-                warned = await planner.wait_for(lambda: _warnings(planner, "label-m1"), 15,
-                                                "machine_not_ready warning")
-                assert warned[0]["machine_state"] == mode.value
-                assert warned[0]["reason"] == "machine_not_ready"
-                status = await planner.wait_status("not_ready")
-                assert status["device"]["state"] == mode.value
-                # Queued, not started, not "succeeded", and nothing parsed or cut.
-                await asyncio.sleep(0.5)
-                assert planner.names_for("label-m1") == ["accepted", "warning"]
-                assert emulator.checked == [] and emulator.executed == []
-                # A person resets the machine: check mode ends at once; sleep leaves GRBL
-                # locked in alarm, and only a person's unlock lets the job start.
-                await planner.command("reset", request_id="rs1")
-                if mode is GrblState.SLEEP:
-                    await planner.wait_status("alarm")
-                    await asyncio.sleep(0.3)
-                    assert "started" not in planner.names_for("label-m1")
-                    await planner.command("unlock", request_id="u1")
-                end = await planner.wait_terminal("label-m1")
-                assert end["event"] == "succeeded", end
-                assert emulator.executed == [*LABEL_LINES, "G4P0"]
-                await planner.wait_status("idle")
+    async with grbl_rig(tmp_path, broker) as rig:
+        emulator, planner = rig.emulator, rig.planner
+        await planner.wait_status("idle")
+        emulator.state = mode  # as if `$C` / `$SLP` had been typed at the machine
+        await planner.submit({"job_id": "label-m1", "kind": "gcode", "program": LABEL})
+        await planner.wait_event("label-m1", "accepted")
+        warned = await planner.wait_for(lambda: _warnings(planner, "label-m1"), 15,
+                                        "machine_not_ready warning")
+        assert warned[0]["machine_state"] == mode.value
+        assert warned[0]["reason"] == "machine_not_ready"
+        status = await planner.wait_status("not_ready")
+        assert status["device"]["state"] == mode.value
+        # Queued, not started, not "succeeded", and nothing parsed or cut, however
+        # often the agent looks at the machine.
+        await after_status_polls(rig, 3)
+        assert planner.names_for("label-m1") == ["accepted", "warning"]
+        assert emulator.checked == [] and emulator.executed == []
+        # A person resets the machine: check mode ends at once; sleep leaves GRBL
+        # locked in alarm, and only a person's unlock lets the job start.
+        await planner.command("reset", request_id="rs1")
+        if mode is GrblState.SLEEP:
+            await planner.wait_status("alarm")
+            await after_status_polls(rig, 3)
+            assert "started" not in planner.names_for("label-m1")
+            await planner.command("unlock", request_id="u1")
+        end = await planner.wait_terminal("label-m1")
+        assert end["event"] == "succeeded", end
+        assert emulator.executed == [*LABEL_LINES, "G4P0"]
+        await planner.wait_status("idle")
 
 
 async def test_check_mode_mid_job_fails_the_job_and_holds_the_next(tmp_path: Path,
                                                                    broker: Broker) -> None:
-    link = tmp_path / "ttyGRBL"
     program = knife_gcode(tshirt_pieces(), feed_mm_min=20_000)
-    async with PtyEndpoint(link, baud=115_200, latency_s=0.001) as endpoint:
-        emulator = GrblEmulator(endpoint, motion=True)
-        async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
-            async with running_agent(agent_config(tmp_path, broker, link)) as agent:
-                await agent.wait_device_online()
-                await planner.submit({"job_id": "front-c1", "kind": "gcode", "program": program})
-                await planner.submit({"job_id": "back-c1", "kind": "gcode", "program": LABEL})
-                await planner.wait_for(lambda: len(emulator.executed) > 20, 30, "cutting")
-                emulator.state = GrblState.CHECK
-                end = await planner.wait_terminal("front-c1")
-                assert end["event"] == "failed", end
-                error = end["detail"]["error"]
-                assert error["code"] == "machine_not_executing"
-                assert error["device_code"] == "state:Check"
-                # The next job does not run in check mode either: it waits, queued.
-                await planner.wait_for(lambda: _warnings(planner, "back-c1"), 15, "warning")
-                await planner.wait_status("not_ready")
-                assert "started" not in planner.names_for("back-c1")
-                executed = len(emulator.executed)
-                await planner.command("reset", request_id="rs2")
-                assert (await planner.wait_terminal("back-c1"))["event"] == "succeeded"
-                assert emulator.executed[executed:] == [*LABEL_LINES, "G4P0"]
+    async with grbl_rig(tmp_path, broker, latency_s=0.001, motion=True) as rig:
+        emulator, planner = rig.emulator, rig.planner
+        await planner.submit({"job_id": "front-c1", "kind": "gcode", "program": program})
+        await planner.submit({"job_id": "back-c1", "kind": "gcode", "program": LABEL})
+        await planner.wait_for(lambda: len(emulator.executed) > 20, 30, "cutting")
+        emulator.state = GrblState.CHECK
+        end = await planner.wait_terminal("front-c1")
+        assert end["event"] == "failed", end
+        error = end["detail"]["error"]
+        assert error["code"] == "machine_not_executing"
+        assert error["device_code"] == "state:Check"
+        # The next job does not run in check mode either: it waits, queued.
+        await planner.wait_for(lambda: _warnings(planner, "back-c1"), 15, "warning")
+        await planner.wait_status("not_ready")
+        assert "started" not in planner.names_for("back-c1")
+        executed = len(emulator.executed)
+        await planner.command("reset", request_id="rs2")
+        assert (await planner.wait_terminal("back-c1"))["event"] == "succeeded"
+        assert emulator.executed[executed:] == [*LABEL_LINES, "G4P0"]
 
 
 async def test_alarm_holds_a_job_queued_with_a_warning(tmp_path: Path, broker: Broker) -> None:
-    link = tmp_path / "ttyGRBL"
-    async with PtyEndpoint(link, baud=115_200) as endpoint:
-        emulator = GrblEmulator(endpoint)
-        async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
-            async with running_agent(agent_config(tmp_path, broker, link)) as agent:
-                await agent.wait_device_online()
-                await planner.wait_status("idle")
-                emulator.state = GrblState.ALARM  # locked, as after a hard limit
-                await planner.wait_status("alarm")
-                await planner.submit({"job_id": "label-a1", "kind": "gcode", "program": LABEL})
-                warned = await planner.wait_for(lambda: _warnings(planner, "label-a1"), 15,
-                                                "warning")
-                assert warned[0]["reason"] == "device_alarm"
-                assert warned[0]["machine_state"] == "Alarm"
-                await asyncio.sleep(0.5)
-                assert "started" not in planner.names_for("label-a1")
-                assert emulator.executed == []
-                await planner.command("unlock", request_id="u2")
-                assert (await planner.wait_terminal("label-a1"))["event"] == "succeeded"
+    async with grbl_rig(tmp_path, broker) as rig:
+        emulator, planner = rig.emulator, rig.planner
+        await planner.wait_status("idle")
+        emulator.state = GrblState.ALARM  # locked, as after a hard limit
+        await planner.wait_status("alarm")
+        await planner.submit({"job_id": "label-a1", "kind": "gcode", "program": LABEL})
+        warned = await planner.wait_for(lambda: _warnings(planner, "label-a1"), 15,
+                                        "warning")
+        assert warned[0]["reason"] == "device_alarm"
+        assert warned[0]["machine_state"] == "Alarm"
+        await after_status_polls(rig, 3)
+        assert "started" not in planner.names_for("label-a1")
+        assert emulator.executed == []
+        await planner.command("unlock", request_id="u2")
+        assert (await planner.wait_terminal("label-a1"))["event"] == "succeeded"
 
 
 @contextlib.asynccontextmanager
@@ -178,18 +168,14 @@ async def test_check_mode_entered_after_the_last_poll_is_caught() -> None:
 async def test_an_alarm_seen_only_in_a_status_report_fails_the_running_job(
         tmp_path: Path, broker: Broker) -> None:
     """The ALARM:N line itself lost on the wire: the next report still stops the job."""
-    link = tmp_path / "ttyGRBL"
     program = knife_gcode(tshirt_pieces(), feed_mm_min=20_000)
-    async with PtyEndpoint(link, baud=115_200, latency_s=0.001) as endpoint:
-        emulator = GrblEmulator(endpoint, motion=True)
-        async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
-            async with running_agent(agent_config(tmp_path, broker, link)) as agent:
-                await agent.wait_device_online()
-                await planner.submit({"job_id": "front-a2", "kind": "gcode", "program": program})
-                await planner.wait_for(lambda: len(emulator.executed) > 20, 30, "cutting")
-                emulator.state = GrblState.ALARM  # no ALARM:N line is sent
-                end = await planner.wait_terminal("front-a2")
-                assert end["event"] == "failed", end
-                assert end["detail"]["error"]["code"] == "device_alarm"
-                assert end["detail"]["error"]["device_code"] == "state:Alarm"
-                await planner.wait_status("alarm")
+    async with grbl_rig(tmp_path, broker, latency_s=0.001, motion=True) as rig:
+        emulator, planner = rig.emulator, rig.planner
+        await planner.submit({"job_id": "front-a2", "kind": "gcode", "program": program})
+        await planner.wait_for(lambda: len(emulator.executed) > 20, 30, "cutting")
+        emulator.state = GrblState.ALARM  # no ALARM:N line is sent
+        end = await planner.wait_terminal("front-a2")
+        assert end["event"] == "failed", end
+        assert end["detail"]["error"]["code"] == "device_alarm"
+        assert end["detail"]["error"]["device_code"] == "state:Alarm"
+        await planner.wait_status("alarm")

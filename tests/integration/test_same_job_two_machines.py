@@ -11,14 +11,10 @@ from typing import Any
 
 import pytest
 
-from agent.emulators.grbl import GrblEmulator
-from agent.emulators.hpgl import HpglEmulator
-from agent.emulators.pty import PtyEndpoint
 from agent.profiles import load_profile
 from agent.toolpaths import StrokeKind, parse_back
 from tests.support.broker import Broker
-from tests.support.planner import Planner
-from tests.support.station import agent_config, background, running_agent
+from tests.support.rig import grbl_rig, hpgl_rig
 from tests.toolpaths.garments import vinyl_logo_paths
 
 pytestmark = pytest.mark.timeout(180)
@@ -36,29 +32,18 @@ def _job(job_id: str) -> dict[str, Any]:
 
 async def test_laser_and_plotter_record_the_same_geometry(tmp_path: Path,
                                                           broker: Broker) -> None:
-    laser_link, plot_link = tmp_path / "ttyLASER", tmp_path / "ttyPLOT"
-    async with PtyEndpoint(laser_link, baud=115_200) as laser_end, \
-            PtyEndpoint(plot_link, baud=None) as plot_end:
-        laser = GrblEmulator(laser_end)
-        plotter = HpglEmulator(plot_end, pen_speed_mm_s=4000.0)
-        laser_cfg = agent_config(tmp_path, broker, laser_link, profile="grbl-laser",
-                                 station="laser-01")
-        plot_cfg = agent_config(tmp_path, broker, plot_link, profile="hpgl-7475a",
-                                station="plotter-01")
-        async with background(laser.run, "grbl"), background(plotter.serve, "hpgl"), \
-                Planner(broker.host, broker.port, station="laser-01") as to_laser, \
-                Planner(broker.host, broker.port, station="plotter-01") as to_plotter, \
-                running_agent(laser_cfg) as a, running_agent(plot_cfg) as b:
-            await a.wait_device_online()
-            await b.wait_device_online()
-            await to_laser.submit(_job("SO-2203-logo-laser"))
-            await to_plotter.submit(_job("SO-2203-logo-plot"))
-            assert (await to_laser.wait_terminal("SO-2203-logo-laser"))["event"] == "succeeded"
-            assert (await to_plotter.wait_terminal("SO-2203-logo-plot"))["event"] == "succeeded"
-    assert laser.executed[-1] == "G4P0"
-    laser_cuts = [s.points for s in parse_back(laser.executed[:-1], load_profile("grbl-laser"))
+    async with grbl_rig(tmp_path, broker, profile="grbl-laser", station="laser-01") as laser, \
+            hpgl_rig(tmp_path, broker, latency_s=0.0, pen_speed_mm_s=4000.0) as plotter:
+        await laser.planner.submit(_job("SO-2203-logo-laser"))
+        await plotter.planner.submit(_job("SO-2203-logo-plot"))
+        assert (await laser.planner.wait_terminal("SO-2203-logo-laser"))["event"] == "succeeded"
+        assert (await plotter.planner.wait_terminal("SO-2203-logo-plot"))["event"] == "succeeded"
+    assert laser.emulator.executed[-1] == "G4P0"
+    laser_cuts = [s.points for s in parse_back(laser.emulator.executed[:-1],
+                                               load_profile("grbl-laser"))
                   if s.kind is StrokeKind.CUT]
-    plot_cuts = [tuple((x / 40.0, y / 40.0) for x, y in s.points) for s in plotter.strokes]
+    plot_cuts = [tuple((x / 40.0, y / 40.0) for x, y in s.points)
+                 for s in plotter.emulator.strokes]
     assert len(laser_cuts) == len(plot_cuts) == 6  # three shapes, two copies
     for cut_l, cut_p in zip(laser_cuts, plot_cuts, strict=True):
         assert len(cut_l) == len(cut_p)

@@ -12,15 +12,13 @@ import pytest
 
 from agent.aio import wait_within
 from agent.app import run_agent
-from agent.emulators.grbl import GrblEmulator
-from agent.emulators.marlin import MarlinEmulator
-from agent.emulators.pty import PtyEndpoint
 from agent.garments import knife_gcode, tshirt_sleeve
 from agent.sdnotify import Notifier
 from agent.signing import read_private_key, sign_job, write_keypair
 from tests.support.broker import Broker, free_port
 from tests.support.planner import Planner
-from tests.support.station import agent_config, background, running_agent
+from tests.support.rig import grbl_rig, marlin_rig
+from tests.support.station import agent_config, running_agent
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -31,9 +29,6 @@ async def test_only_validly_signed_jobs_reach_the_machine(tmp_path: Path, broker
     keys = tmp_path / "keys"
     key_path, _ = write_keypair(keys, "planner-2026")
     private = read_private_key(key_path)
-    link = tmp_path / "ttyGRBL"
-    config = agent_config(tmp_path, broker, link,
-                          signing={"enabled": True, "public_keys_dir": str(keys)})
     soon = datetime.now(UTC) + timedelta(minutes=10)
     good = sign_job({"job_id": "label-s1", "kind": "gcode", "program": LABEL}, private,
                     "planner-2026", expires=soon, target="station:cutter-01")
@@ -45,18 +40,17 @@ async def test_only_validly_signed_jobs_reach_the_machine(tmp_path: Path, broker
                        "planner-2026", expires=datetime.now(UTC) - timedelta(minutes=1),
                        target="station:cutter-01")
     unsigned = {"job_id": "label-s4", "kind": "gcode", "program": LABEL}
-    async with PtyEndpoint(link, baud=115_200) as endpoint:
-        emulator = GrblEmulator(endpoint)
-        async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner, \
-                running_agent(config) as agent:
-            await agent.wait_device_online()
-            for job in (forged, tampered, expired, unsigned):
-                await planner.submit(job)
-            await planner.wait_for(lambda: sum(e["event"] == "rejected"
-                                               for e in planner.events) == 4, 20)
-            await planner.submit(good)
-            # (the tampered copy shares label-s1's id: its rejection is not the job's end)
-            await planner.wait_event("label-s1", "succeeded")
+    signing = {"enabled": True, "public_keys_dir": str(keys)}
+    async with grbl_rig(tmp_path, broker, config={"signing": signing}) as rig:
+        emulator, planner = rig.emulator, rig.planner
+        for job in (forged, tampered, expired, unsigned):
+            await planner.submit(job)
+        await planner.wait_for(lambda: sum(e["event"] == "rejected"
+                                           for e in planner.events) == 4, 20,
+                               "four rejections")
+        await planner.submit(good)
+        # (the tampered copy shares label-s1's id: its rejection is not the job's end)
+        await planner.wait_event("label-s1", "succeeded")
     rejected = [e for e in planner.events if e["event"] == "rejected"]
     assert {e["detail"]["error"]["code"] for e in rejected} == {"bad_signature"}
     # Only the good job's lines reached the machine.
@@ -98,20 +92,14 @@ async def test_ready_is_sent_before_the_broker_answers(tmp_path: Path, broker: B
 
 
 async def test_a_marlin_station_runs_a_job_end_to_end(tmp_path: Path, broker: Broker) -> None:
-    link = tmp_path / "ttyMARLIN"
     program = knife_gcode([("sleeve", tshirt_sleeve(12), (20.0, 20.0))], feed_mm_min=3000)
     program = program.replace("G21 G90 G94\n", "G21\nG90\nG94\n")  # Marlin: one per line
-    async with PtyEndpoint(link, baud=None, latency_s=0.001) as endpoint:
-        emulator = MarlinEmulator(endpoint, advanced_ok=True, corrupt_fraction=0.02, seed=7)
-        async with background(emulator.serve, "marlin"), \
-                Planner(broker.host, broker.port, station="printer-01") as planner:
-            config = agent_config(tmp_path, broker, link, profile="marlin-2",
-                                  station="printer-01")
-            async with running_agent(config) as agent:
-                await agent.wait_device_online()
-                await planner.submit({"job_id": "sleeve-m1", "kind": "gcode",
-                                      "program": program})
-                end = await planner.wait_terminal("sleeve-m1", timeout=60)
+    async with marlin_rig(tmp_path, broker, advanced_ok=True, corrupt_fraction=0.02,
+                          seed=7) as rig:
+        emulator, planner = rig.emulator, rig.planner
+        await planner.submit({"job_id": "sleeve-m1", "kind": "gcode",
+                              "program": program})
+        end = await planner.wait_terminal("sleeve-m1", timeout=60)
     assert end["event"] == "succeeded", end
     cut_lines = [line for line in emulator.executed if line.startswith("G1 X")]
     assert len(cut_lines) == program.count("\nG1 X")

@@ -225,7 +225,7 @@ def test_the_toolpath_compilers_own_lines_must_pass_the_allowlist() -> None:
         parse_profile(laser)
     assert "laser.s_max" in str(info.value)
     assert "M3 S1000 is outside -inf..255" in str(info.value)
-    laser["toolpath"]["laser"]["s_max"] = 255  # type: ignore[index]
+    laser["toolpath"]["laser"]["s_max"] = 255
     assert isinstance(parse_profile(laser), MarlinProfile)
 
 

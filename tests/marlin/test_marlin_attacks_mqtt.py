@@ -7,12 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.emulators.marlin import MarlinEmulator, parse_command
-from agent.emulators.pty import PtyEndpoint
+from agent.emulators.marlin import parse_command
 from tests.marlin.test_marlin_allowlist import ATTACKS, WORK_AFTER, WORK_BEFORE, attack_program
 from tests.support.broker import Broker
-from tests.support.planner import Planner
-from tests.support.station import agent_config, background, running_agent
+from tests.support.rig import marlin_rig
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -23,26 +21,19 @@ HOST_WORDS = frozenset({"M110", "M115", "M155", "M113", "M105"})
 async def test_attack_jobs_are_rejected_and_nothing_reaches_the_port(
     tmp_path: Path, broker: Broker
 ) -> None:
-    link = tmp_path / "ttyMARLIN"
-    async with PtyEndpoint(link, baud=None, latency_s=0.001) as endpoint:
-        emulator = MarlinEmulator(endpoint)
-        async with background(emulator.serve, "marlin"), \
-                Planner(broker.host, broker.port, station="printer-01") as planner:
-            config = agent_config(tmp_path, broker, link, profile="marlin-2",
-                                  station="printer-01")
-            async with running_agent(config) as agent:
-                await agent.wait_device_online()
-                ids = [f"attack-{i:02d}" for i in range(len(ATTACKS))]
-                for job_id, (line, _command) in zip(ids, ATTACKS, strict=True):
-                    await planner.submit({"job_id": job_id, "kind": "gcode",
-                                          "program": attack_program(line)})
-                ends = {job_id: await planner.wait_terminal(job_id, timeout=30)
-                        for job_id in ids}
-                attack_log = list(emulator.log)
-                # The same rig runs the work lines when no attack line is among them.
-                await planner.submit({"job_id": "clean-01", "kind": "gcode",
-                                      "program": WORK_BEFORE + WORK_AFTER})
-                clean = await planner.wait_terminal("clean-01", timeout=60)
+    async with marlin_rig(tmp_path, broker) as rig:
+        emulator, planner = rig.emulator, rig.planner
+        ids = [f"attack-{i:02d}" for i in range(len(ATTACKS))]
+        for job_id, (line, _command) in zip(ids, ATTACKS, strict=True):
+            await planner.submit({"job_id": job_id, "kind": "gcode",
+                                  "program": attack_program(line)})
+        ends = {job_id: await planner.wait_terminal(job_id, timeout=30)
+                for job_id in ids}
+        attack_log = list(emulator.log)
+        # The same rig runs the work lines when no attack line is among them.
+        await planner.submit({"job_id": "clean-01", "kind": "gcode",
+                              "program": WORK_BEFORE + WORK_AFTER})
+        clean = await planner.wait_terminal("clean-01", timeout=60)
     for job_id, (line, command) in zip(ids, ATTACKS, strict=True):
         end = ends[job_id]
         assert end["event"] == "rejected", (line, end)

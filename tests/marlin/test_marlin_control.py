@@ -23,6 +23,7 @@ from tests.marlin.conftest import (
     marlin_station,
     sleeve_program,
 )
+from tests.support.eventually import eventually
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -277,8 +278,9 @@ async def test_pause_may_break_a_heat_wait_with_m108(tmp_path: Path) -> None:
         tmp_path, profile=profile, heating_rate_c_s=1.0, time_scale=1.0
     ) as station:
         job = asyncio.create_task(station.driver.stream(program, lambda n: None))
-        await asyncio.sleep(0.5)
-        assert station.emulator.executed[-1] == "M109 S210"  # waiting for the heater
+        executed = station.emulator.executed
+        await eventually(lambda: executed and executed[-1] == "M109 S210",
+                         what="the board waiting for the heater", watch=[job])
         await station.driver.pause()
         await station.driver.resume()
         result = await wait_within(job, 20)
@@ -303,7 +305,9 @@ async def test_temperatures_are_polled_without_auto_report(tmp_path: Path) -> No
     profile = marlin_profile(boot_wait_s=0.2).model_copy(update={"telemetry_hz": 10.0})
     async with marlin_station(tmp_path, profile=profile, capabilities=caps) as station:
         station.emulator.hotend.target = 60.0
-        await asyncio.sleep(0.6)
+        seen = station.listener.telemetry
+        await eventually(lambda: seen and seen[-1].extra.get("hotend_target_c") == 60.0,
+                         what="telemetry with the new target", watch=[station.run_task])
         telemetry = list(station.listener.telemetry)
         log = list(station.emulator.log)
     assert "M105" in log

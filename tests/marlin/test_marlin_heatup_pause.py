@@ -13,11 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.emulators.marlin import MarlinEmulator
-from agent.emulators.pty import PtyEndpoint
 from tests.support.broker import Broker
-from tests.support.planner import Planner
-from tests.support.station import agent_config, background, running_agent
+from tests.support.rig import marlin_rig
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -32,34 +29,29 @@ def moves(executed: list[str]) -> list[str]:
 async def test_pause_during_heat_up_then_cancel_never_runs_the_moves(
     tmp_path: Path, broker: Broker, advanced_ok: bool
 ) -> None:
-    link = tmp_path / "ttyMARLIN"
-    async with PtyEndpoint(link, baud=None, latency_s=0.005) as endpoint:
-        # 22 -> 150 C at 40 C/s: about 3.2 s of heat-up.
-        emulator = MarlinEmulator(endpoint, advanced_ok=advanced_ok, heating_rate_c_s=40.0)
-        async with background(emulator.serve, "marlin"), \
-                Planner(broker.host, broker.port, station="printer-01") as planner:
-            config = agent_config(tmp_path, broker, link, profile="marlin-2",
-                                  station="printer-01")
-            async with running_agent(config) as agent:
-                await agent.wait_device_online()
-                await planner.submit({"job_id": "heat-1", "kind": "gcode", "program": PROGRAM})
-                await planner.wait_event("heat-1", "started")
-                await planner.wait_for(lambda: "M109 S150" in emulator.executed, 10, "M109")
-                await asyncio.sleep(1.0)  # heating
-                assert emulator.hotend.current < 140
-                await planner.command("pause", request_id="p1")
-                paused = await planner.wait_event("heat-1", "paused")
-                assert paused["detail"]["lines_done"] == 0
-                # The heat-up ends while paused; the moves must not follow it.
-                await planner.wait_for(lambda: emulator.hotend.current >= 149, 10, "heated")
-                await asyncio.sleep(1.0)
-                assert moves(emulator.executed) == []
-                # Neither line was sent: they are not even in the board's buffers.
-                assert not any("G1" in line for line in emulator.log)
-                await planner.command("cancel", request_id="c1")
-                end = await planner.wait_terminal("heat-1", timeout=30)
-                assert end["event"] == "canceled", end
-                await asyncio.sleep(0.3)
+    # 22 -> 150 C at 40 C/s: about 3.2 s of heat-up.
+    async with marlin_rig(tmp_path, broker, latency_s=0.005, advanced_ok=advanced_ok,
+                          heating_rate_c_s=40.0) as rig:
+        emulator, planner = rig.emulator, rig.planner
+        await planner.submit({"job_id": "heat-1", "kind": "gcode", "program": PROGRAM})
+        await planner.wait_event("heat-1", "started")
+        await planner.wait_for(lambda: "M109 S150" in emulator.executed, 10, "M109")
+        # Paused mid heat-up: warmer than the room, short of the target.
+        await rig.eventually(lambda: emulator.hotend.current > 40, "heating under way")
+        assert emulator.hotend.current < 140
+        await planner.command("pause", request_id="p1")
+        paused = await planner.wait_event("heat-1", "paused")
+        assert paused["detail"]["lines_done"] == 0
+        # The heat-up ends while paused; the moves must not follow it.
+        await planner.wait_for(lambda: emulator.hotend.current >= 149, 10, "heated")
+        await asyncio.sleep(1.0)
+        assert moves(emulator.executed) == []
+        # Neither line was sent: they are not even in the board's buffers.
+        assert not any("G1" in line for line in emulator.log)
+        await planner.command("cancel", request_id="c1")
+        end = await planner.wait_terminal("heat-1", timeout=30)
+        assert end["event"] == "canceled", end
+        await asyncio.sleep(0.3)
     assert moves(emulator.executed) == []
     assert "M104 S0" in emulator.executed  # the cancel sequence ran
     assert emulator.rx_overflows == 0

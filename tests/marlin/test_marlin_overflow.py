@@ -8,6 +8,8 @@ buffer into its queue only between commands.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,8 +21,8 @@ from tests.marlin.conftest import executed_program, marlin_profile, sleeve_progr
 SETTINGS = marlin_profile().marlin
 
 
-ISSUE = {"latency_s": 0.005, "command_time_s": 0.0002, "bufsize": 4, "rx_buffer_bytes": 128,
-         "jitter_s": 0.005}
+ISSUE: dict[str, Any] = {"latency_s": 0.005, "command_time_s": 0.0002, "bufsize": 4,
+                         "rx_buffer_bytes": 128, "jitter_s": 0.005}
 
 
 @pytest.mark.parametrize("advanced_ok", [False, True], ids=["counted-oks", "advanced-ok"])

@@ -8,23 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from agent.emulators.grbl import GrblEmulator
-from agent.emulators.hpgl import HpglEmulator
-from agent.emulators.pty import PtyEndpoint
 from agent.patterns.compile import plan_pattern
 from agent.patterns.sample import tshirt_dxf
 from agent.profiles import load_profile
 from agent.toolpaths import StrokeKind, compile_for_target, parse_for_target, target_for
 from tests.patterns.helpers import cut_traces_outline, pattern_job, pattern_payload
 from tests.support.broker import Broker
-from tests.support.planner import Planner
-from tests.support.station import agent_config, background, running_agent
+from tests.support.rig import grbl_rig, hpgl_rig
 
 pytestmark = pytest.mark.timeout(180)
 
 
 async def test_tshirt_pattern_is_cut_on_the_grbl_knife(tmp_path: Path, broker: Broker) -> None:
-    link = tmp_path / "ttyKNIFE"
     data = tshirt_dxf(("S", "M", "L"))
     payload = pattern_payload("SO-7-tee-M", data, size="M",
                               placement={"spacing_mm": 6.0})
@@ -33,15 +28,11 @@ async def test_tshirt_pattern_is_cut_on_the_grbl_knife(tmp_path: Path, broker: B
     plan = plan_pattern(pattern_job("SO-7-tee-M", data, size="M",
                                     placement={"spacing_mm": 6.0}), target)
     compiled = compile_for_target(plan.job, target)
-    async with PtyEndpoint(link, baud=115_200, latency_s=0.001) as endpoint:
-        emulator = GrblEmulator(endpoint)
-        async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
-            config = agent_config(tmp_path, broker, link, profile="grbl-knife")
-            async with running_agent(config) as agent:
-                await agent.wait_device_online()
-                await planner.submit(payload)
-                end = await planner.wait_terminal("SO-7-tee-M", timeout=150)
-                assert end["event"] == "succeeded", end
+    async with grbl_rig(tmp_path, broker, latency_s=0.001, profile="grbl-knife") as rig:
+        emulator, planner = rig.emulator, rig.planner
+        await planner.submit(payload)
+        end = await planner.wait_terminal("SO-7-tee-M", timeout=150)
+        assert end["event"] == "succeeded", end
     accepted = next(e for e in planner.events_for("SO-7-tee-M") if e["event"] == "accepted")
     detail = accepted["detail"]["pattern"]
     assert detail["size"] == "M" and detail["units"] == "in"
@@ -64,7 +55,6 @@ async def test_tshirt_pattern_is_cut_on_the_grbl_knife(tmp_path: Path, broker: B
 
 async def test_pattern_pieces_are_plotted_on_the_hpgl_plotter(tmp_path: Path,
                                                                broker: Broker) -> None:
-    link = tmp_path / "ttyPLOTTER"
     data = tshirt_dxf(("M",))
     # A doll's front, sleeve and neckband (the file read as centimetres) fit the A3 plotter.
     fields = {"size": "M", "units": "cm",
@@ -72,18 +62,11 @@ async def test_pattern_pieces_are_plotted_on_the_hpgl_plotter(tmp_path: Path,
               "placement": {"spacing_mm": 3.0, "margin_mm": 3.0}}
     target = target_for(load_profile("hpgl-7475a"))
     plan = plan_pattern(pattern_job("tee-plot", data, **fields), target)
-    async with PtyEndpoint(link, baud=115_200, latency_s=0.002) as endpoint:
-        emulator = HpglEmulator(endpoint, pen_speed_mm_s=4000.0)
-        async with background(emulator.serve, "hpgl"), Planner(
-            broker.host, broker.port, station="plotter-01"
-        ) as planner:
-            config = agent_config(tmp_path, broker, link, profile="hpgl-7475a",
-                                  station="plotter-01")
-            async with running_agent(config) as agent:
-                await agent.wait_device_online()
-                await planner.submit(pattern_payload("tee-plot", data, **fields))
-                end = await planner.wait_terminal("tee-plot", timeout=150)
-                assert end["event"] == "succeeded", end
+    async with hpgl_rig(tmp_path, broker, baud=115_200, pen_speed_mm_s=4000.0) as rig:
+        emulator, planner = rig.emulator, rig.planner
+        await planner.submit(pattern_payload("tee-plot", data, **fields))
+        end = await planner.wait_terminal("tee-plot", timeout=150)
+        assert end["event"] == "succeeded", end
     accepted = next(e for e in planner.events_for("tee-plot") if e["event"] == "accepted")
     skipped = accepted["detail"]["pattern"]["skipped"]
     # A pen plotter draws internal lines and drill marks; only the text labels are left out.
@@ -100,15 +83,10 @@ async def test_pattern_pieces_are_plotted_on_the_hpgl_plotter(tmp_path: Path,
 
 
 async def test_a_broken_pattern_is_rejected_naming_where(tmp_path: Path, broker: Broker) -> None:
-    link = tmp_path / "ttyKNIFE"
-    async with PtyEndpoint(link, baud=115_200, latency_s=0.001) as endpoint:
-        emulator = GrblEmulator(endpoint)
-        async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
-            config = agent_config(tmp_path, broker, link, profile="grbl-knife")
-            async with running_agent(config) as agent:
-                await agent.wait_device_online()
-                await planner.submit(pattern_payload("gap-1", tshirt_dxf(("M",), gap_in=0.2)))
-                end = await planner.wait_terminal("gap-1", timeout=60)
+    async with grbl_rig(tmp_path, broker, latency_s=0.001, profile="grbl-knife") as rig:
+        emulator, planner = rig.emulator, rig.planner
+        await planner.submit(pattern_payload("gap-1", tshirt_dxf(("M",), gap_in=0.2)))
+        end = await planner.wait_terminal("gap-1", timeout=60)
     assert end["event"] == "rejected", end
     error = end["detail"]["error"]
     assert error["code"] == "bad_pattern"
@@ -118,22 +96,17 @@ async def test_a_broken_pattern_is_rejected_naming_where(tmp_path: Path, broker:
 
 
 async def test_svg_job_is_cut_on_the_grbl_knife(tmp_path: Path, broker: Broker) -> None:
-    link = tmp_path / "ttyKNIFE"
     svg = ('<svg xmlns="http://www.w3.org/2000/svg" width="300mm" height="200mm" '
            'viewBox="0 0 300 200"><g id="pocket"><rect x="20" y="20" width="120" height="80" '
            'rx="10" stroke="#000000" fill="none"/></g><circle cx="220" cy="100" r="40" '
            'stroke="#ff0000"/><path d="M 20 180 L 280 180" stroke="#0000ff"/></svg>')
     payload = {"job_id": "svg-knife-1", "kind": "svg",
                "svg": {"data": svg, "layers": {"#0000ff": "skip"}}, "origin_mm": [10.0, 10.0]}
-    async with PtyEndpoint(link, baud=115_200, latency_s=0.001) as endpoint:
-        emulator = GrblEmulator(endpoint)
-        async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
-            config = agent_config(tmp_path, broker, link, profile="grbl-knife")
-            async with running_agent(config) as agent:
-                await agent.wait_device_online()
-                await planner.submit(payload)
-                end = await planner.wait_terminal("svg-knife-1", timeout=120)
-                assert end["event"] == "succeeded", end
+    async with grbl_rig(tmp_path, broker, latency_s=0.001, profile="grbl-knife") as rig:
+        emulator, planner = rig.emulator, rig.planner
+        await planner.submit(payload)
+        end = await planner.wait_terminal("svg-knife-1", timeout=120)
+        assert end["event"] == "succeeded", end
     accepted = next(e for e in planner.events_for("svg-knife-1") if e["event"] == "accepted")
     assert accepted["detail"]["svg"]["paths"] == {"cut": 2}
     assert accepted["detail"]["svg"]["skipped"]["count"] == 1

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import pytest
 from gpiozero.pins.mock import MockPin
+
+from tests.support.eventually import eventually
 
 WAIT_S = 5.0
 
@@ -40,11 +40,7 @@ class RecordingListener:
 
 async def until(predicate: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
     """Let the loop run until ``predicate`` holds; fail naming ``what`` after the timeout."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.002)
+    await eventually(predicate, what=what, timeout=timeout_s, poll_s=0.002)
 
 
 async def settle(seconds: float) -> None:

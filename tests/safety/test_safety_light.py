@@ -11,6 +11,7 @@ from gpiozero.pins.mock import MockFactory, MockPin
 
 from agent.safety import GpioConfig, LightState, SafetyIoError, SafetyPanel, StackLight
 from tests.safety.helpers import close_contact, open_contact, toggles, until
+from tests.support.eventually import eventually_sync
 
 GREEN, AMBER, RED, BUZZER = 5, 6, 13, 19
 BLINK_HZ = 10.0  # fast, so a test sees several blinks in well under a second
@@ -40,11 +41,7 @@ def pins(factory: MockFactory) -> dict[str, MockPin]:
 
 def wait_for(predicate: Callable[[], bool], what: str) -> None:
     """The lamps are driven by gpiozero's threads: poll them from here, bounded."""
-    deadline = time.monotonic() + WAIT_S
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.005)
+    eventually_sync(predicate, what=what, timeout=WAIT_S, poll_s=0.005)
 
 
 def lit(factory: MockFactory, *, active_high: bool = True) -> dict[str, bool]:

@@ -4,15 +4,14 @@ station says (events in arrival order, every retained status)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import ssl
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Self
 
-from agent.aio import wait_within
 from agent.link.mqtt_client import ConnectOptions, IncomingMessage, MqttConnection
+from tests.support.eventually import eventually
 
 
 class Planner:
@@ -31,6 +30,8 @@ class Planner:
         self.telemetry: list[dict[str, Any]] = []
         self.other: list[IncomingMessage] = []
         self._changed = asyncio.Event()
+        # The tasks a wait depends on, asked afresh at each wait (a rig's agent restarts).
+        self.watch: Callable[[], Iterable[asyncio.Task[Any] | None]] = tuple
         self.conn: MqttConnection | None = None
 
     def topic(self, name: str) -> str:
@@ -52,7 +53,7 @@ class Planner:
             await self.conn.close()
             self.conn = None
 
-    async def __aenter__(self) -> Planner:
+    async def __aenter__(self) -> Self:
         await self.connect()
         return self
 
@@ -90,19 +91,14 @@ class Planner:
 
     async def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0,
                        what: str = "condition") -> Any:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            result = predicate()
-            if result:
-                return result
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                recent = [(e["seq"], e["event"], e["job_id"]) for e in self.events[-15:]]
-                raise AssertionError(f"timed out waiting for {what}; events: {recent}")
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await wait_within(self._changed.wait(), min(remaining, 0.5))
+        """Re-checked on every message; a failure of a task in ``watch`` (the emulator, the
+        agent a rig runs) is raised at once instead of as this wait's timeout."""
+        return await eventually(predicate, what=what, timeout=timeout, watch=self.watch(),
+                                wake=self._changed, context=self.recent_events)
+
+    def recent_events(self) -> list[tuple[Any, Any, Any]]:
+        """The last events as (seq, event, job_id): what a failed wait quotes."""
+        return [(e["seq"], e["event"], e["job_id"]) for e in self.events[-15:]]
 
     def events_for(self, job_id: str | None) -> list[dict[str, Any]]:
         return [e for e in self.events if e["job_id"] == job_id]

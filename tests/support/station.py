@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from agent.aio import wait_within
 from agent.app import Agent, run_agent
 from agent.config import AgentConfig, parse_config
 from tests.support.broker import Broker
+from tests.support.eventually import eventually_sync
 
 
 def agent_config(tmp: Path, broker: Broker, serial_path: Path, *, profile: str = "grbl-1.1",
@@ -38,8 +38,9 @@ def agent_config(tmp: Path, broker: Broker, serial_path: Path, *, profile: str =
 
 
 class RunningAgent:
-    def __init__(self, config: AgentConfig) -> None:
+    def __init__(self, config: AgentConfig, *, pin_factory: Any = None) -> None:
         self.config = config
+        self.pin_factory = pin_factory  # gpiozero's; tests pass a MockFactory
         self.stop = asyncio.Event()
         self.agent: Agent | None = None
         self._ready = asyncio.Event()
@@ -51,7 +52,9 @@ class RunningAgent:
 
     async def start(self) -> RunningAgent:
         self.task = asyncio.create_task(run_agent(self.config, stop=self.stop,
-                                                  on_ready=self._on_ready), name="agent-under-test")
+                                                  on_ready=self._on_ready,
+                                                  pin_factory=self.pin_factory),
+                                        name="agent-under-test")
         done, _ = await asyncio.wait([self.task, asyncio.ensure_future(self._ready.wait())],
                                      return_when=asyncio.FIRST_COMPLETED)
         if self.task in done:
@@ -160,9 +163,6 @@ class AgentProcess:
         return self.proc is not None and self.proc.poll() is None
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
+def wait_until(predicate: Callable[[], bool], timeout: float = 20.0,
+               what: str = "condition") -> None:
+    eventually_sync(predicate, what=what, timeout=timeout)

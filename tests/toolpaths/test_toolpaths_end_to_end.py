@@ -9,14 +9,11 @@ from typing import Any
 
 import pytest
 
-from agent.emulators.grbl import GrblEmulator
-from agent.emulators.pty import PtyEndpoint
 from agent.profiles import load_profile
 from agent.schemas.job import JobRequest
 from agent.toolpaths import compile_toolpaths
 from tests.support.broker import Broker
-from tests.support.planner import Planner
-from tests.support.station import agent_config, background, running_agent
+from tests.support.rig import grbl_rig
 from tests.toolpaths.garments import tshirt_paths
 
 pytestmark = pytest.mark.timeout(180)
@@ -34,7 +31,6 @@ def tshirt_job_payload(job_id: str, **extra: Any) -> dict[str, Any]:
 
 
 async def test_tshirt_toolpaths_job_is_cut_as_compiled(tmp_path: Path, broker: Broker) -> None:
-    link = tmp_path / "ttyKNIFE"
     payload = tshirt_job_payload("SO-1042-tshirt-m-tp")
     # What the station should send: the job compiled for its profile (the job's 120 mm/s
     # cut speed is F7200).
@@ -42,15 +38,11 @@ async def test_tshirt_toolpaths_job_is_cut_as_compiled(tmp_path: Path, broker: B
         JobRequest.model_validate_json(json.dumps(payload)), load_profile("grbl-knife")
     )
     assert "F7200" in "".join(compiled.lines)
-    async with PtyEndpoint(link, baud=115_200, latency_s=0.001) as endpoint:
-        emulator = GrblEmulator(endpoint)
-        async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
-            config = agent_config(tmp_path, broker, link, profile="grbl-knife")
-            async with running_agent(config) as agent:
-                await agent.wait_device_online()
-                await planner.submit(payload)
-                end = await planner.wait_terminal(payload["job_id"], timeout=120)
-                assert end["event"] == "succeeded", end
+    async with grbl_rig(tmp_path, broker, latency_s=0.001, profile="grbl-knife") as rig:
+        emulator, planner = rig.emulator, rig.planner
+        await planner.submit(payload)
+        end = await planner.wait_terminal(payload["job_id"], timeout=120)
+        assert end["event"] == "succeeded", end
     # The record is the compiled program, in order, plus the agent's motion-complete fence.
     assert emulator.executed == [*compiled.lines, "G4P0"]
     assert emulator.overflow_bytes == 0
@@ -59,16 +51,11 @@ async def test_tshirt_toolpaths_job_is_cut_as_compiled(tmp_path: Path, broker: B
 async def test_a_job_too_big_for_the_bed_is_rejected_before_anything_is_sent(
     tmp_path: Path, broker: Broker
 ) -> None:
-    link = tmp_path / "ttyKNIFE"
     payload = tshirt_job_payload("SO-1042-tshirt-x2", copies=2)
-    async with PtyEndpoint(link, baud=115_200, latency_s=0.001) as endpoint:
-        emulator = GrblEmulator(endpoint)
-        async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
-            config = agent_config(tmp_path, broker, link, profile="grbl-knife")
-            async with running_agent(config) as agent:
-                await agent.wait_device_online()
-                await planner.submit(payload)
-                end = await planner.wait_terminal(payload["job_id"], timeout=60)
+    async with grbl_rig(tmp_path, broker, latency_s=0.001, profile="grbl-knife") as rig:
+        emulator, planner = rig.emulator, rig.planner
+        await planner.submit(payload)
+        end = await planner.wait_terminal(payload["job_id"], timeout=60)
     assert end["event"] == "rejected", end
     error = end["detail"]["error"]
     assert error["code"] == "out_of_bounds"

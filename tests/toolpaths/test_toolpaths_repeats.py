@@ -8,16 +8,13 @@ from typing import Any
 
 import pytest
 
-from agent.emulators.grbl import GrblEmulator
-from agent.emulators.pty import PtyEndpoint
 from agent.errors import ProgramError
 from agent.profiles import load_profile
 from agent.profiles.toolpath import ToolpathSettings
 from agent.schemas.job import JobRequest
 from agent.toolpaths import compile_toolpaths, plan_for_target, target_for
 from tests.support.broker import Broker
-from tests.support.planner import Planner
-from tests.support.station import agent_config, background, running_agent
+from tests.support.rig import grbl_rig
 from tests.toolpaths.garments import care_label_paths, path
 
 KNIFE = load_profile("grbl-knife")
@@ -129,23 +126,18 @@ def test_a_profile_can_mark_passes_normal_or_not() -> None:
 
 async def test_overlapping_copies_are_rejected_over_mqtt_and_run_when_asked(
         tmp_path: Path, broker: Broker) -> None:
-    link = tmp_path / "ttyKNIFE"
     refused = toolpaths_job([path(LABEL)], copies=4, spacing_mm=0, job_id="labels-x4")
     allowed = toolpaths_job([path(LABEL)], repeat=True, copies=2, spacing_mm=0,
                             job_id="labels-x2-asked")
     passes = toolpaths_job([path(LABEL)], settings={"passes": 2}, job_id="label-2-passes")
-    async with PtyEndpoint(link, baud=115_200) as endpoint:
-        emulator = GrblEmulator(endpoint)
-        async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
-            config = agent_config(tmp_path, broker, link, profile="grbl-knife")
-            async with running_agent(config) as agent:
-                await agent.wait_device_online()
-                await planner.submit(refused)
-                await planner.submit(passes)
-                await planner.submit(allowed)
-                first = await planner.wait_terminal("labels-x4")
-                second = await planner.wait_terminal("label-2-passes")
-                third = await planner.wait_terminal("labels-x2-asked", timeout=120)
+    async with grbl_rig(tmp_path, broker, profile="grbl-knife") as rig:
+        emulator, planner = rig.emulator, rig.planner
+        await planner.submit(refused)
+        await planner.submit(passes)
+        await planner.submit(allowed)
+        first = await planner.wait_terminal("labels-x4")
+        second = await planner.wait_terminal("label-2-passes")
+        third = await planner.wait_terminal("labels-x2-asked", timeout=120)
     assert first["event"] == "rejected"
     assert first["detail"]["error"]["code"] == "overlapping_copies"
     assert second["event"] == "rejected"
