@@ -9,7 +9,7 @@ import pytest
 
 from agent.aio import wait_within
 from agent.dialects.hpgl import prepare_hpgl_program
-from agent.drivers.base import Readiness
+from agent.drivers.base import MachineDriver, Readiness
 from agent.errors import DeviceError, DeviceLost, JobStopped
 from tests.hpgl.plots import graded_nest, sleeve_pattern
 from tests.hpgl.rig import Rig, hpgl_profile, plotter_rig, wait_until_idle
@@ -47,7 +47,7 @@ async def test_open_reads_identity_and_the_smaller_buffer_and_clears_old_errors(
         assert any(d.get("device_code") == "ESC.E16" for _, d in rig.listener.warnings)
         assert rig.emulator.io_error == 0  # reading ESC.E cleared it
         assert not rig.emulator.status_initialized  # reading OS cleared "initialised"
-        assert rig.driver.ready_for_job == Readiness.READY
+        assert _readiness(rig.driver) == Readiness.READY  # read again after the reset
 
 
 async def test_a_cutter_without_oi_still_connects() -> None:
@@ -111,7 +111,7 @@ async def test_estop_blocks_jobs_until_reset() -> None:
         assert refused.value.code == "estop"
         await wait_until_idle(rig.emulator, rig.emulator.bytes_received)
         await rig.driver.reset()
-        assert rig.driver.ready_for_job == Readiness.READY
+        assert _readiness(rig.driver) == Readiness.READY  # read again after the reset
         assert not rig.emulator.pen_down  # IN; lifted the pen
 
 
@@ -192,3 +192,9 @@ async def test_a_plotter_reset_mid_job_is_caught_at_the_next_status_check() -> N
         assert caught.value.device_code.startswith("OS")
         assert caught.value.line is not None
         assert caught.value.line >= 1500
+
+
+def _readiness(driver: MachineDriver) -> Readiness:
+    """What the driver says now (a fresh read: mypy keeps a property narrowed by an earlier
+    assert, though the driver's state has moved on since)."""
+    return driver.ready_for_job
