@@ -11,34 +11,27 @@ from pathlib import Path
 
 import pytest
 
-from agent.emulators.grbl import GrblEmulator
-from agent.emulators.pty import PtyEndpoint
 from agent.estimate import estimate_grbl_seconds
 from agent.estimate.planner import MachineLimits
 from agent.garments import knife_gcode, tshirt_pieces
 from tests.support.broker import Broker
-from tests.support.planner import Planner
-from tests.support.station import agent_config, background, running_agent
+from tests.support.rig import grbl_rig
 
 pytestmark = pytest.mark.timeout(180)
 
 
 async def test_accepted_carries_the_estimate_from_the_machines_own_settings(
         tmp_path: Path, broker: Broker) -> None:
-    link = tmp_path / "ttyGRBL"
     program = knife_gcode(tshirt_pieces()[:1], feed_mm_min=6000)
-    async with PtyEndpoint(link, baud=115_200, latency_s=0.001) as endpoint:
-        emulator = GrblEmulator(endpoint)
+    async with grbl_rig(tmp_path, broker, latency_s=0.001, start_agent=False) as rig:
         # A machine tuned away from GRBL's defaults: the estimate must use these.
         for key, value in {110: 9000.0, 111: 7000.0, 112: 900.0, 120: 350.0, 121: 250.0,
                            122: 80.0, 11: 0.02, 12: 0.004}.items():
-            emulator.settings.values[key] = value
-        async with background(emulator.run, "grbl"), Planner(broker.host, broker.port) as planner:
-            async with running_agent(agent_config(tmp_path, broker, link)) as agent:
-                await agent.wait_device_online()
-                await planner.submit({"job_id": "SO-2001-front", "kind": "gcode",
-                                      "program": program})
-                end = await planner.wait_terminal("SO-2001-front", timeout=120)
+            rig.emulator.settings.values[key] = value
+        await rig.start_agent()
+        planner = rig.planner
+        await planner.submit({"job_id": "SO-2001-front", "kind": "gcode", "program": program})
+        end = await planner.wait_terminal("SO-2001-front", timeout=120)
     assert end["event"] == "succeeded", end
     accepted = planner.events_for("SO-2001-front")[0]
     assert accepted["event"] == "accepted"
