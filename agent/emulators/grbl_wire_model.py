@@ -54,6 +54,10 @@ from typing import Any
 from agent.emulators.grbl_codes import REALTIME_BYTES, Realtime, is_realtime_byte
 from agent.emulators.grbl_lines import LineAssembler
 
+# Idle episodes are counted by length: up to each bound (seconds), and beyond the last.
+_EPISODE_BUCKETS = ("<0.1ms", "<1ms", "<5ms", "<20ms", ">=20ms")
+_EPISODE_BOUNDS = (0.0001, 0.001, 0.005, 0.02)
+_LONGEST_KEPT = 20
 CAUSES = ("window_full", "host_late", "rx_full", "return_wire_busy", "emulator_late")
 VERSION = "1.1h"
 BANNER = b"\r\nGrbl 1.1h ['$' for help]\r\n"
@@ -142,6 +146,11 @@ class GrblWireModel:
         self._run: Run | None = None
         self._gap_busy = 0.0
         self._gap_idle: dict[str, float] = dict.fromkeys(CAUSES, 0.0)
+        # Idle episodes inside runs: (start, seconds, cause that held longest), longest kept.
+        self._episode: list[Any] | None = None
+        self._gap_episodes: list[tuple[float, float, str]] = []
+        self.longest_idle: list[tuple[float, float, str]] = []
+        self.idle_episodes = dict.fromkeys(_EPISODE_BUCKETS, 0)
 
     # -- input -------------------------------------------------------------------------------
 
@@ -198,6 +207,10 @@ class GrblWireModel:
             "lines": len(self.lines),
             "runs": runs,
             "job": longest.as_dict() if longest is not None else None,
+            # Over all runs; the gap after a run's last line byte is not an episode.
+            "idle_episodes": dict(self.idle_episodes),
+            "longest_idle": [{"at": round(at, 6), "ms": round(s * 1000, 3), "cause": cause}
+                             for at, s, cause in self.longest_idle],
         }
 
     # -- the event loop ----------------------------------------------------------------------
@@ -329,10 +342,13 @@ class GrblWireModel:
             run.busy_s += self._gap_busy
             for cause, seconds in self._gap_idle.items():
                 run.idle_s[cause] += seconds
+            for episode in self._gap_episodes:
+                self._file_episode(*episode)
             run.end = t
         run.line_bytes += 1
         self._gap_busy = 0.0
         self._gap_idle = dict.fromkeys(CAUSES, 0.0)
+        self._gap_episodes.clear()
 
     def _count_host_bytes(self, data: bytes) -> None:
         """The host's own count: every byte of a line in flight until its answer is in."""
@@ -355,8 +371,30 @@ class GrblWireModel:
             return
         if self._rx_wire:
             self._gap_busy += span
+            self._end_episode()
             return
-        self._gap_idle[self._idle_cause(start)] += span
+        cause = self._idle_cause(start)
+        self._gap_idle[cause] += span
+        if self._episode is None:
+            self._episode = [start, 0.0, dict.fromkeys(CAUSES, 0.0)]
+        self._episode[1] += span
+        self._episode[2][cause] += span
+
+    def _end_episode(self) -> None:
+        """Busy again: the idle episode that just ended waits, like the gap's idle time, to
+        see whether the run goes on."""
+        episode, self._episode = self._episode, None
+        if episode is not None:
+            start, seconds, causes = episode
+            self._gap_episodes.append((start, seconds, max(causes, key=causes.__getitem__)))
+
+    def _file_episode(self, start: float, seconds: float, cause: str) -> None:
+        index = sum(1 for bound in _EPISODE_BOUNDS if seconds >= bound)
+        self.idle_episodes[_EPISODE_BUCKETS[index]] += 1
+        if len(self.longest_idle) < _LONGEST_KEPT or seconds > self.longest_idle[-1][1]:
+            self.longest_idle.append((start, seconds, cause))
+            self.longest_idle.sort(key=lambda e: -e[1])
+            del self.longest_idle[_LONGEST_KEPT:]
 
     def _idle_cause(self, at: float) -> str:
         room = self._last_line
