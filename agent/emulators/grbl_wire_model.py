@@ -186,13 +186,18 @@ class GrblWireModel:
         if self._rx_wire:
             # Only a newline (its answer, ok_delay_s later) or a realtime byte (at once) makes
             # something to hand over: no wake-up for the bytes between.
+            answer_at = None
             for i, byte in enumerate(self._rx_wire):
+                arrives = self._rx_next_at + i * self.byte_s
+                if answer_at is not None and arrives >= answer_at:
+                    break
                 if is_realtime_byte(byte):
-                    times.append(self._rx_next_at + i * self.byte_s)
+                    answer_at = arrives
                     break
-                if byte in (0x0A, 0x0D):
-                    times.append(self._rx_next_at + i * self.byte_s + self.ok_delay_s)
-                    break
+                if answer_at is None and byte in (0x0A, 0x0D):
+                    answer_at = arrives + self.ok_delay_s
+            if answer_at is not None:
+                times.append(answer_at)
         return min(times) if times else None
 
     # -- statistics --------------------------------------------------------------------------
