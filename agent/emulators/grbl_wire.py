@@ -147,10 +147,12 @@ def serve_wire(args: argparse.Namespace, stop: threading.Event) -> None:
 
 
 async def run_wire_cli(args: argparse.Namespace) -> None:
-    """Serve in a worker thread until cancelled. ``asyncio.run`` joins that thread before the
-    process ends, so the statistics are written after a SIGTERM too."""
+    """Serve in a worker thread until cancelled; a cancel (SIGTERM) returns only once that
+    thread has written the statistics."""
     stop = threading.Event()
+    served = asyncio.get_running_loop().run_in_executor(None, serve_wire, args, stop)
     try:
-        await asyncio.to_thread(serve_wire, args, stop)
+        await asyncio.shield(served)
     finally:
         stop.set()
+        await asyncio.wait([served])
