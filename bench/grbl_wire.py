@@ -66,8 +66,16 @@ LINE_FORMATS = {
 }
 
 _SAMPLER = r"""
-import json, os, signal, sys, threading, time
+import gc, json, os, signal, sys, threading, time
 samples = []
+collections = []
+_gc_start = [0.0]
+def on_gc(phase, info):
+    if phase == "start":
+        _gc_start[0] = time.monotonic()
+    elif time.monotonic() - _gc_start[0] > 0.001:
+        collections.append((_gc_start[0], time.monotonic() - _gc_start[0], info["generation"]))
+gc.callbacks.append(on_gc)
 main = threading.main_thread().ident
 SEP = os.sep + "agent" + os.sep
 DRIVER = (SEP + "drivers" + os.sep, SEP + "transport" + os.sep)
@@ -94,11 +102,12 @@ def sample():
         frame = sys._current_frames().get(main)
         if frame is not None:
             samples.append((time.monotonic(), *classify(frame)))
+started = [0.0]
 def reset(*_):
-    samples.clear()
+    started[0] = time.monotonic()
 def dump(*_):
     with open(os.environ["GRBL_WIRE_SAMPLES"], "w") as f:
-        json.dump(samples, f)
+        json.dump({"samples": samples, "gc": collections, "started": started[0]}, f)
 signal.signal(signal.SIGUSR1, reset)
 signal.signal(signal.SIGUSR2, dump)
 threading.Thread(target=sample, daemon=True).start()
@@ -128,9 +137,15 @@ def tshirt_front_job(line_bytes: int, n_lines: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _proc_cpu(pid: int) -> tuple[float, float]:
+def _proc_cpu(pid: int) -> tuple[float, float, float]:
+    """User and system CPU seconds of the whole process, and the seconds its threads spent
+    runnable but waiting for a CPU (schedstat: how much other processes got in the way)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) / TICK, int(fields[12]) / TICK
+    waited = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            waited += int((task / "schedstat").read_text().split()[1])
+    return int(fields[11]) / TICK, int(fields[12]) / TICK, waited / 1e9
 
 
 def _wait_file(path: Path, timeout: float) -> None:
@@ -186,6 +201,8 @@ async def _watch_job(port: int, job: dict[str, Any], agent_pid: int, timeout: fl
             conn.ack(msg.mid, msg.qos)
             if msg.topic == topics.status:
                 ready = json.loads(msg.payload).get("state") == "idle"
+        # The agent's own start-up lines ($I) must end their wire run before the job's begins.
+        await asyncio.sleep(1.5)
         await conn.publish(topics.job, json.dumps(job).encode(), qos=1)
         cpu0 = t0 = None
         deadline = time.monotonic() + timeout
@@ -209,7 +226,8 @@ async def _watch_job(port: int, job: dict[str, Any], agent_pid: int, timeout: fl
                 if name != "succeeded" or cpu0 is None or t0 is None:
                     raise RuntimeError(f"job ended {name}: {event.get('detail')}")
                 return {"user_s": cpu1[0] - cpu0[0], "system_s": cpu1[1] - cpu0[1],
-                        "wall_s": t1 - t0, "detail": event.get("detail", {})}
+                        "runqueue_wait_s": cpu1[2] - cpu0[2], "wall_s": t1 - t0,
+                        "detail": event.get("detail", {})}
 
 
 def _one_run(work: Path, broker: Broker, line_bytes: int, n_lines: int, run: int,
@@ -258,31 +276,43 @@ def _one_run(work: Path, broker: Broker, line_bytes: int, n_lines: int, run: int
         "cpu_user_us_per_line": round(cpu["user_s"] / lines_done * 1e6, 1),
         "cpu_system_us_per_line": round(cpu["system_s"] / lines_done * 1e6, 1),
         "idle_s": job_run["idle_s"],
+        # Time the agent was ready to run but another process had the CPU (a loaded machine).
+        "agent_runqueue_wait_ms": round(cpu["runqueue_wait_s"] * 1000, 1),
         "wire_elapsed_s": job_run["elapsed_s"],
     }
     if sampled and samples.exists():
-        out.update(_sample_figures(json.loads(samples.read_text()), stats["longest_idle"]))
+        sampled_data = json.loads(samples.read_text())
+        out.update(_sample_figures(sampled_data["samples"], stats["longest_idle"],
+                                   sampled_data["started"]))
+        # Garbage collections over 1 ms during the job: (start, seconds, generation).
+        out["gc_pauses_over_1ms"] = [[round(t, 4), round(d * 1000, 2), g]
+                                     for t, d, g in sampled_data["gc"]]
     return out
 
 
-def _sample_figures(samples: list[list[Any]],
-                    longest_idle: list[dict[str, Any]]) -> dict[str, Any]:
-    """Shares of the running samples by part of the agent, and what ran just before each of the
-    longest idle episodes (the emulator and the agent share CLOCK_MONOTONIC)."""
+def _sample_figures(all_samples: list[list[Any]], longest_idle: list[dict[str, Any]],
+                    started: float) -> dict[str, Any]:
+    """Shares of the running samples by part of the agent from the job's ``started`` event on,
+    and what ran just before and during each of the longest idle episodes (the emulator and
+    the agent share CLOCK_MONOTONIC; the job's wire run begins before ``started`` arrives)."""
+    running_all = [s for s in all_samples if s[1] != "waiting"]
+    samples = [s for s in all_samples if s[0] >= started]
     running = [s for s in samples if s[1] != "waiting"]
     counts = Counter(s[1] for s in running)
     total = len(running) or 1
     before = []
     for episode in longest_idle[:8]:
         at = episode["at"]
-        seen = Counter(s[2] or s[1] for s in running if at - 0.012 <= s[0] <= at + 0.001)
+        until = at + episode["ms"] / 1000
+        seen = Counter(s[2] or s[1] for s in running_all if at - 0.005 <= s[0] <= until)
         before.append({**episode, "agent_ran": dict(seen.most_common(5))})
     return {
         "samples": len(samples),
         "samples_running": dict(counts.most_common()),
         "outside_driver_share": round(1 - counts.get("driver", 0) / total, 3),
         "top_running": dict(Counter(s[2] or s[1] for s in running).most_common(15)),
-        "before_longest_idle": before,
+        "during_longest_idle": before,
+        "job_started_event_at": round(started, 4),
     }
 
 

@@ -79,6 +79,7 @@ class Run:
     def as_dict(self) -> dict[str, Any]:
         elapsed = self.end - self.start
         return {
+            "start": round(self.start, 6),
             "elapsed_s": round(elapsed, 6),
             "busy_s": round(self.busy_s, 6),
             "link_share": round(self.busy_s / elapsed, 5) if elapsed > 0 else None,
