@@ -148,6 +148,12 @@ def _proc_cpu(pid: int) -> tuple[float, float, float]:
     return int(fields[11]) / TICK, int(fields[12]) / TICK, waited / 1e9
 
 
+def _proc_syscalls(pid: int) -> tuple[int, int]:
+    """Read- and write-family system calls of the whole process so far (/proc/PID/io)."""
+    io = dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())
+    return int(io["syscr"]), int(io["syscw"])
+
+
 def _wait_file(path: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists() and time.monotonic() < deadline:
@@ -205,6 +211,7 @@ async def _watch_job(port: int, job: dict[str, Any], agent_pid: int, timeout: fl
         await asyncio.sleep(1.5)
         await conn.publish(topics.job, json.dumps(job).encode(), qos=1)
         cpu0 = t0 = None
+        io0 = (0, 0)
         deadline = time.monotonic() + timeout
         while True:
             msg = await asyncio.wait_for(queue.get(), max(1.0, deadline - time.monotonic()))
@@ -217,16 +224,19 @@ async def _watch_job(port: int, job: dict[str, Any], agent_pid: int, timeout: fl
             name = event.get("event")
             if name == "started":
                 cpu0, t0 = _proc_cpu(agent_pid), time.monotonic()
+                io0 = _proc_syscalls(agent_pid)
                 if sampled:
                     os.kill(agent_pid, signal.SIGUSR1)
             elif name in ("succeeded", "failed", "canceled", "rejected"):
                 cpu1, t1 = _proc_cpu(agent_pid), time.monotonic()
+                io1 = _proc_syscalls(agent_pid)
                 if sampled:
                     os.kill(agent_pid, signal.SIGUSR2)
                 if name != "succeeded" or cpu0 is None or t0 is None:
                     raise RuntimeError(f"job ended {name}: {event.get('detail')}")
                 return {"user_s": cpu1[0] - cpu0[0], "system_s": cpu1[1] - cpu0[1],
                         "runqueue_wait_s": cpu1[2] - cpu0[2], "wall_s": t1 - t0,
+                        "read_calls": io1[0] - io0[0], "write_calls": io1[1] - io0[1],
                         "detail": event.get("detail", {})}
 
 
@@ -278,6 +288,9 @@ def _one_run(work: Path, broker: Broker, line_bytes: int, n_lines: int, run: int
         "idle_s": job_run["idle_s"],
         # Time the agent was ready to run but another process had the CPU (a loaded machine).
         "agent_runqueue_wait_ms": round(cpu["runqueue_wait_s"] * 1000, 1),
+        # Wake-ups show here: about one read (a reply) and one write (a line) per line.
+        "read_calls_per_line": round(cpu["read_calls"] / lines_done, 2),
+        "write_calls_per_line": round(cpu["write_calls"] / lines_done, 2),
         "wire_elapsed_s": job_run["elapsed_s"],
     }
     if sampled and samples.exists():
