@@ -111,3 +111,21 @@ async def test_a_device_lost_during_a_hold_is_reported_when_it_ends() -> None:
         os.close(master)  # like pulling the cable: the next read fails
         with pytest.raises(DeviceLost):
             await link.wait_lost()
+
+
+async def test_the_stations_watchdog_link_passes_a_hold_on() -> None:
+    """The station wraps its serial link to feed the watchdog: a hold must reach the port."""
+    from agent.device import _BeatingLink
+
+    async with pty_link() as (link, master):
+        beats: list[bool] = []
+        chunks = Chunks()
+        wrapped = _BeatingLink(link, lambda: beats.append(True))
+        wrapped.set_receiver(chunks)
+        wrapped.hold_reads(0.3)
+        os.write(master, b"ok\r\nok\r\n")
+        await _spin()
+        assert chunks == []
+        await chunks.until(1)
+        assert chunks == [b"ok\r\nok\r\n"]
+        assert beats == [True]
