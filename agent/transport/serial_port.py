@@ -7,6 +7,7 @@ import contextlib
 import errno
 import logging
 import os
+import select
 from collections import deque
 from collections.abc import Callable
 
@@ -41,6 +42,8 @@ class SerialLink:
         # Push mode may hold reads for a moment (hold_reads): the reader is off meanwhile.
         self._hold: asyncio.TimerHandle | None = None
         self._reader_on = True
+        self._ready = select.poll()
+        self._ready.register(self._fd, select.POLLIN)
         self._loop.add_reader(self._fd, self._on_readable)
 
     @classmethod
@@ -101,7 +104,10 @@ class SerialLink:
 
     def _end_hold(self) -> None:
         self._hold = None
-        self._on_readable()  # may hold again (from the receiver)
+        # Read only if something is there: with pyserial's VMIN=0 a read of a quiet tty
+        # returns nothing at all, which _on_readable must take for end of file.
+        if self._ready.poll(0):
+            self._on_readable()  # may hold again (from the receiver)
         self._reader_back()
 
     def _reader_back(self) -> None:

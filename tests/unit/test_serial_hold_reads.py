@@ -129,3 +129,14 @@ async def test_the_stations_watchdog_link_passes_a_hold_on() -> None:
         await chunks.until(1)
         assert chunks == [b"ok\r\nok\r\n"]
         assert beats == [True]
+
+
+async def test_a_hold_that_ends_with_nothing_read_leaves_the_link_up() -> None:
+    async with pty_link() as (link, master):
+        chunks = Chunks()
+        link.set_receiver(chunks)
+        link.hold_reads(0.01)
+        await asyncio.sleep(0.05)  # the hold ends on a quiet line
+        os.write(master, b"ok\r\n")
+        await chunks.until(1)
+        assert chunks == [b"ok\r\n"]
