@@ -59,6 +59,9 @@ class _BeatingLink:
     async def wait_lost(self) -> None:
         await self._inner.wait_lost()
 
+    def hold_reads(self, seconds: float) -> None:
+        self._inner.hold_reads(seconds)
+
     def write(self, data: bytes, *, urgent: bool = False) -> None:
         self._inner.write(data, urgent=urgent)
 

@@ -24,6 +24,7 @@ to the latest version (agent/migrations.py); one from a newer release raises
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import logging
@@ -317,20 +318,45 @@ class Database:
 
     def sync(self) -> None:
         """Make every commit so far survive a power cut (one fsync of the WAL)."""
-        wal = Path(f"{self.path}-wal")
+        fd = self._wal()
+        if fd is None:
+            return
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            self._forget_wal()
+            raise self.failed(exc) from exc
+
+    async def sync_off_loop(self) -> None:
+        """:meth:`sync` with the fsync in a worker thread: the event loop, and a job streaming
+        on it, goes on while the disk works (an SD card's fsync can take tens of ms, longer
+        than a GRBL stream's buffer lasts). Every commit made before the call is durable when
+        it returns. The thread gets its own duplicate of the WAL's fd, so a :meth:`close`
+        meanwhile cannot make it sync another file; failures are handled here, on the loop."""
+        fd = self._wal()
+        if fd is None:
+            return
+        try:
+            await asyncio.to_thread(_fsync_copy, os.dup(fd))
+        except OSError as exc:
+            self._forget_wal()
+            raise self.failed(exc) from exc
+
+    def _wal(self) -> int | None:
+        """The WAL's fd, opened on first use; None while nothing went through the WAL."""
         if self._wal_fd is None:
             try:
-                self._wal_fd = os.open(wal, os.O_RDONLY)
+                self._wal_fd = os.open(Path(f"{self.path}-wal"), os.O_RDONLY)
             except FileNotFoundError:
-                return  # nothing written through the WAL yet
+                return None
             except OSError as exc:
                 raise self.failed(exc) from exc
-        try:
-            os.fsync(self._wal_fd)
-        except OSError as exc:
+        return self._wal_fd
+
+    def _forget_wal(self) -> None:
+        if self._wal_fd is not None:
             os.close(self._wal_fd)
             self._wal_fd = None
-            raise self.failed(exc) from exc
 
     def counter(self, key: str) -> int:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -354,6 +380,14 @@ class Database:
             os.close(self._wal_fd)
             self._wal_fd = None
         self.conn.close()
+
+
+def _fsync_copy(fd: int) -> None:
+    """In a worker thread: fsync a duplicated fd, then close it."""
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class ReservedFile:

@@ -114,6 +114,9 @@ class _CountingLink:
     async def wait_lost(self) -> None:
         await asyncio.Event().wait()
 
+    def hold_reads(self, seconds: float) -> None:
+        pass
+
     def write(self, data: bytes, *, urgent: bool = False) -> None:
         self.written += len(data)
 

@@ -65,6 +65,7 @@ from agent.emulators.grbl_lines import AssembledLine, LineAssembler
 from agent.emulators.grbl_motion import PlannedBlock, hold_deceleration_s, plan_block
 from agent.emulators.grbl_noise import ReplyNoise
 from agent.emulators.grbl_settings import Settings
+from agent.emulators.grbl_wire import add_wire_arguments, run_wire_cli
 from agent.emulators.pty import PtyEndpoint, add_link_arguments, endpoint_from_args
 from agent.reading.grbl import classify_system
 
@@ -864,9 +865,16 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--noise", type=float, default=0.0, help="junk-line probability 0..1")
     parser.add_argument("--seed", type=int, default=0, help="seed for the noise")
+    add_wire_arguments(parser)
 
 
 async def run_cli(args: argparse.Namespace) -> None:
+    if args.wire_model:
+        if args.motion or args.noise or args.unsupported or args.latency_ms:
+            raise SystemExit("--wire-model takes none of --motion, --noise, --unsupported, "
+                             "--latency-ms: its timing is the wire's and the ok delay's")
+        await run_wire_cli(args)
+        return
     unsupported = frozenset(
         name.strip().upper() for name in str(args.unsupported).split(",") if name.strip()
     )

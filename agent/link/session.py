@@ -243,8 +243,9 @@ class BrokerLink(Generic[R]):
             if not unsynced:
                 continue
             # One fsync for the whole batch, then acknowledge: stored before acknowledged.
+            # Off the loop: a slow disk must not stall a job streaming meanwhile.
             try:
-                self.db.sync()
+                await self.db.sync_off_loop()
             except StorageError:
                 continue  # acknowledged after a later sync works
             for msg in unsynced:
@@ -259,7 +260,9 @@ class BrokerLink(Generic[R]):
             rows = self.outbox.pending(room, after_id=last_id) if room > 0 else []
             if rows:
                 try:
-                    self.db.sync()  # nothing leaves before it is on disk
+                    # Nothing leaves before it is on disk; the fsync runs off the loop, so a
+                    # slow disk does not stall a job streaming meanwhile.
+                    await self.db.sync_off_loop()
                 except StorageError:
                     await asyncio.sleep(HELD_RETRY_S)
                     continue

@@ -31,6 +31,12 @@ class ByteLink(Protocol):
         """In push mode: wait until the device goes away, then raise DeviceLost."""
         ...
 
+    def hold_reads(self, seconds: float) -> None:
+        """In push mode: do not wake for input for ``seconds``, then read all that came in one
+        go (fewer wake-ups on a busy stream). Only for a caller that has nothing to act on
+        sooner; a hold already running is kept."""
+        ...
+
     def write(self, data: bytes, *, urgent: bool = False) -> None: ...
 
     async def drain(self) -> None:
