@@ -260,6 +260,9 @@ class GrblDriver(MachineDriver):
     def _on_bytes(self, data: bytes) -> None:
         try:
             self._apply(self.proto.feed(data, time.monotonic()))
+            hold = self.proto.read_hold_s()
+            if hold:
+                self.link.hold_reads(hold)
         except DeviceError as exc:  # a write failed: the link is gone
             self._settle_job(exc)
         except Exception:  # a bug must not kill the event loop's reader callback

@@ -9,6 +9,7 @@ import pytest
 from agent.errors import DeviceAlarm, DeviceTimeout
 from agent.transport import grbl_events as ev
 from agent.transport.grbl_events import JobPhase
+from agent.transport.grbl_stream import HOLD_READS_MIN_BYTES, HOLD_READS_S
 from tests.grbl.fake_grbl import FakeGrbl
 from tests.grbl.rig import Mangle, StreamRig, lines_of
 
@@ -163,3 +164,27 @@ def test_a_command_is_answered_through_the_same_window() -> None:
     assert done.token == token
     assert done.error is None
     assert rig.stream.counter.in_flight_bytes == 0
+
+
+def test_reads_are_held_only_while_a_full_window_streams() -> None:
+    rig = StreamRig()
+    assert rig.stream.read_hold_s() == 0.0  # no job
+    rig.start(lines_of(400))
+    holds = []
+    while not rig.job_over():
+        rig.step()
+        hold = rig.stream.read_hold_s()
+        holds.append(hold)
+        if hold:
+            assert rig.stream.counter.in_flight_bytes >= HOLD_READS_MIN_BYTES
+            assert rig.stream.phase is JobPhase.SENDING
+    assert HOLD_READS_S in holds  # the window filled up
+    assert holds[-1] == 0.0  # the end: the fence and the final report are awaited at once
+
+
+def test_no_read_hold_once_a_pause_is_asked() -> None:
+    rig = StreamRig()
+    rig.start(lines_of(400))
+    rig.run_until(lambda: rig.stream.read_hold_s() > 0)
+    rig.apply(rig.stream.pause(rig.now))
+    assert rig.stream.read_hold_s() == 0.0
