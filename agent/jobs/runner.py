@@ -36,8 +36,10 @@ log = logging.getLogger(__name__)
 
 # A progress event when the percentage moved and at least PROGRESS_MIN_STEP_S passed, and at
 # least every PROGRESS_MAX_SILENCE_S while lines go out (a slow job still shows life). Each event
-# is a database write and a message: a 40-line label must not cost 40 of them.
-PROGRESS_MIN_STEP_S = 0.25
+# is a database write and a message: a 40-line label must not cost 40 of them, and at 600
+# lines/s four a second showed in bench/grbl_wire.py (25-byte lines: 78 -> 50 µs of CPU per
+# line with one a second; noisy, but the storage transactions were the top samples).
+PROGRESS_MIN_STEP_S = 1.0
 PROGRESS_MAX_SILENCE_S = 2.0
 # Set (1) in the database's meta table while the start hold is armed, so that it survives a
 # restart of the agent.

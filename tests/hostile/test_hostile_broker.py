@@ -237,7 +237,7 @@ async def test_stalled_subscribers_do_not_slow_the_machine(tmp_path: Path,
     # The stall was real: one QoS 1 message delivered, never acknowledged, the rest held back
     # (QoS 0 telemetry is not bounded by Receive Maximum and may still trickle through).
     assert len([m for m in held if m.qos > 0]) == 1
-    # Every progress event (one per quarter second at most) reached the live planner, in order.
+    # Every progress event (one a second at most) reached the live planner, in order.
     progress = [e for e in planner.events_for("SO-1042-tshirt-S") if e["event"] == "progress"]
     done = [e["detail"]["lines_done"] for e in progress]
     assert len(done) >= 3
