@@ -151,6 +151,22 @@ def _fleet(d: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _grbl_wire(d: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for name, r in d["results"].items():
+        size = name.split("_")[0]
+        rows.append((f"GRBL whole agent on the wire model ({size}-byte lines, {d['job']}, "
+                     "via Mosquitto): link share, lines/s, bytes lost",
+                     f"{r['link_share']:.4f}, {r['lines_per_s']:.0f}, {r['lost_bytes']}",
+                     f"{d['goals']['link_share']}, , {d['goals']['lost_bytes']}"))
+        rows.append((f"GRBL whole agent on the wire model ({size}-byte lines): CPU per line "
+                     "(user / system), share outside the driver",
+                     f"{r['cpu_us_per_line']:.0f} µs ({r['cpu_user_us_per_line']:.0f} / "
+                     f"{r['cpu_system_us_per_line']:.0f}), {r['outside_driver_share']:.2f}",
+                     f"{d['goals']['cpu_us_per_line']} µs"))
+    return rows
+
+
 def _serial_trace(d: dict[str, Any]) -> list[Row]:
     ns = d["record_ns"]
     return [("Serial trace: record one chunk into a full 64 KiB ring (G-code line, `?`, 4 KiB "
@@ -171,6 +187,7 @@ def _estimate_grbl(d: dict[str, Any]) -> list[Row]:
 
 BENCHMARKS: list[tuple[str, str, Callable[[dict[str, Any]], list[Row]]]] = [
     ("stream_grbl.py", "stream_grbl.json", _grbl),
+    ("grbl_wire.py", "grbl_wire.json", _grbl_wire),
     ("grbl_peers.py", "grbl_peers.json", _peers),
     ("stream_marlin.py", "stream_marlin.json", _marlin),
     ("marlin_overflow.py", "marlin_overflow.json", _marlin_overflow),
