@@ -26,7 +26,7 @@ from agent.drivers.base import (
     StreamResult,
     Telemetry,
 )
-from agent.errors import DeviceError, DeviceTimeout
+from agent.errors import DeviceError, DeviceLost, DeviceTimeout
 from agent.profiles.grbl import GrblProfile
 from agent.transport import grbl_events as ev
 from agent.transport.grbl_flow import StatusReport
@@ -227,6 +227,8 @@ class GrblDriver(MachineDriver):
         that refuses ``$$`` still runs jobs, only without estimates."""
         try:
             feedback = await self.command("$$")
+        except DeviceLost:
+            raise  # the link is gone: not a board without settings
         except DeviceError as exc:
             log.info("no $$ settings from the machine (%s): jobs get no time estimate", exc)
             return None
