@@ -12,6 +12,7 @@ from agent.link.topics import StationTopics
 from agent.schemas.base import utc_now_rfc3339
 from agent.schemas.event import LIFECYCLE_EVENTS, Event, EventType
 from agent.schemas.pool import PoolReply
+from agent.schemas.queue import QueueView
 from agent.schemas.status import Info, StationState, Status
 from agent.storage import StorageError
 
@@ -125,6 +126,14 @@ class Reporter:
             self.outbox.add_retained(RowKind.INFO, self.topics.info, payload)
         except StorageError:
             log.info("info not recorded: storage fault (sent again when storage works)")
+
+    def queue(self, view: QueueView) -> None:
+        """The retained queue view; an older one not yet published is superseded."""
+        try:
+            self.outbox.add_retained(RowKind.QUEUE, self.topics.queue,
+                                     dumps(view.model_dump(mode="json")))
+        except StorageError:
+            log.info("queue view not recorded: storage fault (sent with the next change)")
 
     def telemetry(self, data: dict[str, Any]) -> None:
         payload = dumps({"v": 1, "station": self.topics.station, "ts": utc_now_rfc3339(), **data})

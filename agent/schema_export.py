@@ -19,6 +19,7 @@ from agent.schemas.command import Command
 from agent.schemas.event import Event
 from agent.schemas.job import JobRequest
 from agent.schemas.pool import PoolAssignment, PoolOffer, PoolReply
+from agent.schemas.queue import QueueView
 from agent.schemas.status import Info, Status
 from agent.schemas.trace import SerialTraceDump
 
@@ -28,6 +29,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "event": Event,
     "status": Status,
     "info": Info,
+    "queue": QueueView,
     "pool_offer": PoolOffer,
     "pool_assignment": PoolAssignment,
     "pool_reply": PoolReply,

@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agent import __version__
@@ -40,9 +41,11 @@ from agent.pools.store import AnsweredAssignments
 from agent.profiles import Profile
 from agent.reporter import Reporter
 from agent.safety.light import LightState, StackLight
-from agent.schemas.base import utc_now_rfc3339
+from agent.schemas.base import rfc3339, utc_now_rfc3339
 from agent.schemas.command import Command, CommandName
 from agent.schemas.event import EventType, request_echo
+from agent.schemas.queue import QUEUE_REFRESH_S, QueuedJob, QueueView
+from agent.schemas.queue import RunningJob as QueueRunning
 from agent.schemas.status import Info, StationState
 from agent.signing import JobVerifier, SignatureError, pool_target, station_target
 from agent.storage import Database, StorageError
@@ -86,7 +89,7 @@ class Station(DeviceEvents):
         self.runner = JobRunner(db, store, reporter, self.device, may_start=self.start_blocker,
                                 on_change=self.refresh_status,
                                 keep_start_hold=config.operator.start_after_estop,
-                                estimate=self._estimate)
+                                estimate=self._estimate, on_progress=self.publish_queue)
         self._device_state = ""
         self._alarm: Any = None
         self.light: StackLight | None = None
@@ -100,6 +103,11 @@ class Station(DeviceEvents):
         self.on_storage_recovered: list[Any] = []
         # How many messages wait to be stored (a held cancel must come before the next start).
         self.storage_backlog: Callable[[], int] = lambda: 0
+        # Each waiting job's estimate, from its acceptance (jobs queued before a restart have
+        # none until they start); and what the last queue view said, to publish only changes.
+        self._estimates: dict[str, float | None] = {}
+        self._queue_said: tuple[object, ...] | None = None
+        self._queue_at = 0.0
         db.on_fault.append(self._on_storage_fault)
         db.on_recover.append(self._on_storage_recovered)
 
@@ -149,9 +157,47 @@ class Station(DeviceEvents):
         state, job_id = self.derive_state()
         self.reporter.device = self._device_summary()
         self.reporter.status(state, job_id, force=force)
+        self.publish_queue(force=force)
         if self.light is not None:
             self.light.show(LightState.ATTENTION if self.door_open and state in (
                 StationState.IDLE, StationState.BUSY) else _LIGHTS[state])
+
+    def publish_queue(self, *, force: bool = False) -> None:
+        """The retained queue view, when the queue changed (or every QUEUE_REFRESH_S while a
+        job runs, as its remaining time moves)."""
+        current = self.runner.current
+        running: QueueRunning | None = None
+        total, unestimated = 0.0, 0
+        if current is not None and current.state in (JobState.RUNNING, JobState.PAUSED):
+            remaining = None
+            driver = self.device.driver
+            if current.estimate is not None and driver is not None:
+                remaining = round(current.estimate.remaining_after(driver.lines_acknowledged), 1)
+            running = QueueRunning(job_id=current.record.job_id, remaining_s=remaining)
+        waiting = [QueuedJob(job_id=job_id, estimated_s=self._estimates.get(job_id))
+                   for job_id in self.store.waiting_ids()
+                   if running is None or job_id != running.job_id]
+        said = (running.job_id if running else None,
+                tuple((w.job_id, w.estimated_s) for w in waiting))
+        now = time.monotonic()
+        if said == self._queue_said and not force and (
+                running is None or now - self._queue_at < QUEUE_REFRESH_S):
+            return
+        self._queue_said, self._queue_at = said, now
+        keep = {w.job_id for w in waiting}
+        self._estimates = {k: v for k, v in self._estimates.items() if k in keep}
+        for seconds in [running.remaining_s if running else 0.0,
+                        *(w.estimated_s for w in waiting)]:
+            if seconds is None:
+                unestimated += 1
+            else:
+                total += seconds
+        stamp = datetime.now(UTC)
+        self.reporter.queue(QueueView(
+            station=self.config.station_id, ts=rfc3339(stamp), running=running,
+            waiting=waiting, total_s=round(total, 1), unestimated=unestimated,
+            expected_finish=rfc3339(stamp + timedelta(seconds=total)) if not unestimated
+            else None))
 
     def _device_summary(self) -> dict[str, Any]:
         out = self.device.describe()
@@ -305,6 +351,7 @@ class Station(DeviceEvents):
     def store_job(self, job: AcceptedJob, *, waiting: int = 0, pool: str | None = None) -> None:
         """The job and its ``accepted`` event, in one transaction (the caller's, if open)."""
         job_id = job.request.job_id
+        self._estimates[job_id] = round(job.estimate.seconds, 1) if job.estimate else None
         with self.db.transaction():
             self.store.add(job_id, job.request.kind.value, job.raw, job.program)
             self.reporter.event(EventType.ACCEPTED, job_id, {
@@ -315,6 +362,7 @@ class Station(DeviceEvents):
                 **(job.program.detail or {}),
                 **(job.estimate.as_detail() if job.estimate else {}),
             })
+        self.publish_queue()
 
     def reject(self, rejection: Rejection) -> None:
         """Tell the planner a job or command was refused (its ``rejected`` event)."""

@@ -108,6 +108,7 @@ class JobRunner:
                  *, may_start: Callable[[], str | None], on_change: Callable[[], None],
                  keep_start_hold: bool = True,
                  estimate: Callable[[Sequence[str]], Estimate | None] = lambda lines: None,
+                 on_progress: Callable[[], None] = lambda: None,
                  ) -> None:
         self.db = db
         self.store = store
@@ -118,6 +119,8 @@ class JobRunner:
         self._on_change = on_change
         # The machine time of a program on this machine as it is now (None: no model).
         self._estimate = estimate
+        # Told after each progress event (the station refreshes its queue view).
+        self._progressed = on_progress
         self.current: RunningJob | None = None
         self._queue_changed = asyncio.Event()
         self._operator_start = asyncio.Event()
@@ -389,6 +392,8 @@ class JobRunner:
                     })
             except StorageError:
                 pass  # the machine goes on; its progress is written with the job's end
+            else:
+                self._progressed()
 
         try:
             result = await driver.stream(job.program.lines, on_progress)

@@ -107,6 +107,14 @@ class JobStore:
         ).fetchall()
         return [_record(r) for r in rows]
 
+    def waiting_ids(self) -> list[str]:
+        """The queued jobs' ids in the order they will run (cheap: no requests loaded)."""
+        rows = self.db.conn.execute(
+            "SELECT job_id FROM jobs WHERE state IN (?, ?) ORDER BY arrival",
+            (JobState.QUEUED.value, JobState.AWAITING_OPERATOR.value),
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
     def count_waiting(self) -> int:
         row = self.db.conn.execute(
             "SELECT COUNT(*) FROM jobs WHERE state IN (?, ?)",

@@ -34,6 +34,7 @@ class RowKind(enum.StrEnum):
     EVENT = "event"
     STATUS = "status"
     INFO = "info"
+    QUEUE = "queue"
     TELEMETRY = "telemetry"
     POOL = "pool"
 

@@ -18,6 +18,7 @@ class TopicName(enum.StrEnum):
     STATUS = "status"
     TELEMETRY = "telemetry"
     INFO = "info"
+    QUEUE = "queue"
     # Pool dispatch (see agent.schemas.pool): offers and jobs from the pool keeper.
     OFFER = "offer"
     POOL_JOB = "pool_job"
@@ -54,6 +55,10 @@ class StationTopics:
     @property
     def info(self) -> str:
         return self.topic(TopicName.INFO)
+
+    @property
+    def queue(self) -> str:
+        return self.topic(TopicName.QUEUE)
 
     def subscriptions(self, *, pools: bool) -> list[tuple[str, int]]:
         names = [TopicName.JOB, TopicName.CMD]

@@ -12,4 +12,9 @@ class WireModel(BaseModel):
 
 
 def utc_now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return rfc3339(datetime.now(UTC))
+
+
+def rfc3339(when: datetime) -> str:
+    """A UTC time as the wire carries it: milliseconds and a ``Z``."""
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

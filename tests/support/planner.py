@@ -28,6 +28,7 @@ class Planner:
         self.events: list[dict[str, Any]] = []
         self.statuses: list[dict[str, Any]] = []
         self.telemetry: list[dict[str, Any]] = []
+        self.queues: list[dict[str, Any]] = []  # the retained queue views, in order
         self.other: list[IncomingMessage] = []
         self._changed = asyncio.Event()
         # The tasks a wait depends on, asked afresh at each wait (a rig's agent restarts).
@@ -46,7 +47,8 @@ class Planner:
         self.conn = MqttConnection(options, self._on_message)
         await self.conn.connect()
         await self.conn.subscribe([(self.topic("events"), 1), (self.topic("status"), 1),
-                                   (self.topic("telemetry"), 0), (self.topic("info"), 1)])
+                                   (self.topic("telemetry"), 0), (self.topic("info"), 1),
+                                   (self.topic("queue"), 1)])
 
     async def close(self) -> None:
         if self.conn is not None:
@@ -74,6 +76,8 @@ class Planner:
             self.statuses.append(data)
         elif msg.topic.endswith("/telemetry"):
             self.telemetry.append(data)
+        elif msg.topic.endswith("/queue"):
+            self.queues.append(data)
         else:
             self.other.append(msg)
         self._changed.set()
