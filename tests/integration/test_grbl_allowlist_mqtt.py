@@ -63,15 +63,16 @@ async def test_attack_jobs_are_rejected_and_nothing_reaches_the_machine(
         assert planner.names_for(job_id) == ["rejected"], job_id
     # While the attack jobs came and went, the port saw status polls and nothing else.
     assert during.replace(b"?", b"") == b"", during[:200]
-    # The only lines the machine ever took: the agent's own $I at connect, then the harmless job.
+    # The only lines the machine ever took: the agent's own $I and $$ (build info, and the
+    # settings the time estimate plans with: both read-only) at connect, then the harmless job.
     label = ["G21G90", "G0X20Y20", "G0X0Y0", "G4P0"]
-    assert lines_before == [("line", "$I")]
+    assert lines_before == [("line", "$I"), ("line", "$$")]
     assert [entry for entry in emulator.log if entry[0] == "line"] == [
         *lines_before, *(("line", line) for line in label)
     ]
     assert executed_before == []
     assert emulator.executed == label
-    assert emulator.system_commands == ["$I"]
+    assert emulator.system_commands == ["$I", "$$"]
     assert emulator.settings[100] == 80.0
     assert emulator.startup_lines == ["", ""]
     assert emulator.state == "Idle"
