@@ -181,7 +181,7 @@ def test_station_cannot_write_its_own_job_or_read_its_reports(connect: object) -
     assert station.publish("mf/laser-02/job", LASER_JOB).value == NOT_AUTHORIZED
     assert station.publish("mf/laser-02/cmd", b'{"cmd":"resume"}').value == NOT_AUTHORIZED
     station.subscribe("mf/laser-02/events")
-    for name in ("events", "status", "telemetry", "info"):
+    for name in ("events", "status", "telemetry", "info", "queue"):
         assert not station.publish(f"mf/laser-02/{name}", b"{}").is_failure
     # Its own reports are write-only for it: nothing comes back on the subscription.
     assert not station.subscribe("mf/laser-02/cmd").is_failure
