@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -56,9 +55,8 @@ def estimate_grbl_seconds(lines: Iterable[str], limits: MachineLimits,
     """Seconds a GRBL machine with ``limits`` takes over ``lines``: planned motion between
     stops, plus dwells (the planner empties before a dwell, so each run starts and ends at
     rest)."""
-    read = read_motion(lines, arc_tolerance_mm)
-    return math.fsum(math.fsum(plan_move_seconds(run, limits)) for run in read.segments
-                     ) + read.dwell_s
+    line_end_s = _line_end_seconds(read_motion(lines, arc_tolerance_mm), limits)
+    return line_end_s[-1] if line_end_s else 0.0
 
 
 def estimate_grbl(lines: Sequence[str], capabilities: Mapping[str, Any]) -> Estimate | None:
